@@ -1,0 +1,125 @@
+"""What is read from disk: ``scope.json`` and ``meta.json``, validated with pydantic.
+
+The pydantic models are the one table of settings: each field carries its default and its
+help text, which the README's settings table is generated from.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from ._errors import InvalidInputError
+from ._metrics import validate_weights
+
+Task = Literal["multiclass", "binary"]
+Group = Literal["tree", "neural", "variant", "linear"]
+
+#: How each group is shown: the seed's phases.
+GROUP_PHASE: dict[str, str] = {"tree": "2A", "neural": "2B", "variant": "2C", "linear": "baseline"}
+GROUPS: tuple[str, ...] = tuple(GROUP_PHASE)
+
+
+class ScopeConfig(BaseModel):
+    """``models/<scope>/scope.json``: one prediction problem whose models compete."""
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=(), frozen=True)
+
+    task: Task = Field(description="`multiclass` or `binary`.")
+    target: str = Field(min_length=1, description="Name of the target column in the holdout.")
+    holdout: str = Field(
+        min_length=1, description="Holdout CSV, relative to the scope folder."
+    )
+    description: str = Field(default="", description="One line shown in the app.")
+    classes: list[int] | list[str] | None = Field(
+        default=None,
+        description="All class labels, in order; default: the labels found in the holdout.",
+    )
+    positive_class: int | str | None = Field(
+        default=None, description="Binary only: the positive label; default: the larger label."
+    )
+    features: list[str] | None = Field(
+        default=None, description="Feature columns; default: every holdout column but the target."
+    )
+    weights: dict[str, float] | None = Field(
+        default=None,
+        description="Composite-score weights by metric name; default: see *Composite score*.",
+    )
+    n_bootstrap: int = Field(
+        default=500, ge=50, le=5000, description="Bootstrap resamples for the 95% intervals."
+    )
+    bootstrap_seed: int = Field(default=0, description="Seed of the shared bootstrap resamples.")
+    latency_rows: int = Field(
+        default=100, ge=10, le=10000, description="Single-row calls timed per model for latency."
+    )
+
+    @field_validator("holdout")
+    @classmethod
+    def _holdout_stays_in_scope(cls, value: str) -> str:
+        path = Path(value)
+        if path.is_absolute() or ".." in path.parts:
+            raise ValueError("must be a path inside the scope folder, like 'holdout.csv'")
+        return value
+
+    @field_validator("weights")
+    @classmethod
+    def _known_weights(cls, value: dict[str, float] | None) -> dict[str, float] | None:
+        if value is not None:
+            validate_weights(value)
+        return value
+
+
+class ModelMeta(BaseModel):
+    """``models/<scope>/<model>/meta.json``: describes a model; never holds its metrics."""
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=(), frozen=True)
+
+    model_type: str = Field(min_length=1, description="Estimator family, e.g. `xgboost`.")
+    group: Group = Field(description="`tree`, `neural`, `variant` or `linear`.")
+    description: str = Field(default="", description="Free text.")
+    seed: int | None = Field(default=None, description="Training seed.")
+    params: dict[str, Any] = Field(default_factory=dict, description="Hyperparameters.")
+    training: dict[str, Any] = Field(default_factory=dict, description="Training facts.")
+    tags: dict[str, str] = Field(default_factory=dict, description="Free key/value labels.")
+
+
+def read_json_model(path: Path, model: type[BaseModel], shown: str) -> Any:
+    """Read ``path`` and validate it as ``model``; bad content raises one clear message."""
+    try:
+        raw = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InvalidInputError(f"{shown}: file is missing") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise InvalidInputError(f"{shown}: cannot be read ({err})") from None
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as err:
+        raise InvalidInputError(
+            f"{shown}: not valid JSON (line {err.lineno}, column {err.colno}: {err.msg})"
+        ) from None
+    if not isinstance(data, dict):
+        raise InvalidInputError(f"{shown}: must hold a JSON object, not {type(data).__name__}")
+    try:
+        return model.model_validate(data)
+    except ValidationError as err:
+        raise InvalidInputError(describe_validation_error(shown, err, model)) from None
+
+
+def describe_validation_error(shown: str, err: ValidationError, model: type[BaseModel]) -> str:
+    """One line naming the file, the first bad field and what is wrong with it."""
+    errors = err.errors(include_url=False)
+    first = errors[0]
+    field = ".".join(str(part) for part in first["loc"]) or "(root)"
+    more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
+    if first["type"] == "extra_forbidden":
+        valid = ", ".join(model.model_fields)
+        return f"{shown}: unknown key '{field}'{more}. Hint: valid keys are {valid}"
+    if first["type"] == "missing":
+        return f"{shown}: field '{field}' is missing{more}"
+    message = str(first["msg"]).removeprefix("Value error, ")
+    got = first.get("input")
+    shown_input = "" if isinstance(got, dict | list) else f" (got {got!r:.80})"
+    return f"{shown}: field '{field}': {message}{shown_input}{more}"

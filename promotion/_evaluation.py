@@ -1,0 +1,478 @@
+"""Measuring every model of a scope on its holdout, in parallel, cached in the store.
+
+Point estimates come from scikit-learn's metric functions. Their 95% intervals come from a
+vectorized bootstrap whose resampled rows are the same for every model of a scope (one seed),
+so differences between models are paired. Per-row statistics feeding the bootstrap are checked
+against scikit-learn in the tests: the unweighted mean of each equals the library's value.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import time
+import tracemalloc
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+import pandas as pd
+from sklearn.metrics import (
+    accuracy_score,
+    balanced_accuracy_score,
+    log_loss,
+    roc_auc_score,
+    top_k_accuracy_score,
+)
+
+from ._discovery import Holdout, ModelEntry, Scope, file_sha256
+from ._metrics import chance_levels, get_metric_names
+from ._store import Store
+
+#: Bump when the way metrics are measured changes: old cache entries then stop matching.
+EVALUATION_VERSION = 1
+TOP_K = 5
+
+Progress = Callable[[int, int, str, bool], None]
+
+
+@dataclass(frozen=True)
+class ModelEvaluation:
+    """What was measured for one model (or why it could not be)."""
+
+    model_name: str
+    model_type: str
+    group: str
+    status: str  # "ok" or "failed"
+    reason: str | None
+    sha256: str | None
+    cache_key: str | None
+    metrics: dict[str, float] = field(default_factory=dict)
+    intervals: dict[str, tuple[float, float]] = field(default_factory=dict)
+    replicate_names: tuple[str, ...] = ()
+    replicates: np.ndarray | None = None  # (n_bootstrap, len(replicate_names))
+    cached: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+
+@dataclass(frozen=True)
+class ScopeEvaluation:
+    """Every model of a scope measured on the same holdout."""
+
+    scope: str
+    task: str
+    classes: list
+    n_rows: int
+    holdout_sha256: str
+    chance: dict[str, float]
+    models: list[ModelEvaluation]
+    evaluated: int  # how many were measured now (not from the cache)
+    seconds: float
+
+
+@dataclass(frozen=True)
+class RowPredictions:
+    """A model's per-row output on the holdout (for charts, ensembles and tests)."""
+
+    proba: np.ndarray  # (rows, classes), rows sum to 1
+    errors: np.ndarray  # (rows,) True where predict_proba failed or was not finite
+
+
+def evaluate_scope(scope: Scope, store: Store, *, n_jobs: int = -1,
+                   progress: Progress | None = None, holdout: Holdout | None = None
+                   ) -> ScopeEvaluation:
+    """Measure every model of ``scope``; models unchanged since their last run are not rerun."""
+    started = time.perf_counter()
+    holdout = holdout or scope.load_holdout()
+    fingerprint = settings_fingerprint(scope, holdout)
+    keyed: dict[str, tuple[ModelEntry, str, str]] = {}
+    results: dict[str, ModelEvaluation] = {}
+    for entry in scope.models:
+        if entry.error is not None:
+            results[entry.name] = _failed(entry, entry.error, None, None)
+            continue
+        sha = file_sha256(entry.model_path)
+        keyed[entry.name] = (entry, sha, cache_key(sha, holdout.sha256, fingerprint))
+    cached = store.get_evaluations([key for _, _, key in keyed.values()])
+    todo = [(entry, sha, key) for entry, sha, key in keyed.values() if key not in cached]
+    total = len(scope.models)
+    for entry, sha, key in keyed.values():
+        if key in cached:
+            results[entry.name] = _from_payload(scope, entry, sha, key, cached[key].payload,
+                                                cached[key].replicates, cached=True)
+    done = len(results)
+    if progress:
+        for name in results:
+            progress(done, total, name, True)
+    for entry, sha, key, measured in _run_parallel(todo, scope, holdout, n_jobs):
+        payload, replicates, rows = measured
+        store.put_evaluation(key, sha, holdout.sha256, payload, replicates, rows)
+        results[entry.name] = _from_payload(scope, entry, sha, key, payload, replicates,
+                                            cached=False)
+        done += 1
+        if progress:
+            progress(done, total, entry.name, False)
+    return ScopeEvaluation(
+        scope=scope.name, task=scope.task, classes=list(holdout.classes),
+        n_rows=len(holdout.y), holdout_sha256=holdout.sha256,
+        chance=chance_levels(holdout.priors),
+        models=[results[entry.name] for entry in scope.models],
+        evaluated=len(todo), seconds=time.perf_counter() - started,
+    )
+
+
+def load_row_predictions(store: Store, evaluation: ModelEvaluation) -> RowPredictions | None:
+    """The stored per-row output of an evaluated model, or None."""
+    if evaluation.cache_key is None:
+        return None
+    blob = store.get_rows(evaluation.cache_key)
+    if blob is None:
+        return None
+    with np.load(io.BytesIO(blob)) as arrays:
+        return RowPredictions(arrays["proba"].astype(np.float64), arrays["errors"])
+
+
+def settings_fingerprint(scope: Scope, holdout: Holdout) -> str:
+    """Everything besides the files that changes what evaluation measures."""
+    cfg = scope.config
+    settings = {
+        "version": EVALUATION_VERSION, "task": cfg.task, "target": cfg.target,
+        "classes": [str(c) for c in holdout.classes], "features": list(holdout.features.columns),
+        "n_bootstrap": cfg.n_bootstrap, "bootstrap_seed": cfg.bootstrap_seed,
+        "latency_rows": cfg.latency_rows,
+    }
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
+
+
+def cache_key(model_sha256: str, holdout_sha256: str, fingerprint: str) -> str:
+    """Key of one evaluation in the store's cache."""
+    return hashlib.sha256(f"{model_sha256}|{holdout_sha256}|{fingerprint}".encode()).hexdigest()
+
+
+# --- running ---------------------------------------------------------------------------------
+
+def _run_parallel(todo: list[tuple[ModelEntry, str, str]], scope: Scope, holdout: Holdout,
+                  n_jobs: int):
+    """Yield (entry, sha, key, measurement) as models finish, fastest first."""
+    if not todo:
+        return
+    cfg = scope.config
+    job_args = dict(features=holdout.features, y_index=holdout.y_index,
+                    n_classes=len(holdout.classes), classes=holdout.classes, task=cfg.task,
+                    n_bootstrap=cfg.n_bootstrap, seed=cfg.bootstrap_seed,
+                    latency_rows=cfg.latency_rows)
+    if n_jobs == 1 or len(todo) == 1:
+        for entry, sha, key in todo:
+            yield entry, sha, key, measure_model(entry.model_path, **job_args)
+        return
+    parallel = joblib.Parallel(n_jobs=n_jobs, return_as="generator_unordered")
+    jobs = (joblib.delayed(_measure_tagged)(i, entry.model_path, job_args)
+            for i, (entry, _, _) in enumerate(todo))
+    for index, measurement in parallel(jobs):
+        entry, sha, key = todo[index]
+        yield entry, sha, key, measurement
+
+
+def _measure_tagged(index: int, path: Path, job_args: dict[str, Any]):
+    return index, measure_model(path, **job_args)
+
+
+def measure_model(path: Path, *, features: pd.DataFrame, y_index: np.ndarray, n_classes: int,
+                  classes: list, task: str, n_bootstrap: int, seed: int, latency_rows: int
+                  ) -> tuple[dict[str, Any], bytes | None, bytes | None]:
+    """Load one model file and measure it; returns (payload, replicates, rows) for the store.
+
+    Never raises for a bad model: the payload then has ``status: failed`` and the reason.
+    """
+    started = time.perf_counter()
+    try:
+        model, load_seconds, load_peak = _load(path)
+        columns = _model_columns(model, features)
+        class_index = _class_positions(model, classes)
+        X = features[columns]
+        proba, errors, batch_seconds = _predict_batch(model, X, class_index, n_classes)
+        latencies = _time_single_rows(model, X, latency_rows, seed)
+    except _ModelProblem as problem:
+        return {"status": "failed", "reason": str(problem)}, None, None
+    metrics = _point_metrics(proba, errors, y_index, task)
+    metrics.update(
+        latency_p50_ms=float(np.percentile(latencies, 50)),
+        latency_p95_ms=float(np.percentile(latencies, 95)),
+        throughput_rows_s=len(X) / max(batch_seconds, 1e-9),
+        artifact_size_mb=path.stat().st_size / 1e6,
+        load_memory_mb=load_peak / 1e6,
+    )
+    names, replicates = _bootstrap(proba, errors, y_index, task, latencies, metrics,
+                                   n_bootstrap, seed)
+    low, high = np.nanpercentile(replicates, [2.5, 97.5], axis=0) if len(replicates) else ([], [])
+    payload = {
+        "status": "ok", "reason": None, "metrics": metrics,
+        "intervals": {n: [float(lo), float(hi)] for n, lo, hi in zip(names, low, high,
+                                                                    strict=True)},
+        "replicate_names": names,
+        "timing": {"load_s": load_seconds, "batch_s": batch_seconds,
+                   "evaluation_s": time.perf_counter() - started},
+    }
+    return payload, _to_bytes(replicates=replicates.astype(np.float32)), _to_bytes(
+        proba=proba.astype(np.float32), errors=errors)
+
+
+class _ModelProblem(Exception):
+    """A model that cannot be measured; the message is shown as the failure reason."""
+
+
+def _load(path: Path) -> tuple[Any, float, int]:
+    tracemalloc.start()
+    started = time.perf_counter()
+    try:
+        model = joblib.load(path)
+    except Exception as err:  # an unreadable file is a failed row, never a crash
+        raise _ModelProblem(f"cannot be loaded: {type(err).__name__}: {err}") from None
+    finally:
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+    if not callable(getattr(model, "predict_proba", None)):
+        raise _ModelProblem(f"holds a {type(model).__name__}, which has no predict_proba")
+    return model, time.perf_counter() - started, peak
+
+
+def _model_columns(model: Any, features: pd.DataFrame) -> list[str]:
+    expected = getattr(model, "feature_names_in_", None)
+    if expected is not None:
+        expected = [str(c) for c in expected]
+        missing = [c for c in expected if c not in features.columns]
+        if missing:
+            shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
+            raise _ModelProblem(f"wrong features: the model needs column(s) the holdout lacks: "
+                                f"{shown}")
+        return expected
+    n_expected = getattr(model, "n_features_in_", None)
+    if n_expected is not None and n_expected != features.shape[1]:
+        raise _ModelProblem(f"wrong features: the model takes {n_expected} columns, the "
+                            f"holdout has {features.shape[1]}")
+    return list(features.columns)
+
+
+def _class_positions(model: Any, classes: list) -> np.ndarray:
+    """For each column of the model's predict_proba, its position in the scope's classes."""
+    model_classes = getattr(model, "classes_", None)
+    if model_classes is None:
+        raise _ModelProblem("the model has no classes_; it must be a fitted classifier")
+    lookup = {_plain(c): i for i, c in enumerate(classes)}
+    positions = []
+    for label in np.asarray(model_classes).tolist():
+        if _plain(label) not in lookup:
+            raise _ModelProblem(f"the model predicts class {label!r}, which the scope does not "
+                                "have. Hint: list every class in scope.json field 'classes'")
+        positions.append(lookup[_plain(label)])
+    return np.asarray(positions)
+
+
+def _plain(label: Any) -> Any:
+    # Class labels compare across int/float/str spellings of the same value.
+    if isinstance(label, float) and label.is_integer():
+        return int(label)
+    if isinstance(label, str) and label.lstrip("-").isdigit():
+        return int(label)
+    return label
+
+
+def _predict_batch(model: Any, X: pd.DataFrame, class_index: np.ndarray, n_classes: int
+                   ) -> tuple[np.ndarray, np.ndarray, float]:
+    started = time.perf_counter()
+    try:
+        raw = np.asarray(model.predict_proba(X), dtype=float)
+        seconds = time.perf_counter() - started
+        if raw.shape != (len(X), len(class_index)):
+            raise _ModelProblem(f"predict_proba returned shape {raw.shape}, expected "
+                                f"{(len(X), len(class_index))}")
+    except _ModelProblem:
+        raise
+    except Exception:  # find the rows that fail, one by one
+        raw, seconds = _predict_row_by_row(model, X, len(class_index))
+    proba = np.zeros((len(X), n_classes))
+    proba[:, class_index] = raw
+    errors = ~np.isfinite(proba).all(axis=1) | (proba < 0).any(axis=1)
+    if errors.all():
+        raise _ModelProblem("predict_proba failed or returned NaN on every holdout row")
+    # A failed row counts as a uniform guess: it is penalized, never silently dropped.
+    proba[errors] = 1.0 / n_classes
+    proba /= proba.sum(axis=1, keepdims=True)
+    return proba, errors, seconds
+
+
+def _predict_row_by_row(model: Any, X: pd.DataFrame, width: int) -> tuple[np.ndarray, float]:
+    out = np.full((len(X), width), np.nan)
+    first_error: Exception | None = None
+    started = time.perf_counter()
+    for i in range(len(X)):
+        try:
+            out[i] = np.asarray(model.predict_proba(X.iloc[[i]]), dtype=float)[0]
+        except Exception as err:
+            first_error = first_error or err
+    if np.isnan(out).all() and first_error is not None:
+        raise _ModelProblem(f"predict_proba fails: {type(first_error).__name__}: {first_error}")
+    return out, time.perf_counter() - started
+
+
+def _time_single_rows(model: Any, X: pd.DataFrame, count: int, seed: int) -> np.ndarray:
+    rows = np.random.default_rng(seed).permutation(len(X))[:count]
+    singles = [X.iloc[[i]] for i in rows]  # built before timing: only the model is timed
+    _quietly(model.predict_proba, singles[0])  # warm-up
+    timings = np.empty(len(singles))
+    for i, single in enumerate(singles):
+        started = time.perf_counter_ns()
+        _quietly(model.predict_proba, single)
+        timings[i] = (time.perf_counter_ns() - started) / 1e6
+    return timings
+
+
+def _quietly(func: Callable[[Any], Any], arg: Any) -> None:
+    try:
+        func(arg)
+    except Exception:  # failing rows are counted in error_rate by the batch pass
+        pass
+
+
+# --- metrics ---------------------------------------------------------------------------------
+
+def _point_metrics(proba: np.ndarray, errors: np.ndarray, y: np.ndarray, task: str
+                   ) -> dict[str, float]:
+    labels = np.arange(proba.shape[1])
+    predicted = proba.argmax(axis=1)
+    with warnings.catch_warnings():
+        # Classes never seen in the holdout's truth are excluded from balanced accuracy.
+        warnings.filterwarnings("ignore", message="y_pred contains classes not in y_true")
+        metrics = {
+            "accuracy": float(accuracy_score(y, predicted)),
+            "balanced_accuracy": float(balanced_accuracy_score(y, predicted)),
+            "log_loss": float(log_loss(y, y_proba=proba, labels=labels)),
+            "error_rate": float(errors.mean()),
+        }
+    if task == "multiclass":
+        metrics["top_5_accuracy"] = float(
+            top_k_accuracy_score(y, proba, k=min(TOP_K, len(labels) - 1), labels=labels)
+        )
+    else:
+        metrics["roc_auc"] = float(roc_auc_score(y, proba[:, 1]))
+    return metrics
+
+
+def row_statistics(proba: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-row quantities whose means are the metrics (the bootstrap resamples these)."""
+    predicted = proba.argmax(axis=1)
+    k = min(TOP_K, proba.shape[1] - 1)
+    # The same ordering scikit-learn's top_k_accuracy_score uses, so ties break alike.
+    top = np.argsort(proba, axis=1, kind="mergesort")[:, ::-1][:, :k]
+    eps = np.finfo(np.float64).eps
+    p_true = np.clip(proba[np.arange(len(y)), y], eps, 1 - eps)
+    return {
+        "correct": (predicted == y).astype(float),
+        "top_k_hit": (top == y[:, None]).any(axis=1).astype(float),
+        "loss": -np.log(p_true),
+    }
+
+
+def bootstrap_counts(n_rows: int, n_bootstrap: int, seed: int) -> np.ndarray:
+    """How often each row is drawn in each resample: (n_bootstrap, n_rows), shared by models."""
+    rng = np.random.default_rng([seed, n_rows])
+    draws = rng.integers(0, n_rows, size=(n_bootstrap, n_rows))
+    offsets = (np.arange(n_bootstrap) * n_rows)[:, None]
+    return np.bincount((draws + offsets).ravel(), minlength=n_bootstrap * n_rows).reshape(
+        n_bootstrap, n_rows).astype(np.float64)
+
+
+def weighted_auc(score: np.ndarray, positive: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """ROC AUC for each row of ``weights`` (resample counts), ties counted half."""
+    order = np.argsort(score, kind="mergesort")
+    ordered = score[order]
+    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+    w = weights[:, order]
+    pos = positive[order].astype(bool)
+    pos_w = np.add.reduceat(w * pos, starts, axis=1)
+    neg_w = np.add.reduceat(w * ~pos, starts, axis=1)
+    below = np.cumsum(neg_w, axis=1) - neg_w
+    numerator = (pos_w * (below + 0.5 * neg_w)).sum(axis=1)
+    denominator = pos_w.sum(axis=1) * neg_w.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return numerator / denominator
+
+
+def weighted_balanced_accuracy(correct: np.ndarray, y: np.ndarray, n_classes: int,
+                               weights: np.ndarray) -> np.ndarray:
+    """Balanced accuracy for each row of ``weights``; classes absent from a resample skipped."""
+    onehot = np.zeros((len(y), n_classes))
+    onehot[np.arange(len(y)), y] = 1.0
+    support = weights @ onehot
+    hits = weights @ (onehot * correct[:, None])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        recall = np.where(support > 0, hits / support, np.nan)
+    return np.nanmean(recall, axis=1)
+
+
+def _bootstrap(proba: np.ndarray, errors: np.ndarray, y: np.ndarray, task: str,
+               latencies: np.ndarray, metrics: dict[str, float], n_bootstrap: int, seed: int
+               ) -> tuple[list[str], np.ndarray]:
+    weights = bootstrap_counts(len(y), n_bootstrap, seed)
+    n = len(y)
+    stats = row_statistics(proba, y)
+    columns: dict[str, np.ndarray] = {
+        "accuracy": weights @ stats["correct"] / n,
+        "balanced_accuracy": weighted_balanced_accuracy(stats["correct"], y, proba.shape[1],
+                                                        weights),
+        "log_loss": weights @ stats["loss"] / n,
+        "error_rate": weights @ errors.astype(float) / n,
+    }
+    if task == "multiclass":
+        columns["top_5_accuracy"] = weights @ stats["top_k_hit"] / n
+    else:
+        columns["roc_auc"] = weighted_auc(proba[:, 1], y == 1, weights)
+    rng = np.random.default_rng([seed, len(latencies), 1])
+    resampled = latencies[rng.integers(0, len(latencies), size=(n_bootstrap, len(latencies)))]
+    columns["latency_p50_ms"] = np.percentile(resampled, 50, axis=1)
+    columns["latency_p95_ms"] = np.percentile(resampled, 95, axis=1)
+    for exact in ("artifact_size_mb", "load_memory_mb"):  # measured once, no sampling error
+        columns[exact] = np.full(n_bootstrap, metrics[exact])
+    names = [name for name in get_metric_names(task) if name in columns]
+    return names, np.column_stack([columns[name] for name in names])
+
+
+# --- (de)serialization -----------------------------------------------------------------------
+
+def _to_bytes(**arrays: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    return buffer.getvalue()
+
+
+def _from_payload(scope: Scope, entry: ModelEntry, sha: str, key: str, payload: dict[str, Any],
+                  replicates: bytes | None, *, cached: bool) -> ModelEvaluation:
+    if payload["status"] != "ok":
+        reason = f"{scope.shown(entry.model_path)}: {payload['reason']}"
+        return _failed(entry, reason, sha, key, cached=cached)
+    reps = None
+    if replicates is not None:
+        with np.load(io.BytesIO(replicates)) as arrays:
+            reps = arrays["replicates"].astype(np.float64)
+    return ModelEvaluation(
+        model_name=entry.name, model_type=entry.model_type, group=entry.group, status="ok",
+        reason=None, sha256=sha, cache_key=key, metrics=dict(payload["metrics"]),
+        intervals={k: (v[0], v[1]) for k, v in payload["intervals"].items()},
+        replicate_names=tuple(payload["replicate_names"]), replicates=reps, cached=cached,
+    )
+
+
+def _failed(entry: ModelEntry, reason: str, sha: str | None, key: str | None, *,
+            cached: bool = False) -> ModelEvaluation:
+    return ModelEvaluation(model_name=entry.name, model_type=entry.model_type,
+                           group=entry.group, status="failed", reason=reason, sha256=sha,
+                           cache_key=key, cached=cached)
+

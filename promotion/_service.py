@@ -1,0 +1,36 @@
+"""The operations the app and the command line share, over a models root and its store."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ._discovery import Scope, load_scope
+from ._evaluation import Progress, ScopeEvaluation, evaluate_scope
+from ._metrics import default_weights
+from ._scoring import Leaderboard, rank_models, resolve_weights
+from ._store import Store
+
+MODELS_DIR_ENV = "PROMOTION_MODELS_DIR"
+
+
+def default_models_dir() -> Path:
+    """``PROMOTION_MODELS_DIR`` if set, else ``models`` in the working directory."""
+    return Path(os.environ.get(MODELS_DIR_ENV, "models"))
+
+
+def effective_weights(scope: Scope, store: Store) -> dict[str, float]:
+    """The weights a scope ranks with: the last saved version, else scope.json, else defaults."""
+    saved = store.current_weights(scope.name)
+    if saved is not None:
+        return resolve_weights(scope.task, saved.weights)
+    return resolve_weights(scope.task, scope.config.weights or default_weights(scope.task))
+
+
+def build_leaderboard(models_dir: Path, scope_name: str, store: Store, *,
+                      progress: Progress | None = None, n_jobs: int = -1
+                      ) -> tuple[Leaderboard, ScopeEvaluation]:
+    """Evaluate (cached) and rank every model of a scope with its effective weights."""
+    scope = load_scope(models_dir, scope_name)
+    evaluation = evaluate_scope(scope, store, n_jobs=n_jobs, progress=progress)
+    return rank_models(evaluation, effective_weights(scope, store)), evaluation

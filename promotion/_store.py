@@ -1,0 +1,440 @@
+"""Where decisions and measurements live: one small interface, one SQLAlchemy implementation.
+
+Row objects never leave this module: callers get plain dataclasses. The embedded default is a
+SQLite file in the models root; ``PROMOTION_DB_URL`` points it at another database.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    event,
+    func,
+    select,
+    text,
+)
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import IntegrityError
+
+from ._errors import InvalidTransitionError
+
+DB_FILE = "promotion.db"
+STAGES: tuple[str, ...] = ("development", "candidate", "production", "champion", "archived")
+PROMOTED_STAGES: frozenset[str] = frozenset({"production", "champion"})
+
+_metadata = MetaData()
+
+_evaluation = Table(
+    "evaluation", _metadata,
+    Column("cache_key", String(64), primary_key=True),
+    Column("model_sha256", String(64), nullable=False),
+    Column("holdout_sha256", String(64), nullable=False),
+    Column("payload", Text, nullable=False),
+    Column("replicates", LargeBinary, nullable=True),
+    Column("rows", LargeBinary, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+_model_stage = Table(
+    "model_stage", _metadata,
+    Column("scope", String(200), primary_key=True),
+    Column("model_name", String(400), primary_key=True),
+    Column("stage", String(20), nullable=False),
+    Column("model_sha256", String(64), nullable=True),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("updated_by", String(200), nullable=False),
+    Column("reason", Text, nullable=False),
+    # The database itself keeps at most one champion per scope.
+    Index("one_champion_per_scope", "scope", unique=True,
+          sqlite_where=text("stage = 'champion'"), postgresql_where=text("stage = 'champion'")),
+)
+
+_transition = Table(
+    "transition", _metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("scope", String(200), nullable=False, index=True),
+    Column("model_name", String(400), nullable=False),
+    Column("model_sha256", String(64), nullable=True),
+    Column("from_stage", String(20), nullable=False),
+    Column("to_stage", String(20), nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("overridden", Boolean, nullable=False, default=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+)
+
+_weights = Table(
+    "weights", _metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("scope", String(200), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("weights", Text, nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("scope", "version", name="one_weights_version"),
+)
+
+_annotation = Table(
+    "annotation", _metadata,
+    Column("scope", String(200), primary_key=True),
+    Column("model_name", String(400), primary_key=True),
+    Column("field", String(40), primary_key=True),
+    Column("text", Text, nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+)
+
+
+@dataclass(frozen=True)
+class CachedEvaluation:
+    """A stored evaluation: its JSON payload and the bootstrap replicates' bytes."""
+
+    cache_key: str
+    payload: dict[str, Any]
+    replicates: bytes | None
+
+
+@dataclass(frozen=True)
+class StageRecord:
+    """The current stage of one model of a scope."""
+
+    scope: str
+    model_name: str
+    stage: str
+    model_sha256: str | None
+    updated_at: datetime
+    updated_by: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Transition:
+    """One entry of the append-only stage history."""
+
+    id: int
+    scope: str
+    model_name: str
+    model_sha256: str | None
+    from_stage: str
+    to_stage: str
+    actor: str
+    reason: str
+    overridden: bool
+    at: datetime
+
+
+@dataclass(frozen=True)
+class WeightsVersion:
+    """One saved version of a scope's composite weights."""
+
+    scope: str
+    version: int
+    weights: dict[str, float]
+    actor: str
+    at: datetime
+
+
+class Store(ABC):
+    """Promotions, stages, history, weights, annotations and the evaluation cache."""
+
+    # evaluation cache
+    @abstractmethod
+    def get_evaluations(self, keys: list[str]) -> dict[str, CachedEvaluation]: ...
+
+    @abstractmethod
+    def put_evaluation(self, key: str, model_sha256: str, holdout_sha256: str,
+                       payload: dict[str, Any], replicates: bytes | None,
+                       rows: bytes | None) -> None: ...
+
+    @abstractmethod
+    def get_rows(self, key: str) -> bytes | None: ...
+
+    # stages and history
+    @abstractmethod
+    def stages(self, scope: str) -> dict[str, StageRecord]: ...
+
+    @abstractmethod
+    def transition(self, scope: str, model_name: str, to_stage: str, *, actor: str,
+                   reason: str, model_sha256: str | None, allowed_from: frozenset[str] | None =
+                   None, overridden: bool = False) -> Transition | None: ...
+
+    @abstractmethod
+    def history(self, scope: str) -> list[Transition]: ...
+
+    # weights and annotations
+    @abstractmethod
+    def current_weights(self, scope: str) -> WeightsVersion | None: ...
+
+    @abstractmethod
+    def save_weights(self, scope: str, weights: dict[str, float], *, actor: str) -> WeightsVersion:
+        ...
+
+    @abstractmethod
+    def annotations(self, scope: str) -> dict[str, dict[str, str]]: ...
+
+    @abstractmethod
+    def annotate(self, scope: str, model_name: str, field: str, text_value: str, *,
+                 actor: str) -> None: ...
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _utc(value: datetime) -> datetime:
+    # SQLite hands back naive datetimes; everything stored is UTC.
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def default_db_url(models_dir: Path) -> str:
+    """``PROMOTION_DB_URL`` if set, else the SQLite file in the models root."""
+    return os.environ.get("PROMOTION_DB_URL") or f"sqlite:///{Path(models_dir) / DB_FILE}"
+
+
+def open_store(models_dir: Path, url: str | None = None) -> SqlStore:
+    """The store for a models root (creating its tables if needed)."""
+    url = url or default_db_url(models_dir)
+    if url.startswith("sqlite:///"):
+        Path(models_dir).mkdir(parents=True, exist_ok=True)
+    return SqlStore(url)
+
+
+class SqlStore(Store):
+    """The store on any SQLAlchemy database (SQLite embedded, PostgreSQL shared)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._engine = _make_engine(url)
+        _metadata.create_all(self._engine)
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    @contextmanager
+    def _session(self) -> Iterator[Connection]:
+        """One write transaction: commit on success, roll back on error."""
+        with self._engine.connect() as conn:
+            conn.execution_options(promotion_write=True)
+            with conn.begin():
+                yield conn
+
+    # evaluation cache -------------------------------------------------------------------
+    def get_evaluations(self, keys: list[str]) -> dict[str, CachedEvaluation]:
+        found: dict[str, CachedEvaluation] = {}
+        cols = (_evaluation.c.cache_key, _evaluation.c.payload, _evaluation.c.replicates)
+        with self._engine.connect() as conn:
+            for start in range(0, len(keys), 500):
+                chunk = keys[start:start + 500]
+                for key, payload, reps in conn.execute(
+                    select(*cols).where(_evaluation.c.cache_key.in_(chunk))
+                ):
+                    found[key] = CachedEvaluation(key, json.loads(payload), reps)
+        return found
+
+    def put_evaluation(self, key: str, model_sha256: str, holdout_sha256: str,
+                       payload: dict[str, Any], replicates: bytes | None,
+                       rows: bytes | None) -> None:
+        values = {
+            "cache_key": key, "model_sha256": model_sha256, "holdout_sha256": holdout_sha256,
+            "payload": json.dumps(payload), "replicates": replicates, "rows": rows,
+            "created_at": _now(),
+        }
+        with self._session() as conn:
+            conn.execute(_evaluation.delete().where(_evaluation.c.cache_key == key))
+            conn.execute(_evaluation.insert().values(**values))
+
+    def get_rows(self, key: str) -> bytes | None:
+        with self._engine.connect() as conn:
+            return conn.execute(
+                select(_evaluation.c.rows).where(_evaluation.c.cache_key == key)
+            ).scalar_one_or_none()
+
+    # stages and history -----------------------------------------------------------------
+    def stages(self, scope: str) -> dict[str, StageRecord]:
+        with self._engine.connect() as conn:
+            rows = conn.execute(select(_model_stage).where(_model_stage.c.scope == scope))
+            return {
+                row.model_name: StageRecord(row.scope, row.model_name, row.stage,
+                                            row.model_sha256, _utc(row.updated_at),
+                                            row.updated_by, row.reason)
+                for row in rows
+            }
+
+    def transition(self, scope: str, model_name: str, to_stage: str, *, actor: str,
+                   reason: str, model_sha256: str | None,
+                   allowed_from: frozenset[str] | None = None,
+                   overridden: bool = False) -> Transition | None:
+        """Move a model to ``to_stage`` in one transaction, with its history entry.
+
+        Moving to ``champion`` archives the scope's current champion in the same
+        transaction. Returns None (and writes nothing) when the model is already there.
+        """
+        if to_stage not in STAGES:
+            raise InvalidTransitionError(
+                f"unknown stage '{to_stage}'. Hint: stages are {', '.join(STAGES)}"
+            )
+        now = _now()
+        with self._session() as conn:
+            current = self._stage_of(conn, scope, model_name)
+            if current == to_stage:
+                return None
+            if allowed_from is not None and current not in allowed_from:
+                raise InvalidTransitionError(
+                    f"model '{model_name}' of scope '{scope}' is {current}; it can move to "
+                    f"{to_stage} only from {', '.join(sorted(allowed_from))}"
+                )
+            if to_stage == "champion":
+                self._archive_champion(conn, scope, model_name, actor, now)
+            self._set_stage(conn, scope, model_name, to_stage, model_sha256, actor, reason, now)
+            return self._record(conn, scope, model_name, model_sha256, current, to_stage,
+                                actor, reason, overridden, now)
+
+    def _stage_of(self, conn: Connection, scope: str, model_name: str) -> str:
+        stage = conn.execute(
+            select(_model_stage.c.stage).where(
+                (_model_stage.c.scope == scope) & (_model_stage.c.model_name == model_name)
+            )
+        ).scalar_one_or_none()
+        return stage or "development"
+
+    def _archive_champion(self, conn: Connection, scope: str, new_champion: str, actor: str,
+                          now: datetime) -> None:
+        old = conn.execute(
+            select(_model_stage.c.model_name, _model_stage.c.model_sha256).where(
+                (_model_stage.c.scope == scope) & (_model_stage.c.stage == "champion")
+            )
+        ).first()
+        if old is None or old.model_name == new_champion:
+            return
+        reason = f"replaced as champion by '{new_champion}'"
+        self._set_stage(conn, scope, old.model_name, "archived", old.model_sha256, actor,
+                        reason, now)
+        self._record(conn, scope, old.model_name, old.model_sha256, "champion", "archived",
+                     actor, reason, False, now)
+
+    def _set_stage(self, conn: Connection, scope: str, model_name: str, stage: str,
+                   model_sha256: str | None, actor: str, reason: str, now: datetime) -> None:
+        key = (_model_stage.c.scope == scope) & (_model_stage.c.model_name == model_name)
+        values = {"stage": stage, "model_sha256": model_sha256, "updated_at": now,
+                  "updated_by": actor, "reason": reason}
+        if conn.execute(_model_stage.update().where(key).values(**values)).rowcount == 0:
+            conn.execute(_model_stage.insert().values(scope=scope, model_name=model_name,
+                                                      **values))
+
+    def _record(self, conn: Connection, scope: str, model_name: str, model_sha256: str | None,
+                from_stage: str, to_stage: str, actor: str, reason: str, overridden: bool,
+                now: datetime) -> Transition:
+        new_id = conn.execute(_transition.insert().values(
+            scope=scope, model_name=model_name, model_sha256=model_sha256,
+            from_stage=from_stage, to_stage=to_stage, actor=actor, reason=reason,
+            overridden=overridden, at=now,
+        )).inserted_primary_key[0]
+        return Transition(new_id, scope, model_name, model_sha256, from_stage, to_stage, actor,
+                          reason, overridden, now)
+
+    def history(self, scope: str) -> list[Transition]:
+        with self._engine.connect() as conn:
+            rows = conn.execute(
+                select(_transition).where(_transition.c.scope == scope)
+                .order_by(_transition.c.id)
+            )
+            return [
+                Transition(r.id, r.scope, r.model_name, r.model_sha256, r.from_stage,
+                           r.to_stage, r.actor, r.reason, bool(r.overridden), _utc(r.at))
+                for r in rows
+            ]
+
+    # weights and annotations ------------------------------------------------------------
+    def current_weights(self, scope: str) -> WeightsVersion | None:
+        with self._engine.connect() as conn:
+            row = conn.execute(
+                select(_weights).where(_weights.c.scope == scope)
+                .order_by(_weights.c.version.desc()).limit(1)
+            ).first()
+        if row is None:
+            return None
+        return WeightsVersion(row.scope, row.version, json.loads(row.weights), row.actor,
+                              _utc(row.at))
+
+    def save_weights(self, scope: str, weights: dict[str, float], *, actor: str) -> WeightsVersion:
+        now = _now()
+        for _ in range(5):  # two writers may race for the next version number
+            try:
+                with self._session() as conn:
+                    latest = conn.execute(
+                        select(func.max(_weights.c.version)).where(_weights.c.scope == scope)
+                    ).scalar_one_or_none() or 0
+                    conn.execute(_weights.insert().values(
+                        scope=scope, version=latest + 1, weights=json.dumps(weights),
+                        actor=actor, at=now,
+                    ))
+                return WeightsVersion(scope, latest + 1, dict(weights), actor, now)
+            except IntegrityError:
+                continue
+        raise InvalidTransitionError(f"could not save weights of scope '{scope}': busy, retry")
+
+    def annotations(self, scope: str) -> dict[str, dict[str, str]]:
+        found: dict[str, dict[str, str]] = {}
+        with self._engine.connect() as conn:
+            for row in conn.execute(select(_annotation).where(_annotation.c.scope == scope)):
+                found.setdefault(row.model_name, {})[row.field] = row.text
+        return found
+
+    def annotate(self, scope: str, model_name: str, field: str, text_value: str, *,
+                 actor: str) -> None:
+        key = ((_annotation.c.scope == scope) & (_annotation.c.model_name == model_name)
+               & (_annotation.c.field == field))
+        with self._session() as conn:
+            conn.execute(_annotation.delete().where(key))
+            if text_value.strip():
+                conn.execute(_annotation.insert().values(
+                    scope=scope, model_name=model_name, field=field, text=text_value,
+                    actor=actor, at=_now(),
+                ))
+
+
+def _make_engine(url: str) -> Engine:
+    if not url.startswith("sqlite"):
+        return create_engine(url, pool_pre_ping=True)
+    engine = create_engine(url, connect_args={"timeout": 30})
+
+    @event.listens_for(engine, "connect")
+    def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+        # Let SQLAlchemy, not the driver, open transactions, so BEGIN IMMEDIATE below holds.
+        dbapi_conn.isolation_level = None
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _sqlite_begin(conn: Connection) -> None:
+        # Writers take the lock at the start, so read-then-write cannot lose an update;
+        # readers stay deferred and never wait for it (WAL).
+        write = conn.get_execution_options().get("promotion_write", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+    return engine

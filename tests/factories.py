@@ -1,0 +1,66 @@
+"""Builders of real, tiny scopes on disk: fitted scikit-learn models, a holdout CSV, JSON."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+import pandas as pd
+from sklearn.datasets import make_classification
+from sklearn.linear_model import LogisticRegression
+from sklearn.naive_bayes import GaussianNB
+from sklearn.tree import DecisionTreeClassifier
+
+#: name -> (estimator factory, model_type, group)
+TINY_MODELS: dict[str, tuple[Any, str, str]] = {
+    "logreg": (lambda: LogisticRegression(max_iter=500), "logistic_regression", "linear"),
+    "tree_d3": (lambda: DecisionTreeClassifier(max_depth=3, random_state=0), "decision_tree",
+                "tree"),
+    "tree_d1": (lambda: DecisionTreeClassifier(max_depth=1, random_state=0), "decision_tree",
+                "variant"),
+    "bayes": (lambda: GaussianNB(), "naive_bayes", "neural"),
+}
+
+
+def make_data(task: str = "multiclass", n_rows: int = 600, seed: int = 0
+              ) -> tuple[pd.DataFrame, np.ndarray]:
+    """A learnable classification problem with named feature columns."""
+    n_classes = 6 if task == "multiclass" else 2
+    X, y = make_classification(n_samples=n_rows, n_features=8, n_informative=5,
+                               n_redundant=1, n_classes=n_classes, n_clusters_per_class=1,
+                               random_state=seed)
+    return pd.DataFrame(X, columns=[f"f{i}" for i in range(X.shape[1])]), y
+
+
+def write_model(scope_dir: Path, name: str, estimator: Any, *, model_type: str, group: str,
+                meta_extra: dict[str, Any] | None = None) -> Path:
+    """Save a fitted estimator as a model folder; returns the folder."""
+    folder = scope_dir / name
+    folder.mkdir(parents=True, exist_ok=True)
+    joblib.dump(estimator, folder / "model.joblib")
+    meta = {"model_type": model_type, "group": group, **(meta_extra or {})}
+    (folder / "meta.json").write_text(json.dumps(meta))
+    return folder
+
+
+def make_scope(root: Path, name: str = "tiny", *, task: str = "multiclass",
+               models: tuple[str, ...] = ("logreg", "tree_d3", "tree_d1", "bayes"),
+               n_rows: int = 600, scope_extra: dict[str, Any] | None = None) -> Path:
+    """A scope folder with a holdout and fitted tiny models; returns the scope folder."""
+    X, y = make_data(task, n_rows)
+    split = n_rows // 2
+    scope_dir = root / name
+    scope_dir.mkdir(parents=True, exist_ok=True)
+    holdout = X.iloc[split:].assign(label=y[split:])
+    holdout.to_csv(scope_dir / "holdout.csv", index=False)
+    config = {"task": task, "target": "label", "holdout": "holdout.csv", "n_bootstrap": 200,
+              "latency_rows": 20, **(scope_extra or {})}
+    (scope_dir / "scope.json").write_text(json.dumps(config))
+    for model_name in models:
+        factory, model_type, group = TINY_MODELS[model_name]
+        estimator = factory().fit(X.iloc[:split], y[:split])
+        write_model(scope_dir, model_name, estimator, model_type=model_type, group=group)
+    return scope_dir

@@ -1,0 +1,90 @@
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from promotion import build_leaderboard, evaluate_scope, load_scope, rank_models
+
+
+@pytest.fixture
+def evaluation(models_root, tiny_scope, store):
+    return evaluate_scope(load_scope(models_root, "tiny"), store, n_jobs=1)
+
+
+def test_ranks_are_one_to_n_by_composite(evaluation):
+    board = rank_models(evaluation)
+    assert [r.rank for r in board.ranked] == list(range(1, len(board.ranked) + 1))
+    scores = [r.composite_score for r in board.ranked]
+    assert scores == sorted(scores, reverse=True)
+    for row in board.ranked:
+        low, high = row.composite_interval
+        assert 0 <= low <= row.composite_score <= high <= 1
+        assert row.health_score == low
+
+
+def test_model_order_does_not_change_scores(evaluation):
+    board = rank_models(evaluation)
+    shuffled = replace(evaluation, models=list(reversed(evaluation.models)))
+    again = rank_models(shuffled)
+    assert [(r.model_name, r.composite_score, r.composite_interval) for r in board.rows] == [
+        (r.model_name, r.composite_score, r.composite_interval) for r in again.rows]
+
+
+def test_removing_a_model_never_moves_another_models_score(evaluation):
+    board = rank_models(evaluation)
+    fewer = rank_models(replace(evaluation, models=evaluation.models[1:]))
+    for row in fewer.ranked:
+        assert row.composite_score == board.row(row.model_name).composite_score
+
+
+def test_weights_change_the_ranking(evaluation):
+    by_accuracy = rank_models(evaluation, {"accuracy": 1.0})
+    for row in by_accuracy.ranked:
+        assert row.composite_score == pytest.approx(
+            (row.metrics["accuracy"] - evaluation.chance["accuracy"])
+            / (1 - evaluation.chance["accuracy"]))
+    assert by_accuracy.weights == {"accuracy": 1.0}
+
+
+def test_models_overlapping_the_leader_are_tied(evaluation):
+    board = rank_models(evaluation)
+    leader_low = board.leader.composite_interval[0]
+    for row in board.ranked[1:]:
+        assert row.tied_with_leader == (row.composite_interval[1] >= leader_low)
+    assert not board.leader.tied_with_leader
+
+
+def test_identical_models_tie_and_break_by_name(models_root, store):
+    from factories import make_scope
+
+    scope_dir = make_scope(models_root, "twins", models=("logreg",))
+    import shutil
+
+    shutil.copytree(scope_dir / "logreg", scope_dir / "a_copy")
+    board, _ = build_leaderboard(models_root, "twins", store, n_jobs=1)
+    first, second = board.ranked
+    assert first.composite_score == second.composite_score
+    assert (first.model_name, second.model_name) == ("a_copy", "logreg")
+    assert second.tied_with_leader
+
+
+def test_a_nan_metric_makes_the_model_unscorable_not_the_board(evaluation):
+    broken = replace(evaluation.models[0], metrics={**evaluation.models[0].metrics,
+                                                    "log_loss": float("nan")})
+    board = rank_models(replace(evaluation, models=[broken, *evaluation.models[1:]]))
+    row = board.row(broken.model_name)
+    assert row.status == "failed"
+    assert "log_loss could not be measured (NaN)" in row.reason
+    assert len(board.ranked) == len(evaluation.models) - 1
+    assert not np.isnan([r.composite_score for r in board.ranked]).any()
+
+
+def test_leaderboard_dict_has_the_documented_fields(evaluation):
+    data = rank_models(evaluation).to_dict()
+    assert data["scope"] == "tiny"
+    first = data["models"][0]
+    for key in ("rank", "model_name", "model_type", "group", "composite_score",
+                "health_score", "metrics", "intervals", "status", "reason"):
+        assert key in first
