@@ -83,9 +83,9 @@ class Holdout:
         return np.fromiter((lookup[v] for v in self.y), dtype=np.int64, count=len(self.y))
 
     @cached_property
-    def priors(self) -> np.ndarray:
-        """Class frequencies of the holdout, in class order."""
-        return np.bincount(self.y_index, minlength=len(self.classes)) / len(self.y)
+    def counts(self) -> np.ndarray:
+        """Rows of each class in the holdout, in class order."""
+        return np.bincount(self.y_index, minlength=len(self.classes))
 
 
 @dataclass(frozen=True)

@@ -123,7 +123,7 @@ def evaluate_scope(scope: Scope, store: Store, *, n_jobs: int = -1,
     return ScopeEvaluation(
         scope=scope.name, task=scope.task, classes=list(holdout.classes),
         n_rows=len(holdout.y), holdout_sha256=holdout.sha256,
-        chance=chance_levels(holdout.priors),
+        chance=chance_levels(holdout.counts),
         models=[results[entry.name] for entry in scope.models],
         evaluated=len(todo), seconds=time.perf_counter() - started,
     )

@@ -176,8 +176,10 @@ class Store(ABC):
 
     @abstractmethod
     def transition(self, scope: str, model_name: str, to_stage: str, *, actor: str,
-                   reason: str, model_sha256: str | None, allowed_from: frozenset[str] | None =
-                   None, overridden: bool = False) -> Transition | None: ...
+                   reason: str, model_sha256: str | None,
+                   allowed_from: frozenset[str] | None = None,
+                   unless: frozenset[str] = frozenset(),
+                   overridden: bool = False) -> Transition | None: ...
 
     @abstractmethod
     def history(self, scope: str) -> list[Transition]: ...
@@ -284,11 +286,13 @@ class SqlStore(Store):
     def transition(self, scope: str, model_name: str, to_stage: str, *, actor: str,
                    reason: str, model_sha256: str | None,
                    allowed_from: frozenset[str] | None = None,
+                   unless: frozenset[str] = frozenset(),
                    overridden: bool = False) -> Transition | None:
         """Move a model to ``to_stage`` in one transaction, with its history entry.
 
         Moving to ``champion`` archives the scope's current champion in the same
-        transaction. Returns None (and writes nothing) when the model is already there.
+        transaction. Returns None (and writes nothing) when the model is already there or in
+        one of the ``unless`` stages.
         """
         if to_stage not in STAGES:
             raise InvalidTransitionError(
@@ -297,7 +301,7 @@ class SqlStore(Store):
         now = _now()
         with self._session() as conn:
             current = self._stage_of(conn, scope, model_name)
-            if current == to_stage:
+            if current == to_stage or current in unless:
                 return None
             if allowed_from is not None and current not in allowed_from:
                 raise InvalidTransitionError(

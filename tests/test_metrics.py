@@ -33,14 +33,25 @@ def test_metrics_by_task():
     assert "roc_auc" in get_metric_names("binary")
 
 
-def test_chance_levels_are_those_of_the_best_constant_predictor():
-    priors = np.array([0.5, 0.2, 0.1, 0.1, 0.05, 0.05])
-    chance = chance_levels(priors)
-    assert chance["accuracy"] == 0.5
-    assert chance["top_5_accuracy"] == pytest.approx(0.95)
+def test_chance_levels_are_those_of_the_best_constant_guess():
+    counts = np.array([500, 200, 100, 100, 60, 40])
+    priors = counts / counts.sum()
+    chance = chance_levels(counts)
+    assert chance["accuracy"] == pytest.approx(0.5, abs=0.005)  # a clear majority class
+    assert chance["top_5_accuracy"] == pytest.approx(0.96, abs=0.005)
     assert chance["balanced_accuracy"] == pytest.approx(1 / 6)
     assert chance["log_loss"] == pytest.approx(-(priors * np.log(priors)).sum())
     assert chance["roc_auc"] == 0.5
+
+
+def test_chance_is_not_flattered_by_the_rows_it_is_scored_on():
+    # 49 equally likely classes: the best constant top-5 guess has no skill, about 5/49.
+    counts = np.random.default_rng(0).multinomial(1000, np.full(49, 1 / 49))
+    in_sample = np.sort(counts)[::-1][:5].sum() / 1000
+    chance = chance_levels(counts)
+    assert in_sample > 0.12
+    assert chance["top_5_accuracy"] == pytest.approx(5 / 49, abs=0.01)
+    assert chance["accuracy"] == pytest.approx(1 / 49, abs=0.005)
 
 
 @pytest.mark.parametrize(
@@ -62,13 +73,13 @@ def test_chance_levels_are_those_of_the_best_constant_predictor():
     ],
 )
 def test_scores_use_fixed_anchors_and_clip(name, value, expected):
-    chance = chance_levels(np.array([0.5, 0.5]))
+    chance = chance_levels(np.array([50, 50]))
     chance["accuracy"] = 0.5
     assert float(metric_score(name, np.array([value]), chance)[0]) == pytest.approx(expected)
 
 
 def test_nan_stays_nan():
-    chance = chance_levels(np.array([0.5, 0.5]))
+    chance = chance_levels(np.array([5, 5]))
     assert math.isnan(float(metric_score("roc_auc", np.array([np.nan]), chance)[0]))
 
 

@@ -1,0 +1,83 @@
+"""Tables behind the charts that help judge models: confusion, ROC, Pareto front, groups."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import confusion_matrix, roc_curve
+
+from ._discovery import Holdout
+from ._evaluation import RowPredictions
+from ._metrics import get_metric, metric_score
+from ._scoring import Leaderboard
+
+
+def confusion_table(rows: RowPredictions, holdout: Holdout) -> pd.DataFrame:
+    """Share of each true class (rows) predicted as each class (columns); rows sum to 1."""
+    labels = np.arange(len(holdout.classes))
+    counts = confusion_matrix(holdout.y_index, rows.proba.argmax(axis=1), labels=labels)
+    support = counts.sum(axis=1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        shares = np.where(support > 0, counts / support, np.nan)
+    names = [str(c) for c in holdout.classes]
+    return pd.DataFrame(shares, index=pd.Index(names, name="true"),
+                        columns=pd.Index(names, name="predicted"))
+
+
+def per_class_accuracy(rows: RowPredictions, holdout: Holdout) -> pd.DataFrame:
+    """Recall of each class with its number of holdout rows."""
+    correct = rows.proba.argmax(axis=1) == holdout.y_index
+    frame = pd.DataFrame({"class": np.asarray(holdout.classes, dtype=object)[holdout.y_index],
+                          "correct": correct})
+    table = frame.groupby("class", sort=False)["correct"].agg(rows="size", accuracy="mean")
+    return table.reset_index().astype({"class": str})
+
+
+def roc_table(rows: RowPredictions, holdout: Holdout) -> pd.DataFrame:
+    """The ROC curve of a binary model: false and true positive rates by threshold."""
+    fpr, tpr, thresholds = roc_curve(holdout.y_index, rows.proba[:, 1])
+    return pd.DataFrame({"false_positive_rate": fpr, "true_positive_rate": tpr,
+                         "threshold": thresholds})
+
+
+def pareto_front(scores: Sequence[float], costs: Sequence[float]) -> np.ndarray:
+    """True where no other point has a higher-or-equal score at a lower-or-equal cost (and is
+    strictly better in one)."""
+    score = np.asarray(scores, dtype=float)
+    cost = np.asarray(costs, dtype=float)
+    on_front = np.zeros(len(score), dtype=bool)
+    best_score = -np.inf
+    for i in np.lexsort((-score, cost)):  # cheapest first, best score first among equals
+        if score[i] > best_score:
+            on_front[i] = True
+            best_score = score[i]
+    return on_front
+
+
+def group_summary(board: Leaderboard) -> pd.DataFrame:
+    """Per group: how many models rank, their average, best and median composite."""
+    frame = board.to_frame()
+    frame = frame[frame["status"] == "ok"]
+    if frame.empty:
+        return pd.DataFrame(columns=["group", "models", "average", "best", "median"])
+    table = frame.groupby("group")["composite_score"].agg(
+        models="size", average="mean", best="max", median="median")
+    return table.sort_values("average", ascending=False).reset_index()
+
+
+def metric_score_table(board: Leaderboard, model_names: Sequence[str],
+                       metric_names: Sequence[str]) -> pd.DataFrame:
+    """Long table of model × metric with the raw value, its interval and its 0–1 score."""
+    records = []
+    for name in model_names:
+        row = board.row(name)
+        for metric in metric_names:
+            value = row.metrics.get(metric, np.nan)
+            low, high = row.intervals.get(metric, (np.nan, np.nan))
+            score = float(metric_score(metric, np.array([value]), board.chance)[0])
+            records.append({"model_name": name, "metric": metric,
+                            "label": get_metric(metric).label, "value": value, "low": low,
+                            "high": high, "score": score})
+    return pd.DataFrame.from_records(records)

@@ -1,0 +1,66 @@
+"""The demo zoo: real models, deterministic, idempotent, and honest about the lottery."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+import promotion
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def zoo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("zoo") / "models"
+    promotion.build_demo_zoo(root, scopes=("digits", "lotto_6_49"), progress=lambda _: None)
+    return root
+
+
+def test_every_scope_has_at_least_twelve_models_across_the_groups(zoo):
+    for name in ("digits", "lotto_6_49"):
+        scope = promotion.load_scope(zoo, name)
+        assert len(scope.models) >= 12
+        assert {m.group for m in scope.models} == {"tree", "neural", "variant", "linear"}
+        assert {"xgboost", "random_forest", "extra_trees", "hist_gradient_boosting", "mlp",
+                "logistic_regression"} <= {m.model_type for m in scope.models}
+        for entry in scope.models:
+            meta = json.loads((entry.folder / "meta.json").read_text())
+            assert not {"accuracy", "auc", "score", "metrics"} & set(meta)  # describes only
+
+
+def test_a_second_run_rebuilds_nothing_and_a_missing_model_alone_is_rebuilt(zoo):
+    lines: list[str] = []
+    promotion.build_demo_zoo(zoo, scopes=("digits",), progress=lines.append)
+    assert "digits: complete, skipped (use --force to rebuild)" in lines
+    assert "0 model(s) built" in lines[-1]
+
+    (zoo / "digits" / "mlp_small" / "model.joblib").unlink()
+    lines.clear()
+    promotion.build_demo_zoo(zoo, scopes=("digits",), progress=lines.append)
+    assert "1 model(s) built" in lines[-1]
+    assert any("mlp_small trained" in line for line in lines)
+
+
+def test_the_lottery_shows_no_skill(zoo):
+    store = promotion.open_store(zoo)
+    board, _ = promotion.build_leaderboard(zoo, "lotto_6_49", store)
+    store.close()
+    assert len(board.ranked) >= 12
+    for row in board.ranked:
+        assert row.composite_score < 0.02
+        assert row.health_score == 0.0
+        assert row.tied_with_leader or row.rank == 1
+    chance = board.chance["top_5_accuracy"]
+    assert chance == pytest.approx(5 / 49, abs=0.02)
+
+
+def test_digits_models_are_real_and_skilled(zoo):
+    store = promotion.open_store(zoo)
+    board, evaluation = promotion.build_leaderboard(zoo, "digits", store)
+    store.close()
+    assert all(m.ok for m in evaluation.models)
+    assert board.leader.metrics["accuracy"] > 0.9
+    assert board.leader.composite_score > 0.8

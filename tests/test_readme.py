@@ -1,0 +1,24 @@
+"""The README's settings table is generated from the settings model: they must not drift."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from promotion import ScopeConfig
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def settings_table() -> str:
+    lines = ["| key | default | meaning |", "|---|---|---|"]
+    for name, field in ScopeConfig.model_fields.items():
+        default = "required" if field.is_required() else f"`{field.default!r}`"
+        lines.append(f"| `{name}` | {default} | {field.description} |")
+    return "\n".join(lines)
+
+
+def test_readme_settings_table_matches_the_model():
+    text = README.read_text(encoding="utf-8")
+    start = text.index("<!-- settings-table:start -->\n") + len("<!-- settings-table:start -->\n")
+    end = text.index("<!-- settings-table:end -->")
+    assert text[start:end].strip() == settings_table()
