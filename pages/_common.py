@@ -1,0 +1,201 @@
+"""What every page shares: the store, cached evaluations, the chosen scope and user, colours.
+
+All UI caching lives here (``st.cache_resource`` for the store and evaluations). Pages call
+these helpers and ``promotion.*``; they hold no metric math, SQL or JSON building.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import threading
+from pathlib import Path
+
+import streamlit as st
+
+import promotion
+
+APP_DIR = Path(__file__).resolve().parent.parent
+
+#: One colour per group, on every chart and badge.
+GROUP_COLOURS: dict[str, str] = {
+    "tree": "#2E7D32", "neural": "#1565C0", "variant": "#EF6C00", "linear": "#6A1B9A",
+    "unknown": "#757575",
+}
+GROUP_LABELS: dict[str, str] = {
+    "tree": "Tree models (2A)", "neural": "Neural (2B)", "variant": "Variants (2C)",
+    "linear": "Linear baselines",
+}
+STAGE_BADGES: dict[str, str] = {
+    "development": "", "candidate": "🧪 candidate", "production": "✅ promoted",
+    "champion": "👑 champion", "archived": "🗄️ archived",
+}
+
+
+def models_dir() -> Path:
+    """The models root: ``PROMOTION_MODELS_DIR`` or ``models/`` beside app.py."""
+    configured = os.environ.get(promotion.MODELS_DIR_ENV)
+    return Path(configured) if configured else APP_DIR / "models"
+
+
+@st.cache_resource(show_spinner=False)
+def get_store(root: str, url: str | None) -> promotion.SqlStore:
+    """One store (connection pool) per models root and database, shared by all sessions."""
+    return promotion.open_store(Path(root), url)
+
+
+def store() -> promotion.SqlStore:
+    return get_store(str(models_dir()), os.environ.get("PROMOTION_DB_URL"))
+
+
+@st.cache_resource(show_spinner=False)
+def _build_lock() -> threading.Lock:
+    return threading.Lock()
+
+
+def scope_signature(scope: promotion.Scope) -> tuple:
+    """Cheap fingerprint (sizes and mtimes) of everything an evaluation reads."""
+    paths = [scope.folder / "scope.json", scope.holdout_path]
+    for entry in scope.models:
+        paths += [entry.folder / "meta.json", entry.model_path]
+    signature = []
+    for path in paths:
+        try:
+            stat = path.stat()
+            signature.append((path.name, stat.st_size, stat.st_mtime_ns))
+        except OSError:
+            signature.append((path.name, -1, -1))
+    return tuple(signature)
+
+
+@st.cache_resource(show_spinner="Evaluating the models on the holdout (only what changed)…",
+                   show_time=True, max_entries=32)
+def _evaluation(root: str, scope_name: str, signature: tuple) -> promotion.ScopeEvaluation:
+    scope = promotion.load_scope(Path(root), scope_name)
+    return promotion.evaluate_scope(scope, store())
+
+
+def evaluation(scope: promotion.Scope) -> promotion.ScopeEvaluation:
+    """The scope's evaluation: from memory, else the store's cache, else measured now."""
+    return _evaluation(str(scope.models_dir), scope.name, scope_signature(scope))
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def _holdout(root: str, scope_name: str, signature: tuple) -> promotion.Holdout:
+    return promotion.load_scope(Path(root), scope_name).load_holdout()
+
+
+def holdout(scope: promotion.Scope) -> promotion.Holdout:
+    """The scope's validated holdout rows, read once per change of the file."""
+    stat = scope.holdout_path.stat()
+    return _holdout(str(scope.models_dir), scope.name, (stat.st_size, stat.st_mtime_ns))
+
+
+def model_evaluation(scope: promotion.Scope, model_name: str) -> promotion.ModelEvaluation:
+    """The cached evaluation of one model of the scope."""
+    for model in evaluation(scope).models:
+        if model.model_name == model_name:
+            return model
+    raise promotion.ModelNotFoundError(f"scope '{scope.name}' has no model '{model_name}'")
+
+
+def group_colour_map(groups: list[str]) -> dict[str, str]:
+    return {g: GROUP_COLOURS.get(g, GROUP_COLOURS["unknown"]) for g in groups}
+
+
+def scopes() -> list[promotion.Scope | promotion.ScopeProblem]:
+    return promotion.discover_scopes(models_dir())
+
+
+def ensure_demo_zoo() -> None:
+    """On a models root with no scope, build the demo zoo, showing its progress."""
+    if promotion.discover_scopes(models_dir()):
+        return
+    with _build_lock():
+        if promotion.discover_scopes(models_dir()):
+            return
+        from promotion import build_demo_zoo
+
+        with st.status("First start: building the demo models (about a minute)…",
+                       expanded=True) as status:
+            build_demo_zoo(models_dir(), progress=status.write)
+            for scope in promotion.discover_scopes(models_dir()):
+                if isinstance(scope, promotion.Scope):
+                    _evaluate_with_progress(scope)
+            status.update(label="Demo models built and evaluated", state="complete",
+                          expanded=False)
+
+
+def _evaluate_with_progress(scope: promotion.Scope) -> None:
+    """Measure a scope now (filling the store's cache), showing each model as it finishes."""
+    bar = st.progress(0.0, text=f"Evaluating {scope.name}…")
+
+    def report(done: int, total: int, name: str, cached: bool) -> None:
+        bar.progress(done / max(total, 1), text=f"Evaluating {scope.name}: {done}/{total} "
+                                                f"({name})")
+
+    try:
+        promotion.evaluate_scope(scope, store(), progress=report)
+    except promotion.PromotionError as err:
+        st.error(str(err))
+
+
+def current_scope() -> promotion.Scope | None:
+    """The scope chosen in the sidebar, loaded; errors are shown, never raised."""
+    name = st.session_state.get("scope")
+    if not name:
+        st.info("No scope selected.")
+        return None
+    try:
+        return promotion.load_scope(models_dir(), name)
+    except promotion.PromotionError as err:
+        st.error(str(err))
+        return None
+
+
+_MARKDOWN_SPECIALS = set("\\`*_{}[]()#+-.!|<>~$:")
+
+
+def plain(text: object) -> str:
+    """``text`` escaped so that Streamlit's markdown shows it exactly as written."""
+    return "".join("\\" + ch if ch in _MARKDOWN_SPECIALS else ch for ch in str(text))
+
+
+def scope_problems() -> None:
+    """Warn about scopes that cannot be read (the others keep working)."""
+    for problem in scopes():
+        if isinstance(problem, promotion.ScopeProblem):
+            st.warning(f"Scope {plain(problem.name)} cannot be read: {plain(problem.error)}",
+                       icon="⚠️")
+
+
+def current_user() -> str:
+    return str(st.session_state.get("user") or "").strip()
+
+
+def default_user() -> str:
+    """The signed-in user when a login is configured, else the OS account name."""
+    try:
+        if st.user.is_logged_in:
+            return str(st.user.get("name") or st.user.get("email") or "")
+    except (AttributeError, KeyError):
+        pass
+    return os.environ.get("PROMOTION_USER") or getpass.getuser()
+
+
+def leaderboard(scope: promotion.Scope) -> promotion.Leaderboard | None:
+    """The ranked leaderboard of a scope with its saved weights; errors shown, not raised."""
+    try:
+        result = evaluation(scope)
+        return promotion.rank_models(result, promotion.effective_weights(scope, store()))
+    except promotion.PromotionError as err:
+        st.error(str(err))
+        return None
+
+
+def show_notice() -> None:
+    """A message left by a callback (a decision made, or refused) for this rerun."""
+    notice = st.session_state.pop("notice", None)
+    if notice:
+        kind, text = notice
+        (st.success if kind == "ok" else st.error)(text)

@@ -1,0 +1,97 @@
+"""📊 Comparison: groups side by side, score against latency, chosen models metric by metric."""
+
+from __future__ import annotations
+
+import plotly.express as px
+import plotly.graph_objects as go
+import streamlit as st
+
+import promotion
+from pages._common import GROUP_LABELS, current_scope, group_colour_map, leaderboard, plain
+
+
+def groups_side_by_side(board: promotion.Leaderboard) -> None:
+    frame = board.to_frame()
+    frame = frame[frame["status"] == "ok"]
+    colours = group_colour_map(sorted(frame["group"].unique()))
+    left, right = st.columns([3, 2])
+    figure = px.box(frame, x="group", y="composite_score", color="group", points="all",
+                    hover_name="model_name", color_discrete_map=colours,
+                    category_orders={"group": list(colours)},
+                    labels={"composite_score": "Composite score", "group": "Group"},
+                    title="Composite score by group")
+    figure.update_layout(height=420, showlegend=False)
+    left.plotly_chart(figure, width="stretch")
+    summary = promotion.group_summary(board)
+    summary["group"] = [GROUP_LABELS.get(g, g) for g in summary["group"]]
+    right.markdown("**Averages by group**")
+    right.dataframe(summary, hide_index=True, width="stretch", column_config={
+        "group": "Group", "models": "Models",
+        "average": st.column_config.NumberColumn("Average", format="%.4f"),
+        "best": st.column_config.NumberColumn("Best", format="%.4f"),
+        "median": st.column_config.NumberColumn("Median", format="%.4f"),
+    })
+
+
+def score_against_latency(board: promotion.Leaderboard) -> None:
+    frame = board.to_frame()
+    frame = frame[frame["status"] == "ok"].copy()
+    frame["pareto"] = promotion.pareto_front(frame["composite_score"], frame["latency_p95_ms"])
+    colours = group_colour_map(sorted(frame["group"].unique()))
+    figure = px.scatter(frame, x="latency_p95_ms", y="composite_score", color="group",
+                        hover_name="model_name", log_x=True, color_discrete_map=colours,
+                        symbol="pareto", symbol_map={True: "star", False: "circle"},
+                        labels={"latency_p95_ms": "Latency p95 per row (ms, log scale)",
+                                "composite_score": "Composite score", "group": "Group",
+                                "pareto": "Pareto front"},
+                        title="Score against latency (★ = Pareto front: nothing is both "
+                              "faster and better)")
+    front = frame[frame["pareto"]].sort_values("latency_p95_ms")
+    figure.add_trace(go.Scatter(x=front["latency_p95_ms"], y=front["composite_score"],
+                                mode="lines", line={"dash": "dot", "color": "#444"},
+                                name="Pareto front", hoverinfo="skip"))
+    figure.update_traces(marker={"size": 11})
+    figure.update_layout(height=460)
+    st.plotly_chart(figure, width="stretch")
+
+
+def metric_by_metric(board: promotion.Leaderboard) -> None:
+    names = [r.model_name for r in board.ranked]
+    chosen = st.multiselect("Models to compare", names, default=names[:3],
+                            key=f"compare:{board.scope}")
+    if not chosen:
+        st.info("Choose models to compare.")
+        return
+    metrics = [n for n in promotion.get_metric_names(board.task)
+               if promotion.get_metric(n).kind != "info"]
+    table = promotion.metric_score_table(board, chosen, metrics)
+    figure = px.bar(table, x="label", y="score", color="model_name", barmode="group",
+                    hover_data={"value": ":.4f", "low": ":.4f", "high": ":.4f"},
+                    labels={"label": "Metric", "score": "Score (0 = chance/worst, 1 = best)",
+                            "model_name": "Model"},
+                    title="Metric scores of the chosen models")
+    figure.update_layout(height=420, yaxis_range=[0, 1])
+    st.plotly_chart(figure, width="stretch")
+    wide = table.pivot(index="label", columns="model_name", values="value")
+    st.dataframe(wide, width="stretch", column_config={
+        name: st.column_config.NumberColumn(name, format="%.4f") for name in wide.columns})
+
+
+def main() -> None:
+    scope = current_scope()
+    if scope is None:
+        return
+    board = leaderboard(scope)
+    if board is None:
+        return
+    st.title(f"📊 Comparison · {plain(scope.name)}")
+    if not board.ranked:
+        st.info("No model of this scope could be evaluated, so there is nothing to compare.")
+        return
+    groups_side_by_side(board)
+    score_against_latency(board)
+    st.subheader("Model against model")
+    metric_by_metric(board)
+
+
+main()

@@ -1,0 +1,159 @@
+"""🔍 Model Explorer: one model in depth, chosen by group → type → model."""
+
+from __future__ import annotations
+
+import plotly.express as px
+import streamlit as st
+
+import promotion
+from pages._common import (
+    GROUP_COLOURS,
+    GROUP_LABELS,
+    current_scope,
+    current_user,
+    holdout,
+    leaderboard,
+    model_evaluation,
+    plain,
+    show_notice,
+    store,
+)
+
+TEXT_FIELDS = {
+    "strength": "Strength",
+    "known_bias": "Known bias",
+    "recommended_use": "Recommended use",
+}
+
+
+def choose_model(board: promotion.Leaderboard) -> promotion.LeaderboardRow | None:
+    left, middle, right = st.columns(3)
+    groups = ["All", *sorted({r.group for r in board.rows})]
+    group = left.selectbox("Group", groups, key=f"explore_group:{board.scope}",
+                           format_func=lambda g: GROUP_LABELS.get(g, g))
+    in_group = [r for r in board.rows if group == "All" or r.group == group]
+    types = ["All", *sorted({r.model_type for r in in_group})]
+    model_type = middle.selectbox("Type", types, key=f"explore_type:{board.scope}")
+    candidates = [r for r in in_group if model_type == "All" or r.model_type == model_type]
+    if not candidates:
+        st.info("No model in this group and type.")
+        return None
+    names = [r.model_name for r in candidates]
+    name = right.selectbox("Model", names, key=f"explore_model:{board.scope}",
+                           format_func=lambda n: f"#{board.row(n).rank or '–'}  {n}")
+    return board.row(name)
+
+
+def headline(board: promotion.Leaderboard, row: promotion.LeaderboardRow) -> None:
+    st.subheader(plain(row.model_name))
+    if not row.ok:
+        st.error(f"This model could not be evaluated: {plain(row.reason)}")
+        return
+    low, high = row.composite_interval or (0.0, 0.0)
+    rank, phase, score, health = st.columns(4)
+    rank.metric("Rank", f"#{row.rank} of {len(board.ranked)}")
+    phase.metric("Phase", f"{row.phase} · {row.group}")
+    score.metric("Composite score", f"{row.composite_score:.4f}",
+                 help=f"95% interval [{low:.4f}, {high:.4f}]")
+    health.metric("Health score", f"{row.health_score:.4f}",
+                  help="Lower bound of the composite's 95% interval: the score this model "
+                       "should sustain in production.")
+    st.caption(f"95% interval of the composite: [{low:.4f}, {high:.4f}]"
+               + (" · statistically tied with the leader" if row.tied_with_leader else ""))
+
+
+def metrics_table(board: promotion.Leaderboard, row: promotion.LeaderboardRow) -> None:
+    names = [n for n in promotion.get_metric_names(board.task) if n in row.metrics]
+    table = promotion.metric_score_table(board, [row.model_name], names)
+    table = table.assign(weight=[board.weights.get(n, 0.0) for n in table["metric"]])
+    st.dataframe(
+        table[["label", "value", "low", "high", "score", "weight"]], hide_index=True,
+        width="stretch",
+        column_config={
+            "label": "Metric", "value": st.column_config.NumberColumn("Value", format="%.4f"),
+            "low": st.column_config.NumberColumn("95% low", format="%.4f"),
+            "high": st.column_config.NumberColumn("95% high", format="%.4f"),
+            "score": st.column_config.ProgressColumn("Score (0–1)", min_value=0, max_value=1,
+                                                     format="%.3f"),
+            "weight": st.column_config.NumberColumn("Weight", format="%.2f"),
+        })
+
+
+def save_text(scope: promotion.Scope, model_name: str, field: str) -> None:
+    """Text-area callback: keep the analyst's wording in the store."""
+    value = str(st.session_state[f"text:{scope.name}:{model_name}:{field}"])
+    store().annotate(scope.name, model_name, field, value, actor=current_user() or "unknown")
+    st.session_state["notice"] = ("ok", f"Saved {TEXT_FIELDS[field].lower()}.")
+
+
+def descriptions(scope: promotion.Scope, row: promotion.LeaderboardRow) -> None:
+    saved = store().annotations(scope.name).get(row.model_name, {})
+    for column, (field, label) in zip(st.columns(3), TEXT_FIELDS.items(), strict=True):
+        key = f"text:{scope.name}:{row.model_name}:{field}"
+        st.session_state.setdefault(key, saved.get(field, ""))
+        column.text_area(label, key=key, on_change=save_text,
+                         args=(scope, row.model_name, field), height=110,
+                         placeholder=f"No {label.lower()} written yet for this model.")
+
+
+def judge_chart(scope: promotion.Scope, row: promotion.LeaderboardRow) -> None:
+    rows = promotion.load_row_predictions(store(), model_evaluation(scope, row.model_name))
+    if rows is None:
+        return
+    data = holdout(scope)
+    colour = GROUP_COLOURS.get(row.group, GROUP_COLOURS["unknown"])
+    if scope.task == "binary":
+        curve = promotion.roc_table(rows, data)
+        figure = px.area(curve, x="false_positive_rate", y="true_positive_rate",
+                         title=f"ROC curve (AUC {row.metrics['roc_auc']:.4f})",
+                         labels={"false_positive_rate": "False positive rate",
+                                 "true_positive_rate": "True positive rate"})
+        figure.update_traces(line_color=colour)
+        figure.add_shape(type="line", x0=0, y0=0, x1=1, y1=1, line={"dash": "dash",
+                                                                    "color": "grey"})
+        figure.update_layout(height=420, yaxis_range=[0, 1], xaxis_range=[0, 1])
+        st.plotly_chart(figure, width="stretch")
+        return
+    left, right = st.columns([3, 2])
+    confusion = promotion.confusion_table(rows, data)
+    heat = px.imshow(confusion, color_continuous_scale="Blues", zmin=0, zmax=1, aspect="auto",
+                     title="Confusion matrix (share of each true class)")
+    heat.update_layout(height=460)
+    left.plotly_chart(heat, width="stretch")
+    per_class = promotion.per_class_accuracy(rows, data)
+    bars = px.bar(per_class, x="class", y="accuracy", hover_data=["rows"],
+                  title="Accuracy per class", color_discrete_sequence=[colour])
+    bars.add_hline(y=row.metrics["accuracy"], line_dash="dash", annotation_text="overall")
+    bars.update_layout(height=460, yaxis_range=[0, 1], xaxis_type="category")
+    right.plotly_chart(bars, width="stretch")
+
+
+def main() -> None:
+    scope = current_scope()
+    if scope is None:
+        return
+    board = leaderboard(scope)
+    if board is None:
+        return
+    show_notice()
+    st.title(f"🔍 Model Explorer · {plain(scope.name)}")
+    row = choose_model(board)
+    if row is None:
+        return
+    headline(board, row)
+    if not row.ok:
+        return
+    metrics_table(board, row)
+    descriptions(scope, row)
+    try:
+        judge_chart(scope, row)
+    except promotion.PromotionError as err:
+        st.error(str(err))
+    meta = scope.model(row.model_name).meta
+    if meta is not None:
+        with st.expander("meta.json (as written; it describes, it does not measure)"):
+            st.json(meta.model_dump(mode="json"))
+        st.caption(f"sha256 {row.sha256}")
+
+
+main()

@@ -1,0 +1,181 @@
+"""📈 Leaderboard: every model of the scope ranked, promote/demote per row, promoted summary."""
+
+from __future__ import annotations
+
+import math
+
+import streamlit as st
+
+import promotion
+from pages._common import (
+    GROUP_LABELS,
+    STAGE_BADGES,
+    current_scope,
+    current_user,
+    leaderboard,
+    plain,
+    scope_problems,
+    show_notice,
+    store,
+)
+
+PAGE_SIZE = 25
+COLUMNS = [0.5, 2.6, 1.2, 2.2, 1.4, 1.1, 0.9, 1.2, 1.3]
+
+
+def decide(action: str, scope: promotion.Scope, model_name: str) -> None:
+    """Button callback: record a promotion or demotion in the store, then say so."""
+    reason = str(st.session_state.get("decision_reason") or "")
+    act = promotion.promote if action == "promote" else promotion.demote
+    try:
+        act(store(), scope, model_name, actor=current_user(), reason=reason)
+    except promotion.PromotionError as err:
+        st.session_state["notice"] = ("error", str(err))
+        return
+    verb = "Promoted" if action == "promote" else "Demoted"
+    st.session_state["notice"] = ("ok", f"{verb} {plain(model_name)}.")
+
+
+def save_weights(scope: promotion.Scope, names: list[str]) -> None:
+    """Slider callback: store the edited weights as the scope's next version."""
+    weights = {n: float(st.session_state[f"weight:{scope.name}:{n}"]) for n in names}
+    try:
+        promotion.resolve_weights(scope.task, weights)
+        store().save_weights(scope.name, weights, actor=current_user() or "unknown")
+    except (promotion.PromotionError, ValueError) as err:
+        st.session_state["notice"] = ("error", f"Weights not saved: {err}")
+
+
+def header(board: promotion.Leaderboard, evaluation_note: str) -> None:
+    st.title(f"📈 Leaderboard · {plain(board.scope)}")
+    weights = ", ".join(f"{n} {w:g}" for n, w in board.weights.items())
+    st.caption(f"{board.task} · {board.n_rows} holdout rows · composite = weighted mean of "
+               f"{weights} (each scored 0 at chance level, 1 at perfect) · {evaluation_note}")
+    leader = board.leader
+    if leader is not None and leader.health_score is not None and leader.health_score <= 0.0:
+        st.warning(
+            "**No model shows skill on this scope.** Even the leader's 95% interval reaches the "
+            "chance level (composite 0), so the ranking order here is noise. Promoting any of "
+            "these models buys no predictive skill.", icon="🎲")
+
+
+def filters(board: promotion.Leaderboard) -> list[promotion.LeaderboardRow]:
+    left, middle, right = st.columns([3, 2, 1])
+    groups = sorted({row.group for row in board.rows})
+    chosen = left.segmented_control(
+        "Groups", groups, selection_mode="multi", default=groups, key=f"groups:{board.scope}",
+        format_func=lambda g: GROUP_LABELS.get(g, g))
+    search = middle.text_input("Search by name", key=f"search:{board.scope}",
+                               placeholder="e.g. xgboost").strip().lower()
+    rows = [r for r in board.ranked if r.group in (chosen or []) and search in
+            r.model_name.lower()]
+    pages = max(1, math.ceil(len(rows) / PAGE_SIZE))
+    page = right.number_input(f"Page (of {pages})", min_value=1, max_value=pages, value=1,
+                              key=f"page:{board.scope}")
+    return rows[(page - 1) * PAGE_SIZE: page * PAGE_SIZE]
+
+
+def table(scope: promotion.Scope, board: promotion.Leaderboard,
+          rows: list[promotion.LeaderboardRow], stages: dict[str, promotion.StageRecord]
+          ) -> None:
+    key_metric = "top_5_accuracy" if board.task == "multiclass" else "roc_auc"
+    key_label = "Top-5 acc." if board.task == "multiclass" else "ROC AUC"
+    labels = ["#", "Model", "Group", "Composite", "95% interval", key_label, "p95 ms", "Stage",
+              ""]
+    for column, label in zip(st.columns(COLUMNS), labels, strict=True):
+        column.markdown(f"**{label}**")
+    if not rows:
+        st.info("No model matches these filters.")
+    for row in rows:
+        stage = stages[row.model_name].stage if row.model_name in stages else "development"
+        promoted = stage in promotion.PROMOTED_STAGES
+        cells = st.columns(COLUMNS, vertical_alignment="center")
+        cells[0].text(f"{row.rank}")
+        cells[1].text(row.model_name)
+        cells[2].text(f"{row.group} ({row.phase})")
+        score = row.composite_score or 0.0
+        cells[3].progress(min(max(score, 0.0), 1.0), text=f"{score:.4f}")
+        low, high = row.composite_interval or (0.0, 0.0)
+        tied = " 🤝 tied" if row.tied_with_leader else (" 🏆 leader" if row.rank == 1 else "")
+        cells[4].text(f"[{low:.3f}, {high:.3f}]{tied}")
+        cells[5].text(f"{row.metrics.get(key_metric, float('nan')):.1%}"
+                      if key_metric == "top_5_accuracy"
+                      else f"{row.metrics.get(key_metric, float('nan')):.4f}")
+        cells[6].text(f"{row.metrics.get('latency_p95_ms', float('nan')):.2f}")
+        cells[7].text(STAGE_BADGES.get(stage, stage))
+        action = "demote" if promoted else "promote"
+        cells[8].button("❌ Demote" if promoted else "✅ Promote",
+                        key=f"{action}:{scope.name}:{row.model_name}",
+                        on_click=decide, args=(action, scope, row.model_name),
+                        disabled=not current_user(),
+                        help=None if current_user() else "Enter your name in the sidebar first")
+
+
+def failed(board: promotion.Leaderboard) -> None:
+    broken = [row for row in board.rows if not row.ok]
+    if not broken:
+        return
+    with st.expander(f"⚠️ {len(broken)} model(s) could not be evaluated", expanded=True):
+        for row in broken:
+            st.text(f"{row.model_name}: {row.reason}")
+
+
+def weights_editor(scope: promotion.Scope, board: promotion.Leaderboard) -> None:
+    names = [n for n in promotion.get_metric_names(scope.task)
+             if promotion.get_metric(n).kind != "info"]
+    with st.expander("⚖️ Metric weights (re-rank at once; saved as a new version)"):
+        saved = store().current_weights(scope.name)
+        st.caption(f"Version {saved.version}, by {plain(saved.actor)}" if saved
+                   else "Using the scope's default weights.")
+        columns = st.columns(3)
+        for i, name in enumerate(names):
+            key = f"weight:{scope.name}:{name}"
+            if key not in st.session_state:
+                st.session_state[key] = float(board.weights.get(name, 0.0))
+            columns[i % 3].slider(promotion.get_metric(name).label, 0.0, 1.0, step=0.05,
+                                  key=key, on_change=save_weights, args=(scope, names),
+                                  help=promotion.get_metric(name).help)
+
+
+def summary(board: promotion.Leaderboard, stages: dict[str, promotion.StageRecord]) -> None:
+    st.divider()
+    st.subheader("✅ Promoted Models Summary")
+    promoted = [row for row in board.rows if row.model_name in stages
+                and stages[row.model_name].stage in promotion.PROMOTED_STAGES]
+    st.markdown(f"**Total Promoted: {len(promoted)}**")
+    if not promoted:
+        st.caption("Nothing promoted yet: click ✅ Promote on the models you choose.")
+        return
+    for i, row in enumerate(promoted, start=1):
+        record = stages[row.model_name]
+        score = f"{row.composite_score:.4f}" if row.composite_score is not None else "failed"
+        why = f", because {record.reason}" if record.reason else ""
+        st.text(f"{i}. {row.model_name} - Score: {score}  (by {record.updated_by}, "
+                f"{record.updated_at:%Y-%m-%d %H:%M} UTC{why})")
+    scores = [r.composite_score for r in promoted if r.composite_score is not None]
+    count, average, best = st.columns(3)
+    count.metric("Count", len(promoted))
+    average.metric("Avg Score", f"{sum(scores) / len(scores):.4f}" if scores else "–")
+    best.metric("Best", f"{max(scores):.4f}" if scores else "–")
+
+
+def main() -> None:
+    scope_problems()
+    scope = current_scope()
+    if scope is None:
+        return
+    board = leaderboard(scope)
+    if board is None:
+        return
+    show_notice()
+    header(board, f"{len(board.rows)} models")
+    weights_editor(scope, board)
+    st.text_input("Reason for your next decision (optional, recorded with it)",
+                  key="decision_reason")
+    stages = store().stages(scope.name)
+    table(scope, board, filters(board), stages)
+    failed(board)
+    summary(board, stages)
+
+
+main()

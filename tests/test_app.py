@@ -1,0 +1,160 @@
+"""The dashboard driven through Streamlit's AppTest: every page, and the real flows clicked."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from factories import make_scope
+from streamlit.testing.v1 import AppTest
+
+import promotion
+
+APP = str(Path(__file__).resolve().parent.parent / "app.py")
+PAGES = ["pages/leaderboard.py", "pages/explorer.py", "pages/comparison.py"]
+
+
+@pytest.fixture
+def app_root(models_root, monkeypatch) -> Path:
+    make_scope(models_root, "tiny")
+    make_scope(models_root, "bin", task="binary")
+    monkeypatch.setenv("PROMOTION_MODELS_DIR", str(models_root))
+    monkeypatch.setenv("PROMOTION_USER", "ana")
+    monkeypatch.delenv("PROMOTION_DB_URL", raising=False)
+    return models_root
+
+
+def open_app(scope: str = "tiny", page: str | None = None) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=180)
+    at.query_params["scope"] = scope
+    at.run()
+    if page:
+        at.switch_page(page)
+        at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def buttons(at: AppTest, prefix: str) -> dict[str, object]:
+    return {b.key.split(":", 2)[2]: b for b in at.button if b.key and b.key.startswith(prefix)}
+
+
+@pytest.mark.parametrize("scope", ["tiny", "bin"])
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_runs_without_exception(app_root, page, scope):
+    at = open_app(scope, page)
+    assert not at.error
+    assert at.title[0].value.endswith(scope)
+
+
+def test_promote_summary_demote_flow_persists_in_the_store(app_root):
+    at = open_app()
+    assert "**Total Promoted: 0**" in [m.value for m in at.markdown]
+    buttons(at, "promote:")["logreg"].click()
+    at.run()
+    assert "❌ Demote" == buttons(at, "demote:")["logreg"].label
+    assert "**Total Promoted: 1**" in [m.value for m in at.markdown]
+    assert [m.value for m in at.metric][:1] == ["1"]
+
+    buttons(at, "promote:")["bayes"].click()
+    at.run()
+    assert "**Total Promoted: 2**" in [m.value for m in at.markdown]
+
+    # A browser refresh is a new session: it must show what the store holds.
+    fresh = open_app()
+    assert set(buttons(fresh, "demote:")) == {"logreg", "bayes"}
+    record = promotion.open_store(app_root).stages("tiny")["logreg"]
+    assert (record.stage, record.updated_by) == ("production", "ana")
+
+    buttons(fresh, "demote:")["logreg"].click()
+    fresh.run()
+    assert set(buttons(fresh, "demote:")) == {"bayes"}
+    assert "**Total Promoted: 1**" in [m.value for m in fresh.markdown]
+    history = promotion.open_store(app_root).history("tiny")
+    assert [(t.model_name, t.to_stage) for t in history] == [
+        ("logreg", "production"), ("bayes", "production"), ("logreg", "archived")]
+
+
+def test_a_reason_is_recorded_with_the_decision(app_root):
+    at = open_app()
+    at.text_input(key="decision_reason").input("best linear baseline")
+    at.run()
+    buttons(at, "promote:")["logreg"].click()
+    at.run()
+    assert promotion.open_store(app_root).stages("tiny")["logreg"].reason == (
+        "best linear baseline")
+
+
+def test_a_weight_change_reranks_at_once_and_is_saved(app_root):
+    at = open_app()
+    before = [key for key in buttons(at, "promote:")]
+    for slider in at.slider:
+        slider.set_value(0.0)
+    at.slider(key="weight:tiny:log_loss").set_value(1.0)
+    at.run()
+    assert not at.exception
+    saved = promotion.open_store(app_root).current_weights("tiny")
+    assert saved is not None and saved.weights["log_loss"] == 1.0
+    board = promotion.rank_models(
+        promotion.evaluate_scope(promotion.load_scope(app_root, "tiny"),
+                                 promotion.open_store(app_root)), {"log_loss": 1.0})
+    after = list(buttons(at, "promote:"))
+    assert after == [row.model_name for row in board.ranked]
+    assert sorted(after) == sorted(before)
+
+
+def test_a_broken_model_shows_as_failed_while_others_still_promote(app_root):
+    (app_root / "tiny" / "tree_d1" / "model.joblib").write_bytes(b"garbage")
+    at = open_app()
+    failed = [t.value for t in at.text if "tree_d1" in t.value and "cannot be loaded" in t.value]
+    assert failed and "tiny/tree_d1/model.joblib" in failed[0]
+    assert "tree_d1" not in buttons(at, "promote:")
+    buttons(at, "promote:")["logreg"].click()
+    at.run()
+    assert "logreg" in buttons(at, "demote:")
+
+
+def test_html_in_a_model_name_is_shown_as_text(app_root):
+    import shutil
+
+    hostile = "<img src=x onerror=alert(1)>"
+    shutil.copytree(app_root / "tiny" / "logreg", app_root / "tiny" / hostile)
+    at = open_app()
+    assert hostile in [t.value for t in at.text]
+    buttons(at, "promote:")[hostile].click()
+    at.run()
+    assert any(hostile in t.value for t in at.text if "Score" in t.value)
+
+
+def test_explorer_text_is_saved_for_the_next_session(app_root):
+    at = open_app(page="pages/explorer.py")
+    at.selectbox(key="explore_model:tiny").set_value("bayes")
+    at.run()
+    at.text_area(key="text:tiny:bayes:known_bias").input("weak on class 3")
+    at.run()
+    assert promotion.open_store(app_root).annotations("tiny")["bayes"]["known_bias"] == (
+        "weak on class 3")
+    again = open_app(page="pages/explorer.py")
+    again.selectbox(key="explore_model:tiny").set_value("bayes")
+    again.run()
+    assert again.text_area(key="text:tiny:bayes:known_bias").value == "weak on class 3"
+
+
+def test_a_broken_scope_is_reported_and_the_others_work(app_root):
+    (app_root / "bin" / "scope.json").write_text('{"task": "binary"}')
+    at = open_app()
+    assert any("bin/scope.json: field 'target' is missing" in w.value.replace("\\", "")
+               for w in at.warning)
+    assert buttons(at, "promote:")
+
+
+@pytest.mark.slow
+def test_first_start_on_an_empty_root_builds_the_demo_zoo(models_root, monkeypatch):
+    monkeypatch.setenv("PROMOTION_MODELS_DIR", str(models_root))
+    at = AppTest.from_file(APP, default_timeout=600)
+    at.run()
+    assert not at.exception
+    assert {s.name for s in promotion.discover_scopes(models_root)} == {
+        "credit_default", "digits", "lotto_6_49"}
+    assert at.title[0].value.startswith("📈 Leaderboard")
+    assert len(buttons(at, "promote:")) == 12
