@@ -8,7 +8,7 @@ from __future__ import annotations
 import streamlit as st
 
 import promotion
-from pages._common import current_user, default_user, ensure_demo_zoo, scopes
+from views._common import current_user, default_user, ensure_demo_zoo, scopes
 
 st.set_page_config(page_title="Model promotion", page_icon="🏁", layout="wide")
 
@@ -41,8 +41,8 @@ with st.sidebar:
         st.query_params["user"] = current_user()
 
 page = st.navigation([
-    st.Page("pages/leaderboard.py", title="Leaderboard", icon="📈", default=True),
-    st.Page("pages/explorer.py", title="Model Explorer", icon="🔍"),
-    st.Page("pages/comparison.py", title="Comparison", icon="📊"),
+    st.Page("views/leaderboard.py", title="Leaderboard", icon="📈", default=True),
+    st.Page("views/explorer.py", title="Model Explorer", icon="🔍"),
+    st.Page("views/comparison.py", title="Comparison", icon="📊"),
 ])
 page.run()

@@ -29,10 +29,13 @@ def confusion_table(rows: RowPredictions, holdout: Holdout) -> pd.DataFrame:
 def per_class_accuracy(rows: RowPredictions, holdout: Holdout) -> pd.DataFrame:
     """Recall of each class with its number of holdout rows."""
     correct = rows.proba.argmax(axis=1) == holdout.y_index
-    frame = pd.DataFrame({"class": np.asarray(holdout.classes, dtype=object)[holdout.y_index],
-                          "correct": correct})
-    table = frame.groupby("class", sort=False)["correct"].agg(rows="size", accuracy="mean")
-    return table.reset_index().astype({"class": str})
+    n_classes = len(holdout.classes)
+    support = np.bincount(holdout.y_index, minlength=n_classes)
+    hits = np.bincount(holdout.y_index, weights=correct, minlength=n_classes)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        accuracy = np.where(support > 0, hits / support, np.nan)
+    return pd.DataFrame({"class": [str(c) for c in holdout.classes], "rows": support,
+                         "accuracy": accuracy})
 
 
 def roc_table(rows: RowPredictions, holdout: Holdout) -> pd.DataFrame:
@@ -78,6 +81,7 @@ def metric_score_table(board: Leaderboard, model_names: Sequence[str],
             low, high = row.intervals.get(metric, (np.nan, np.nan))
             score = float(metric_score(metric, np.array([value]), board.chance)[0])
             records.append({"model_name": name, "metric": metric,
-                            "label": get_metric(metric).label, "value": value, "low": low,
+                            "label": get_metric(metric).label, "unit": get_metric(metric).unit,
+                            "value": value, "low": low,
                             "high": high, "score": score})
     return pd.DataFrame.from_records(records)

@@ -11,7 +11,7 @@ from streamlit.testing.v1 import AppTest
 import promotion
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
-PAGES = ["pages/leaderboard.py", "pages/explorer.py", "pages/comparison.py"]
+PAGES = ["views/leaderboard.py", "views/explorer.py", "views/comparison.py"]
 
 
 @pytest.fixture
@@ -127,14 +127,14 @@ def test_html_in_a_model_name_is_shown_as_text(app_root):
 
 
 def test_explorer_text_is_saved_for_the_next_session(app_root):
-    at = open_app(page="pages/explorer.py")
+    at = open_app(page="views/explorer.py")
     at.selectbox(key="explore_model:tiny").set_value("bayes")
     at.run()
     at.text_area(key="text:tiny:bayes:known_bias").input("weak on class 3")
     at.run()
     assert promotion.open_store(app_root).annotations("tiny")["bayes"]["known_bias"] == (
         "weak on class 3")
-    again = open_app(page="pages/explorer.py")
+    again = open_app(page="views/explorer.py")
     again.selectbox(key="explore_model:tiny").set_value("bayes")
     again.run()
     assert again.text_area(key="text:tiny:bayes:known_bias").value == "weak on class 3"

@@ -99,6 +99,13 @@ def model_evaluation(scope: promotion.Scope, model_name: str) -> promotion.Model
     raise promotion.ModelNotFoundError(f"scope '{scope.name}' has no model '{model_name}'")
 
 
+def group_order(groups: object) -> list[str]:
+    """The groups present, in the seed's phase order (tree, neural, variant, linear)."""
+    present = set(groups)  # type: ignore[call-overload]
+    known = [g for g in GROUP_LABELS if g in present]
+    return known + sorted(present - set(known))
+
+
 def group_colour_map(groups: list[str]) -> dict[str, str]:
     return {g: GROUP_COLOURS.get(g, GROUP_COLOURS["unknown"]) for g in groups}
 

@@ -7,11 +7,12 @@ import math
 import streamlit as st
 
 import promotion
-from pages._common import (
+from views._common import (
     GROUP_LABELS,
     STAGE_BADGES,
     current_scope,
     current_user,
+    group_order,
     leaderboard,
     plain,
     scope_problems,
@@ -20,7 +21,7 @@ from pages._common import (
 )
 
 PAGE_SIZE = 25
-COLUMNS = [0.5, 2.6, 1.2, 2.2, 1.4, 1.1, 0.9, 1.2, 1.3]
+COLUMNS = [0.35, 2.2, 1.1, 1.6, 1.25, 0.95, 0.9, 0.75, 1.1, 1.55]
 
 
 def decide(action: str, scope: promotion.Scope, model_name: str) -> None:
@@ -61,7 +62,7 @@ def header(board: promotion.Leaderboard, evaluation_note: str) -> None:
 
 def filters(board: promotion.Leaderboard) -> list[promotion.LeaderboardRow]:
     left, middle, right = st.columns([3, 2, 1])
-    groups = sorted({row.group for row in board.rows})
+    groups = group_order(row.group for row in board.rows)
     chosen = left.segmented_control(
         "Groups", groups, selection_mode="multi", default=groups, key=f"groups:{board.scope}",
         format_func=lambda g: GROUP_LABELS.get(g, g))
@@ -80,8 +81,8 @@ def table(scope: promotion.Scope, board: promotion.Leaderboard,
           ) -> None:
     key_metric = "top_5_accuracy" if board.task == "multiclass" else "roc_auc"
     key_label = "Top-5 acc." if board.task == "multiclass" else "ROC AUC"
-    labels = ["#", "Model", "Group", "Composite", "95% interval", key_label, "p95 ms", "Stage",
-              ""]
+    labels = ["#", "Model", "Group", "Composite", "95% interval", "vs leader", key_label,
+              "p95 ms", "Stage", "Decision"]
     for column, label in zip(st.columns(COLUMNS), labels, strict=True):
         column.markdown(f"**{label}**")
     if not rows:
@@ -92,19 +93,19 @@ def table(scope: promotion.Scope, board: promotion.Leaderboard,
         cells = st.columns(COLUMNS, vertical_alignment="center")
         cells[0].text(f"{row.rank}")
         cells[1].text(row.model_name)
-        cells[2].text(f"{row.group} ({row.phase})")
+        cells[2].text(f"{row.group} · {row.phase}")
         score = row.composite_score or 0.0
         cells[3].progress(min(max(score, 0.0), 1.0), text=f"{score:.4f}")
         low, high = row.composite_interval or (0.0, 0.0)
-        tied = " 🤝 tied" if row.tied_with_leader else (" 🏆 leader" if row.rank == 1 else "")
-        cells[4].text(f"[{low:.3f}, {high:.3f}]{tied}")
-        cells[5].text(f"{row.metrics.get(key_metric, float('nan')):.1%}"
-                      if key_metric == "top_5_accuracy"
-                      else f"{row.metrics.get(key_metric, float('nan')):.4f}")
-        cells[6].text(f"{row.metrics.get('latency_p95_ms', float('nan')):.2f}")
-        cells[7].text(STAGE_BADGES.get(stage, stage))
+        cells[4].text(f"[{low:.3f}, {high:.3f}]")
+        cells[5].text("🏆 leader" if row.rank == 1 else ("🤝 tied" if row.tied_with_leader
+                                                         else "below"))
+        value = row.metrics.get(key_metric, float("nan"))
+        cells[6].text(f"{value:.1%}" if key_metric == "top_5_accuracy" else f"{value:.4f}")
+        cells[7].text(f"{row.metrics.get('latency_p95_ms', float('nan')):.2f}")
+        cells[8].text(STAGE_BADGES.get(stage, stage) or "–")
         action = "demote" if promoted else "promote"
-        cells[8].button("❌ Demote" if promoted else "✅ Promote",
+        cells[9].button("❌ Demote" if promoted else "✅ Promote",
                         key=f"{action}:{scope.name}:{row.model_name}",
                         on_click=decide, args=(action, scope, row.model_name),
                         disabled=not current_user(),

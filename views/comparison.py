@@ -7,13 +7,20 @@ import plotly.graph_objects as go
 import streamlit as st
 
 import promotion
-from pages._common import GROUP_LABELS, current_scope, group_colour_map, leaderboard, plain
+from views._common import (
+    GROUP_LABELS,
+    current_scope,
+    group_colour_map,
+    group_order,
+    leaderboard,
+    plain,
+)
 
 
 def groups_side_by_side(board: promotion.Leaderboard) -> None:
     frame = board.to_frame()
     frame = frame[frame["status"] == "ok"]
-    colours = group_colour_map(sorted(frame["group"].unique()))
+    colours = group_colour_map(group_order(frame["group"]))
     left, right = st.columns([3, 2])
     figure = px.box(frame, x="group", y="composite_score", color="group", points="all",
                     hover_name="model_name", color_discrete_map=colours,
@@ -37,20 +44,21 @@ def score_against_latency(board: promotion.Leaderboard) -> None:
     frame = board.to_frame()
     frame = frame[frame["status"] == "ok"].copy()
     frame["pareto"] = promotion.pareto_front(frame["composite_score"], frame["latency_p95_ms"])
-    colours = group_colour_map(sorted(frame["group"].unique()))
+    colours = group_colour_map(group_order(frame["group"]))
     figure = px.scatter(frame, x="latency_p95_ms", y="composite_score", color="group",
                         hover_name="model_name", log_x=True, color_discrete_map=colours,
-                        symbol="pareto", symbol_map={True: "star", False: "circle"},
+                        category_orders={"group": list(colours)},
                         labels={"latency_p95_ms": "Latency p95 per row (ms, log scale)",
-                                "composite_score": "Composite score", "group": "Group",
-                                "pareto": "Pareto front"},
-                        title="Score against latency (★ = Pareto front: nothing is both "
-                              "faster and better)")
-    front = frame[frame["pareto"]].sort_values("latency_p95_ms")
-    figure.add_trace(go.Scatter(x=front["latency_p95_ms"], y=front["composite_score"],
-                                mode="lines", line={"dash": "dot", "color": "#444"},
-                                name="Pareto front", hoverinfo="skip"))
+                                "composite_score": "Composite score", "group": "Group"},
+                        title="Score against latency (Pareto front: no model is both faster "
+                              "and better)")
     figure.update_traces(marker={"size": 11})
+    front = frame[frame["pareto"]].sort_values("latency_p95_ms")
+    figure.add_trace(go.Scatter(
+        x=front["latency_p95_ms"], y=front["composite_score"], mode="lines+markers",
+        name="Pareto front", text=front["model_name"], hoverinfo="text",
+        line={"dash": "dot", "color": "#444"},
+        marker={"symbol": "circle-open", "size": 20, "color": "#444", "line": {"width": 2}}))
     figure.update_layout(height=460)
     st.plotly_chart(figure, width="stretch")
 
@@ -73,6 +81,7 @@ def metric_by_metric(board: promotion.Leaderboard) -> None:
     figure.update_layout(height=420, yaxis_range=[0, 1])
     st.plotly_chart(figure, width="stretch")
     wide = table.pivot(index="label", columns="model_name", values="value")
+    wide = wide.reindex(table["label"].drop_duplicates()).rename_axis("Metric")
     st.dataframe(wide, width="stretch", column_config={
         name: st.column_config.NumberColumn(name, format="%.4f") for name in wide.columns})
 

@@ -6,7 +6,7 @@ import plotly.express as px
 import streamlit as st
 
 import promotion
-from pages._common import (
+from views._common import (
     GROUP_COLOURS,
     GROUP_LABELS,
     current_scope,
@@ -67,10 +67,11 @@ def metrics_table(board: promotion.Leaderboard, row: promotion.LeaderboardRow) -
     table = promotion.metric_score_table(board, [row.model_name], names)
     table = table.assign(weight=[board.weights.get(n, 0.0) for n in table["metric"]])
     st.dataframe(
-        table[["label", "value", "low", "high", "score", "weight"]], hide_index=True,
+        table[["label", "unit", "value", "low", "high", "score", "weight"]], hide_index=True,
         width="stretch",
         column_config={
-            "label": "Metric", "value": st.column_config.NumberColumn("Value", format="%.4f"),
+            "label": "Metric", "unit": "Unit",
+            "value": st.column_config.NumberColumn("Value", format="%.4f"),
             "low": st.column_config.NumberColumn("95% low", format="%.4f"),
             "high": st.column_config.NumberColumn("95% high", format="%.4f"),
             "score": st.column_config.ProgressColumn("Score (0–1)", min_value=0, max_value=1,
@@ -119,6 +120,9 @@ def judge_chart(scope: promotion.Scope, row: promotion.LeaderboardRow) -> None:
     heat = px.imshow(confusion, color_continuous_scale="Blues", zmin=0, zmax=1, aspect="auto",
                      title="Confusion matrix (share of each true class)")
     heat.update_layout(height=460)
+    if len(confusion) <= 20:
+        heat.update_xaxes(dtick=1)
+        heat.update_yaxes(dtick=1)
     left.plotly_chart(heat, width="stretch")
     per_class = promotion.per_class_accuracy(rows, data)
     bars = px.bar(per_class, x="class", y="accuracy", hover_data=["rows"],
