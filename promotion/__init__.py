@@ -25,6 +25,7 @@ from ._discovery import (
     discover_scopes,
     file_sha256,
     load_scope,
+    scope_folders,
 )
 from ._errors import (
     InvalidInputError,
@@ -87,5 +88,5 @@ __all__ = [
     "load_row_predictions",
     "load_scope", "metric_score", "metric_score_table", "open_store", "pareto_front",
     "per_class_accuracy", "promote", "promoted_models", "rank_models", "resolve_weights",
-    "roc_table",
+    "roc_table", "scope_folders",
 ]

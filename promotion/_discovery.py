@@ -134,13 +134,19 @@ class ScopeProblem:
     error: str
 
 
-def discover_scopes(models_dir: Path) -> list[Scope | ScopeProblem]:
-    """Every scope under ``models_dir``, sorted by name; broken ones as :class:`ScopeProblem`."""
+def scope_folders(models_dir: Path) -> list[Path]:
+    """The folders under ``models_dir`` that are scopes (not the export area), by name."""
     models_dir = Path(models_dir)
     if not models_dir.is_dir():
         return []
+    return sorted(p for p in models_dir.iterdir() if _is_scope_folder(p))
+
+
+def discover_scopes(models_dir: Path) -> list[Scope | ScopeProblem]:
+    """Every scope under ``models_dir``, sorted by name; broken ones as :class:`ScopeProblem`."""
+    models_dir = Path(models_dir)
     found: list[Scope | ScopeProblem] = []
-    for folder in sorted(p for p in models_dir.iterdir() if _is_scope_folder(p)):
+    for folder in scope_folders(models_dir):
         try:
             found.append(_read_scope(folder, models_dir))
         except PromotionError as err:

@@ -35,7 +35,7 @@ from ._metrics import chance_levels, get_metric_names
 from ._store import Store
 
 #: Bump when the way metrics are measured changes: old cache entries then stop matching.
-EVALUATION_VERSION = 1
+EVALUATION_VERSION = 2
 TOP_K = 5
 
 Progress = Callable[[int, int, str, bool], None]
@@ -76,6 +76,29 @@ class ScopeEvaluation:
     models: list[ModelEvaluation]
     evaluated: int  # how many were measured now (not from the cache)
     seconds: float
+    _columns: dict[str, tuple[np.ndarray, np.ndarray]] = field(
+        default_factory=dict, init=False, repr=False, compare=False)
+
+    @property
+    def ok_models(self) -> list[ModelEvaluation]:
+        return [m for m in self.models if m.ok]
+
+    def metric_column(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """One metric over the ok models: point values (M,) and replicates (M, B), cached."""
+        if name not in self._columns:
+            ok = self.ok_models
+            points = np.array([m.metrics.get(name, np.nan) for m in ok], dtype=float)
+            n_boot = next((m.replicates.shape[0] for m in ok if m.replicates is not None), 1)
+            reps = np.empty((len(ok), n_boot))
+            for i, model in enumerate(ok):
+                index = model.replicate_names.index(name) if name in model.replicate_names \
+                    else None
+                if model.replicates is not None and index is not None:
+                    reps[i] = model.replicates[:, index]
+                else:  # measured once: no sampling spread
+                    reps[i] = points[i]
+            self._columns[name] = (points, reps)
+        return self._columns[name]
 
 
 @dataclass(frozen=True)
@@ -199,7 +222,9 @@ def measure_model(path: Path, *, features: pd.DataFrame, y_index: np.ndarray, n_
         class_index = _class_positions(model, classes)
         X = features[columns]
         proba, errors, batch_seconds = _predict_batch(model, X, class_index, n_classes)
+        latency_started = time.perf_counter()
         latencies = _time_single_rows(model, X, latency_rows, seed)
+        latency_seconds = time.perf_counter() - latency_started
     except _ModelProblem as problem:
         return {"status": "failed", "reason": str(problem)}, None, None
     metrics = _point_metrics(proba, errors, y_index, task)
@@ -219,9 +244,11 @@ def measure_model(path: Path, *, features: pd.DataFrame, y_index: np.ndarray, n_
                                                                     strict=True)},
         "replicate_names": names,
         "timing": {"load_s": load_seconds, "batch_s": batch_seconds,
-                   "evaluation_s": time.perf_counter() - started},
+                   "latency_s": latency_seconds, "evaluation_s": time.perf_counter() - started},
     }
-    return payload, _to_bytes(replicates=replicates.astype(np.float32)), _to_bytes(
+    # Replicates are raw float32 (read for every model on every start: no parsing);
+    # the per-row output, read only on demand, is an .npz.
+    return payload, replicates.astype(np.float32).tobytes(), _to_bytes(
         proba=proba.astype(np.float32), errors=errors)
 
 
@@ -458,15 +485,15 @@ def _from_payload(scope: Scope, entry: ModelEntry, sha: str, key: str, payload: 
     if payload["status"] != "ok":
         reason = f"{scope.shown(entry.model_path)}: {payload['reason']}"
         return _failed(entry, reason, sha, key, cached=cached)
+    names = tuple(payload["replicate_names"])
     reps = None
-    if replicates is not None:
-        with np.load(io.BytesIO(replicates)) as arrays:
-            reps = arrays["replicates"].astype(np.float64)
+    if replicates is not None and names:
+        reps = np.frombuffer(replicates, dtype=np.float32).reshape(-1, len(names))
     return ModelEvaluation(
         model_name=entry.name, model_type=entry.model_type, group=entry.group, status="ok",
         reason=None, sha256=sha, cache_key=key, metrics=dict(payload["metrics"]),
         intervals={k: (v[0], v[1]) for k, v in payload["intervals"].items()},
-        replicate_names=tuple(payload["replicate_names"]), replicates=reps, cached=cached,
+        replicate_names=names, replicates=reps, cached=cached,
     )
 
 

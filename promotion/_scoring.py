@@ -7,7 +7,7 @@ so re-ranking after a weight change costs milliseconds, not a re-evaluation.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -106,22 +106,21 @@ def rank_models(evaluation: ScopeEvaluation, weights: Mapping[str, float] | None
                 ) -> Leaderboard:
     """Rank the evaluated models of a scope by composite score (1 = best)."""
     chosen = resolve_weights(evaluation.task, weights)
-    ok = [m for m in evaluation.models if m.ok]
-    scored = _composite(ok, chosen, evaluation.chance)
-    rows: list[LeaderboardRow] = []
-    unscorable: list[LeaderboardRow] = []
-    for model, (point, low, high) in zip(ok, scored, strict=True):
-        if np.isnan(point):
-            missing = [n for n in chosen if not np.isfinite(model.metrics.get(n, np.nan))]
-            unscorable.append(_failed_row(model, f"metric(s) {', '.join(missing)} could not be "
-                                                 "measured (NaN), so no composite score"))
-            continue
-        rows.append(_ok_row(model, point, low, high))
-    rows.sort(key=lambda r: (-(r.composite_score or 0.0), r.model_name))
-    leader_low = rows[0].composite_interval[0] if rows else 0.0  # type: ignore[index]
+    ok = evaluation.ok_models
+    points, lows, highs = _composite(evaluation, chosen)
+    scorable = [i for i in range(len(ok)) if not np.isnan(points[i])]
+    order = sorted(scorable, key=lambda i: (-points[i], ok[i].model_name))
+    leader_low = min(lows[order[0]], points[order[0]]) if order else 0.0
     ranked = [
-        _with_rank(row, i + 1, tied=i > 0 and row.composite_interval[1] >= leader_low)  # type: ignore[index]
-        for i, row in enumerate(rows)
+        _ok_row(ok[i], rank, float(points[i]), float(lows[i]), float(highs[i]),
+                tied=rank > 1 and max(highs[i], points[i]) >= leader_low)
+        for rank, i in enumerate(order, start=1)
+    ]
+    unscorable = [
+        _failed_row(ok[i], "metric(s) " + ", ".join(
+            n for n in chosen if not np.isfinite(ok[i].metrics.get(n, np.nan)))
+            + " could not be measured (NaN), so no composite score")
+        for i in range(len(ok)) if np.isnan(points[i])
     ]
     failed = unscorable + [_failed_row(m, m.reason or "failed") for m in evaluation.models
                            if not m.ok]
@@ -129,55 +128,49 @@ def rank_models(evaluation: ScopeEvaluation, weights: Mapping[str, float] | None
                        evaluation.chance, evaluation.n_rows)
 
 
-def _composite(models: list[ModelEvaluation], weights: dict[str, float],
-               chance: Mapping[str, float]) -> list[tuple[float, float, float]]:
-    """(composite, interval low, interval high) per model, vectorized over models."""
-    if not models:
-        return []
-    names = list(weights)
-    w = np.array([weights[n] for n in names])
-    w = w / w.sum()
-    points = np.array([[m.metrics.get(n, np.nan) for n in names] for m in models])
-    point_scores = np.column_stack(
-        [metric_score(n, points[:, j], chance) for j, n in enumerate(names)]
-    )
-    composite = point_scores @ w
-    replicates = np.stack([_replicate_columns(m, names) for m in models])  # (M, B, K)
-    rep_scores = np.stack(
-        [metric_score(n, replicates[:, :, j], chance) for j, n in enumerate(names)], axis=-1
-    )
-    rep_composite = rep_scores @ w  # (M, B)
-    low, high = np.nanpercentile(rep_composite, [2.5, 97.5], axis=1)
-    return list(zip(composite.tolist(), low.tolist(), high.tolist(), strict=True))
+def _composite(evaluation: ScopeEvaluation, weights: dict[str, float]
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(composite, interval low, interval high) per ok model, vectorized over models."""
+    n_ok = len(evaluation.ok_models)
+    if n_ok == 0:
+        empty = np.empty(0)
+        return empty, empty, empty
+    total = sum(weights.values())
+    composite = np.zeros(n_ok)
+    replicates: np.ndarray | None = None
+    for name, weight in weights.items():
+        points, reps = evaluation.metric_column(name)
+        share = weight / total
+        composite += share * metric_score(name, points, evaluation.chance)
+        scored = share * metric_score(name, reps, evaluation.chance)
+        replicates = scored if replicates is None else replicates + scored
+    low, high = percentile_interval(replicates)  # type: ignore[arg-type]
+    return composite, low, high
 
 
-def _replicate_columns(model: ModelEvaluation, names: list[str]) -> np.ndarray:
-    reps = model.replicates
-    index = {n: i for i, n in enumerate(model.replicate_names)}
-    columns = []
-    for name in names:
-        if reps is not None and name in index:
-            columns.append(reps[:, index[name]])
-        else:  # a metric measured once has no sampling spread
-            n_boot = reps.shape[0] if reps is not None else 1
-            columns.append(np.full(n_boot, model.metrics.get(name, np.nan)))
-    return np.column_stack(columns)
+def percentile_interval(replicates: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """2.5th and 97.5th percentiles along the last axis, ignoring NaN replicates."""
+    finite = ~np.isnan(replicates).any(axis=-1)
+    low = np.full(replicates.shape[:-1], np.nan)
+    high = np.full(replicates.shape[:-1], np.nan)
+    if finite.any():  # the fast path: numpy's vectorized percentile
+        low[finite], high[finite] = np.percentile(replicates[finite], [2.5, 97.5], axis=-1)
+    if (~finite).any():  # a few resamples without a value (e.g. one class drawn): skip them
+        low[~finite], high[~finite] = np.nanpercentile(replicates[~finite], [2.5, 97.5],
+                                                       axis=-1)
+    return low, high
 
 
-def _ok_row(model: ModelEvaluation, point: float, low: float, high: float) -> LeaderboardRow:
-    # The interval of a percentile bootstrap need not contain the point; keep it honest but
-    # ordered so the point is inside what we show.
+def _ok_row(model: ModelEvaluation, rank: int, point: float, low: float, high: float, *,
+            tied: bool) -> LeaderboardRow:
+    # A percentile interval need not contain the point estimate; widen it so it does.
     low, high = min(low, point), max(high, point)
     return LeaderboardRow(
-        rank=None, model_name=model.model_name, model_type=model.model_type,
+        rank=rank, model_name=model.model_name, model_type=model.model_type,
         group=model.group, status="ok", reason=None, composite_score=point,
-        composite_interval=(low, high), health_score=low, tied_with_leader=False,
-        metrics=dict(model.metrics), intervals=dict(model.intervals), sha256=model.sha256,
+        composite_interval=(low, high), health_score=low, tied_with_leader=bool(tied),
+        metrics=model.metrics, intervals=model.intervals, sha256=model.sha256,
     )
-
-
-def _with_rank(row: LeaderboardRow, rank: int, *, tied: bool) -> LeaderboardRow:
-    return replace(row, rank=rank, tied_with_leader=bool(tied))
 
 
 def _failed_row(model: ModelEvaluation, reason: str) -> LeaderboardRow:

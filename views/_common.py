@@ -53,19 +53,31 @@ def _build_lock() -> threading.Lock:
     return threading.Lock()
 
 
-def scope_signature(scope: promotion.Scope) -> tuple:
-    """Cheap fingerprint (sizes and mtimes) of everything an evaluation reads."""
-    paths = [scope.folder / "scope.json", scope.holdout_path]
-    for entry in scope.models:
-        paths += [entry.folder / "meta.json", entry.model_path]
+def folder_signature(folder: Path) -> tuple:
+    """Cheap fingerprint (sizes and mtimes) of a scope folder's files, read without parsing."""
     signature = []
-    for path in paths:
-        try:
-            stat = path.stat()
-            signature.append((path.name, stat.st_size, stat.st_mtime_ns))
-        except OSError:
-            signature.append((path.name, -1, -1))
+    try:
+        children = sorted(folder.iterdir())
+    except OSError:
+        return ()
+    for child in children:
+        paths = [child / "meta.json", child / "model.joblib"] if child.is_dir() else [child]
+        for path in paths:
+            try:
+                stat = path.stat()
+                signature.append((path.name, child.name, stat.st_size, stat.st_mtime_ns))
+            except OSError:
+                signature.append((path.name, child.name, -1, -1))
     return tuple(signature)
+
+
+def scope_signature(scope: promotion.Scope) -> tuple:
+    return folder_signature(scope.folder)
+
+
+@st.cache_resource(show_spinner=False, max_entries=64)
+def _load_scope(root: str, name: str, signature: tuple) -> promotion.Scope:
+    return promotion.load_scope(Path(root), name)
 
 
 @st.cache_resource(show_spinner="Evaluating the models on the holdout (only what changed)…",
@@ -111,15 +123,23 @@ def group_colour_map(groups: list[str]) -> dict[str, str]:
 
 
 def scopes() -> list[promotion.Scope | promotion.ScopeProblem]:
-    return promotion.discover_scopes(models_dir())
+    """Every scope of the models root (read again only when its files change)."""
+    root = models_dir()
+    found: list[promotion.Scope | promotion.ScopeProblem] = []
+    for folder in promotion.scope_folders(root):
+        try:
+            found.append(_load_scope(str(root), folder.name, folder_signature(folder)))
+        except promotion.PromotionError as err:
+            found.append(promotion.ScopeProblem(folder.name, folder, str(err)))
+    return found
 
 
 def ensure_demo_zoo() -> None:
     """On a models root with no scope, build the demo zoo, showing its progress."""
-    if promotion.discover_scopes(models_dir()):
+    if promotion.scope_folders(models_dir()):
         return
     with _build_lock():
-        if promotion.discover_scopes(models_dir()):
+        if promotion.scope_folders(models_dir()):
             return
         from promotion import build_demo_zoo
 
@@ -154,7 +174,8 @@ def current_scope() -> promotion.Scope | None:
         st.info("No scope selected.")
         return None
     try:
-        return promotion.load_scope(models_dir(), name)
+        root = models_dir()
+        return _load_scope(str(root), name, folder_signature(root / name))
     except promotion.PromotionError as err:
         st.error(str(err))
         return None
