@@ -1,92 +1,73 @@
 """Rank a scope's models on measured evidence, promote the right ones, hand them to production.
 
-Only the names below are public; the ``_``-modules behind them may change.
+Only the names below are public; the ``_``-modules behind them may change. Names are
+imported on first use, so ``import promotion.engine`` loads neither the store nor the
+training libraries.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from pathlib import Path
+import importlib
+from typing import TYPE_CHECKING, Any
 
-from ._config import GROUP_PHASE, GROUPS, ModelMeta, ScopeConfig
-from ._diagnostics import (
-    confusion_table,
-    group_summary,
-    metric_score_table,
-    pareto_front,
-    per_class_accuracy,
-    roc_table,
-)
-from ._discovery import (
-    Holdout,
-    ModelEntry,
-    Scope,
-    ScopeProblem,
-    discover_scopes,
-    file_sha256,
-    load_scope,
-    scope_folders,
-)
-from ._errors import (
-    InvalidInputError,
-    InvalidTransitionError,
-    ModelNotFoundError,
-    PromotionError,
-    ScopeNotFoundError,
-    UnknownMetricError,
-)
-from ._evaluation import (
-    ModelEvaluation,
-    RowPredictions,
-    ScopeEvaluation,
-    evaluate_scope,
-    load_row_predictions,
-)
-from ._lifecycle import demote, promote, promoted_models
-from ._metrics import (
-    METRICS,
-    Metric,
-    chance_levels,
-    default_weights,
-    get_metric,
-    get_metric_names,
-    metric_score,
-)
-from ._scoring import Leaderboard, LeaderboardRow, rank_models, resolve_weights
-from ._service import MODELS_DIR_ENV, build_leaderboard, default_models_dir, effective_weights
-from ._store import (
-    PROMOTED_STAGES,
-    STAGES,
-    SqlStore,
-    StageRecord,
-    Store,
-    Transition,
-    WeightsVersion,
-    open_store,
-)
+_EXPORTS: dict[str, tuple[str, ...]] = {
+    "_cards": ("SCHEMA_VERSION", "LeaderboardExport", "ModelCard", "ModelCards",
+               "json_schemas"),
+    "_config": ("GROUPS", "GROUP_PHASE", "ModelMeta", "ScopeConfig"),
+    "_demo": ("DEMO_SCOPES", "build_demo_zoo"),
+    "_diagnostics": ("confusion_table", "group_summary", "metric_score_table", "pareto_front",
+                     "per_class_accuracy", "roc_table"),
+    "_discovery": ("Holdout", "ModelEntry", "Scope", "ScopeProblem", "discover_scopes",
+                   "file_sha256", "load_scope", "scope_folders"),
+    "_ensemble": ("METHODS", "ensemble_weights", "normalize"),
+    "_errors": ("InvalidInputError", "InvalidTransitionError", "ModelNotFoundError",
+                "PromotionError", "ScopeNotFoundError", "UnknownMetricError"),
+    "_evaluation": ("ModelEvaluation", "RowPredictions", "ScopeEvaluation", "evaluate_scope",
+                    "load_row_predictions"),
+    "_export": ("TEXT_FIELDS", "ExportPaths", "PromotedSet", "build_cards", "card_texts",
+                "compare_ensembles", "derived_texts", "ensemble_table", "export_results",
+                "promoted_set"),
+    "_lifecycle": ("demote", "promote", "promoted_models"),
+    "_metrics": ("METRICS", "Metric", "chance_levels", "default_weights", "get_metric",
+                 "get_metric_names", "metric_score"),
+    "_scoring": ("Leaderboard", "LeaderboardRow", "rank_models", "resolve_weights"),
+    "_service": ("MODELS_DIR_ENV", "build_leaderboard", "default_models_dir",
+                 "effective_weights", "export_scope"),
+    "_slices": ("INSUFFICIENT", "SliceFinding", "slice_findings"),
+    "_store": ("PROMOTED_STAGES", "STAGES", "SqlStore", "StageRecord", "Store", "Transition",
+               "WeightsVersion", "open_store"),
+}
+_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
+
+__all__ = sorted(_WHERE)
 
 
-def build_demo_zoo(models_dir: Path, *, force: bool = False,
-                   progress: Callable[[str], None] = print,
-                   scopes: Sequence[str] | None = None) -> list[Path]:
-    """Build the demo scopes under ``models_dir`` (training libraries are imported only now)."""
-    from ._demo import DEMO_SCOPES
-    from ._demo import build_demo_zoo as build
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'promotion' has no attribute '{name}'")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
 
-    return build(models_dir, force=force, progress=progress, scopes=scopes or DEMO_SCOPES)
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
 
 
-__all__ = [
-    "GROUPS", "GROUP_PHASE", "METRICS", "MODELS_DIR_ENV", "PROMOTED_STAGES", "STAGES", "Holdout",
-    "InvalidInputError", "InvalidTransitionError", "Leaderboard", "LeaderboardRow", "Metric",
-    "ModelEntry", "ModelEvaluation", "ModelMeta", "ModelNotFoundError", "PromotionError",
-    "RowPredictions", "Scope", "ScopeConfig", "ScopeEvaluation", "ScopeNotFoundError",
-    "ScopeProblem", "SqlStore", "StageRecord", "Store", "Transition", "UnknownMetricError",
-    "WeightsVersion", "build_demo_zoo", "build_leaderboard", "chance_levels", "confusion_table",
-    "default_models_dir", "default_weights", "demote", "discover_scopes", "effective_weights",
-    "evaluate_scope", "file_sha256", "get_metric", "get_metric_names", "group_summary",
-    "load_row_predictions",
-    "load_scope", "metric_score", "metric_score_table", "open_store", "pareto_front",
-    "per_class_accuracy", "promote", "promoted_models", "rank_models", "resolve_weights",
-    "roc_table", "scope_folders",
-]
+if TYPE_CHECKING:  # for type checkers and editors; at run time names load lazily
+    from ._cards import *  # noqa: F403
+    from ._config import *  # noqa: F403
+    from ._demo import DEMO_SCOPES, build_demo_zoo  # noqa: F401
+    from ._diagnostics import *  # noqa: F403
+    from ._discovery import *  # noqa: F403
+    from ._ensemble import *  # noqa: F403
+    from ._errors import *  # noqa: F403
+    from ._evaluation import *  # noqa: F403
+    from ._export import *  # noqa: F403
+    from ._lifecycle import *  # noqa: F403
+    from ._metrics import *  # noqa: F403
+    from ._scoring import *  # noqa: F403
+    from ._service import *  # noqa: F403
+    from ._slices import *  # noqa: F403
+    from ._store import *  # noqa: F403

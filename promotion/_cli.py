@@ -6,17 +6,22 @@ Bad input exits with status 2 and one line on stderr; no traceback for a user er
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ._errors import PromotionError
+from ._errors import InvalidInputError, PromotionError
 from ._evaluation import Progress
-from ._jsonio import dumps
+from ._jsonio import dumps, write_atomic
 from ._scoring import Leaderboard
 from ._service import build_leaderboard, default_models_dir
 from ._store import open_store
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 USER_ERROR = 2
 
@@ -45,6 +50,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     scopes = commands.add_parser("scopes", parents=[common], help="list the scopes")
     scopes.set_defaults(run=_cmd_scopes)
+
+    export = commands.add_parser("export", parents=[common],
+                                 help="write the leaderboard and the promoted models' cards")
+    export.add_argument("--scope", required=True)
+    export.add_argument("--weights", choices=("score", "equal", "greedy"), default="score",
+                        help="ensemble weighting method (default: score)")
+    export.set_defaults(run=_cmd_export)
+
+    predict = commands.add_parser("predict", parents=[common],
+                                  help="ensemble predictions from the newest export")
+    predict.add_argument("--scope", required=True)
+    predict.add_argument("--input", required=True, type=Path, help="CSV of feature rows")
+    predict.add_argument("--output", type=Path, help="CSV to write (default: stdout)")
+    predict.set_defaults(run=_cmd_predict)
+
+    schemas = commands.add_parser("schemas", help="write the export files' JSON Schemas")
+    schemas.add_argument("--out", type=Path, default=Path("schemas"))
+    schemas.set_defaults(run=_cmd_schemas, models_dir=None)
     return parser
 
 
@@ -101,6 +124,60 @@ def _cmd_scopes(args: argparse.Namespace) -> int:
         else:
             print(f"{item.name}\t{item.task}\t{len(item.models)} models")
     return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from ._service import export_scope
+
+    store = open_store(args.models_dir)
+    try:
+        paths = export_scope(args.models_dir, args.scope, store, args.weights)
+    finally:
+        store.close()
+    for card in paths.cards:
+        _say(f"{card.model_name}: weight {card.ensemble_weight:.4f} ({card.weights_method})")
+    print(paths.leaderboard)
+    print(paths.model_cards)
+    return 0
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from .engine import PredictionEngine
+
+    engine = PredictionEngine.load(args.scope, args.models_dir)
+    frame = _read_rows(args.input)
+    proba = engine.predict_proba(frame)
+    out = pd.DataFrame(proba, columns=[f"proba_{c}" for c in engine.classes], index=frame.index)
+    out.insert(0, "prediction", engine.predict(frame))
+    if args.output:
+        out.to_csv(args.output, index=False)
+        _say(f"{len(out)} rows -> {args.output} (export {engine.source.name})")
+    else:
+        out.to_csv(sys.stdout, index=False)
+    return 0
+
+
+def _cmd_schemas(args: argparse.Namespace) -> int:
+    from ._cards import json_schemas
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    for name, schema in json_schemas().items():
+        write_atomic(args.out / name, json.dumps(schema, indent=2, sort_keys=True) + "\n")
+        print(args.out / name)
+    return 0
+
+
+def _read_rows(path: Path) -> pd.DataFrame:
+    import pandas as pd
+
+    try:
+        return pd.read_csv(path)
+    except FileNotFoundError:
+        raise InvalidInputError(f"{path}: file is missing (argument --input)") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        raise InvalidInputError(f"{path}: not a readable CSV ({err})") from None
 
 
 def _say(message: str) -> None:

@@ -30,6 +30,7 @@ from sklearn.metrics import (
     top_k_accuracy_score,
 )
 
+from ._align import ClassMismatch, class_positions, model_columns
 from ._discovery import Holdout, ModelEntry, Scope, file_sha256
 from ._metrics import chance_levels, get_metric_names
 from ._store import Store
@@ -160,7 +161,10 @@ def load_row_predictions(store: Store, evaluation: ModelEvaluation) -> RowPredic
     if blob is None:
         return None
     with np.load(io.BytesIO(blob)) as arrays:
-        return RowPredictions(arrays["proba"].astype(np.float64), arrays["errors"])
+        proba = arrays["proba"].astype(np.float64)
+        errors = arrays["errors"]
+    # Stored as float32: renormalize so each row sums to 1 at float64 precision again.
+    return RowPredictions(proba / proba.sum(axis=1, keepdims=True), errors)
 
 
 def settings_fingerprint(scope: Scope, holdout: Holdout) -> str:
@@ -227,7 +231,7 @@ def measure_model(path: Path, *, features: pd.DataFrame, y_index: np.ndarray, n_
         latency_seconds = time.perf_counter() - latency_started
     except _ModelProblem as problem:
         return {"status": "failed", "reason": str(problem)}, None, None
-    metrics = _point_metrics(proba, errors, y_index, task)
+    metrics = point_metrics(proba, errors, y_index, task)
     metrics.update(
         latency_p50_ms=float(np.percentile(latencies, 50)),
         latency_p95_ms=float(np.percentile(latencies, 95)),
@@ -272,44 +276,23 @@ def _load(path: Path) -> tuple[Any, float, int]:
 
 
 def _model_columns(model: Any, features: pd.DataFrame) -> list[str]:
-    expected = getattr(model, "feature_names_in_", None)
-    if expected is not None:
-        expected = [str(c) for c in expected]
-        missing = [c for c in expected if c not in features.columns]
-        if missing:
-            shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
-            raise _ModelProblem(f"wrong features: the model needs column(s) the holdout lacks: "
-                                f"{shown}")
-        return expected
+    try:
+        columns = model_columns(model, list(features.columns))
+    except KeyError as err:
+        raise _ModelProblem(f"wrong features: the model needs column(s) the holdout lacks: "
+                            f"{err.args[0]}") from None
     n_expected = getattr(model, "n_features_in_", None)
-    if n_expected is not None and n_expected != features.shape[1]:
+    if n_expected is not None and n_expected != len(columns):
         raise _ModelProblem(f"wrong features: the model takes {n_expected} columns, the "
-                            f"holdout has {features.shape[1]}")
-    return list(features.columns)
+                            f"holdout has {len(columns)}")
+    return columns
 
 
 def _class_positions(model: Any, classes: list) -> np.ndarray:
-    """For each column of the model's predict_proba, its position in the scope's classes."""
-    model_classes = getattr(model, "classes_", None)
-    if model_classes is None:
-        raise _ModelProblem("the model has no classes_; it must be a fitted classifier")
-    lookup = {_plain(c): i for i, c in enumerate(classes)}
-    positions = []
-    for label in np.asarray(model_classes).tolist():
-        if _plain(label) not in lookup:
-            raise _ModelProblem(f"the model predicts class {label!r}, which the scope does not "
-                                "have. Hint: list every class in scope.json field 'classes'")
-        positions.append(lookup[_plain(label)])
-    return np.asarray(positions)
-
-
-def _plain(label: Any) -> Any:
-    # Class labels compare across int/float/str spellings of the same value.
-    if isinstance(label, float) and label.is_integer():
-        return int(label)
-    if isinstance(label, str) and label.lstrip("-").isdigit():
-        return int(label)
-    return label
+    try:
+        return class_positions(model, classes)
+    except ClassMismatch as err:
+        raise _ModelProblem(str(err)) from None
 
 
 def _predict_batch(model: Any, X: pd.DataFrame, class_index: np.ndarray, n_classes: int
@@ -371,8 +354,9 @@ def _quietly(func: Callable[[Any], Any], arg: Any) -> None:
 
 # --- metrics ---------------------------------------------------------------------------------
 
-def _point_metrics(proba: np.ndarray, errors: np.ndarray, y: np.ndarray, task: str
-                   ) -> dict[str, float]:
+def point_metrics(proba: np.ndarray, errors: np.ndarray, y: np.ndarray, task: str
+                  ) -> dict[str, float]:
+    """The quality metrics of class probabilities against class indices, by scikit-learn."""
     labels = np.arange(proba.shape[1])
     predicted = proba.argmax(axis=1)
     with warnings.catch_warnings():

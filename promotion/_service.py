@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ._discovery import Scope, load_scope
 from ._evaluation import Progress, ScopeEvaluation, evaluate_scope
+from ._export import ExportPaths, export_results, promoted_set
 from ._metrics import default_weights
 from ._scoring import Leaderboard, rank_models, resolve_weights
 from ._store import Store
@@ -34,3 +35,12 @@ def build_leaderboard(models_dir: Path, scope_name: str, store: Store, *,
     scope = load_scope(models_dir, scope_name)
     evaluation = evaluate_scope(scope, store, n_jobs=n_jobs, progress=progress)
     return rank_models(evaluation, effective_weights(scope, store)), evaluation
+
+
+def export_scope(models_dir: Path, scope_name: str, store: Store, method: str = "score"
+                 ) -> ExportPaths:
+    """Evaluate (cached), build the promoted models' cards and write both export files."""
+    board, evaluation = build_leaderboard(models_dir, scope_name, store)
+    scope = load_scope(models_dir, scope_name)
+    promoted = promoted_set(scope, store, evaluation, board)
+    return export_results(promoted, store, method)

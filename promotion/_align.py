@@ -1,0 +1,48 @@
+"""Matching a model's ``predict_proba`` columns to a scope's classes (no heavy imports)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+
+class ClassMismatch(ValueError):
+    """The model predicts a class the scope does not have."""
+
+
+def plain_label(label: Any) -> Any:
+    """A class label comparable across int, float and str spellings of the same value."""
+    if isinstance(label, float) and label.is_integer():
+        return int(label)
+    if isinstance(label, str) and label.lstrip("-").isdigit():
+        return int(label)
+    return label
+
+
+def class_positions(model: Any, classes: list) -> np.ndarray:
+    """For each column of the model's predict_proba, its position in ``classes``."""
+    model_classes = getattr(model, "classes_", None)
+    if model_classes is None:
+        raise ClassMismatch("the model has no classes_; it must be a fitted classifier")
+    lookup = {plain_label(c): i for i, c in enumerate(classes)}
+    positions = []
+    for label in np.asarray(model_classes).tolist():
+        if plain_label(label) not in lookup:
+            raise ClassMismatch(f"the model predicts class {label!r}, which the scope does not "
+                                "have. Hint: list every class in scope.json field 'classes'")
+        positions.append(lookup[plain_label(label)])
+    return np.asarray(positions)
+
+
+def model_columns(model: Any, available: list[str]) -> list[str]:
+    """The feature columns the model takes, in its own order; missing ones raise KeyError."""
+    expected = getattr(model, "feature_names_in_", None)
+    if expected is None:
+        return list(available)
+    expected = [str(c) for c in expected]
+    missing = [c for c in expected if c not in set(available)]
+    if missing:
+        shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
+        raise KeyError(shown)
+    return expected

@@ -1,0 +1,231 @@
+"""Model cards of the promoted set and the atomic export the prediction engine loads."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ._cards import (
+    HoldoutInfo,
+    LeaderboardEntry,
+    LeaderboardExport,
+    MetricValue,
+    ModelCard,
+    ModelCards,
+)
+from ._discovery import EXPORT_AREA, Holdout, Scope, file_sha256, shown_path
+from ._ensemble import DEFAULT_ENSEMBLE_SIZE, EnsembleReport, compare_methods, ensemble_weights
+from ._errors import InvalidInputError
+from ._evaluation import ModelEvaluation, ScopeEvaluation, load_row_predictions
+from ._jsonio import dumps, write_atomic
+from ._scoring import Leaderboard, LeaderboardRow
+from ._slices import describe_findings, recommended_use, slice_findings
+from ._store import PROMOTED_STAGES, StageRecord, Store
+
+TEXT_FIELDS: tuple[str, ...] = ("strength", "known_bias", "recommended_use")
+LEADERBOARDS = "leaderboards"
+MODEL_CARDS = "model_cards"
+
+
+@dataclass(frozen=True)
+class ExportPaths:
+    """Where an export was written."""
+
+    leaderboard: Path
+    model_cards: Path
+    cards: list[ModelCard]
+
+
+@dataclass(frozen=True)
+class PromotedSet:
+    """The promoted models of a scope with everything a card needs, checked for changes."""
+
+    scope: Scope
+    board: Leaderboard
+    evaluation: ScopeEvaluation
+    holdout: Holdout
+    rows: list[LeaderboardRow]
+    records: dict[str, StageRecord]
+    probas: list[np.ndarray]
+
+
+def promoted_set(scope: Scope, store: Store, evaluation: ScopeEvaluation, board: Leaderboard,
+                 holdout: Holdout | None = None) -> PromotedSet:
+    """The promoted models in rank order; refuses an empty set or a changed model file."""
+    records = {n: r for n, r in store.stages(scope.name).items() if r.stage in PROMOTED_STAGES}
+    if not records:
+        raise InvalidInputError(f"nothing is promoted in scope '{scope.name}'. Hint: promote at "
+                                "least one model first")
+    by_name = {m.model_name: m for m in evaluation.models}
+    rows = []
+    for name in records:
+        row = board.row(name) if name in by_name else None
+        if row is None or not row.ok:
+            raise InvalidInputError(f"promoted model '{name}' of scope '{scope.name}' has no "
+                                    "measured score now. Hint: fix it or demote it")
+        _check_unchanged(scope, by_name[name], records[name])
+        rows.append(row)
+    rows.sort(key=lambda r: r.rank or 0)
+    holdout = holdout or scope.load_holdout()
+    probas = []
+    for row in rows:
+        predicted = load_row_predictions(store, by_name[row.model_name])
+        if predicted is None:
+            raise InvalidInputError(f"no stored predictions for '{row.model_name}'. Hint: "
+                                    "evaluate the scope again")
+        probas.append(predicted.proba)
+    return PromotedSet(scope, board, evaluation, holdout, rows, records, probas)
+
+
+def _check_unchanged(scope: Scope, evaluated: ModelEvaluation, record: StageRecord) -> None:
+    path = scope.model(evaluated.model_name).model_path
+    shown = scope.shown(path)
+    try:
+        current = file_sha256(path)
+    except OSError as err:
+        raise InvalidInputError(f"{shown}: cannot be read ({err})") from None
+    if current != evaluated.sha256:
+        raise InvalidInputError(
+            f"{shown}: changed since it was evaluated (evaluated {evaluated.sha256[:12]}, "
+            f"file now {current[:12]}). Hint: reload to evaluate it again")
+    if record.model_sha256 is not None and current != record.model_sha256:
+        raise InvalidInputError(
+            f"{shown}: changed since it was promoted (promoted {record.model_sha256[:12]}, "
+            f"file now {current[:12]}). Hint: review the new version and promote it again")
+
+
+def derived_texts(scope: Scope, store: Store, evaluated: ModelEvaluation, holdout: Holdout,
+                  board: Leaderboard, weight: float | None) -> dict[str, str]:
+    """Strength, known bias and recommended use from the holdout evidence."""
+    rows = load_row_predictions(store, evaluated)
+    if rows is None:
+        findings = []
+    else:
+        findings = slice_findings(rows, holdout, scope.task)
+    return {
+        "strength": describe_findings(findings, scope.task, better=True),
+        "known_bias": describe_findings(findings, scope.task, better=False),
+        "recommended_use": recommended_use(evaluated.model_name, board.to_frame()
+                                           .query("status == 'ok'"), weight),
+    }
+
+
+def card_texts(scope: Scope, store: Store, evaluated: ModelEvaluation, holdout: Holdout,
+               board: Leaderboard, weight: float | None) -> dict[str, str]:
+    """The card's text fields: the analyst's wording where written, else the evidence."""
+    written = store.annotations(scope.name).get(evaluated.model_name, {})
+    derived = derived_texts(scope, store, evaluated, holdout, board, weight)
+    return {field: written.get(field) or derived[field] for field in TEXT_FIELDS}
+
+
+def build_cards(promoted: PromotedSet, store: Store, method: str = "score", *,
+                size: int = DEFAULT_ENSEMBLE_SIZE, now: datetime | None = None
+                ) -> list[ModelCard]:
+    """One card per promoted model, with normalized ensemble weights by ``method``."""
+    scope, board = promoted.scope, promoted.board
+    names = [r.model_name for r in promoted.rows]
+    weights = ensemble_weights(method, names, [r.composite_score or 0.0 for r in promoted.rows],
+                               promoted.probas, promoted.holdout.y_index,
+                               seed=scope.config.bootstrap_seed, size=size)
+    now = now or datetime.now(UTC)
+    by_name = {m.model_name: m for m in promoted.evaluation.models}
+    holdout_info = _holdout_info(scope, promoted.holdout)
+    cards = []
+    for row in promoted.rows:
+        evaluated = by_name[row.model_name]
+        texts = card_texts(scope, store, evaluated, promoted.holdout, board,
+                           weights[row.model_name])
+        record = promoted.records[row.model_name]
+        cards.append(ModelCard(
+            model_name=row.model_name, model_type=row.model_type, game=scope.name,
+            scope=scope.name, phase=row.phase, group=row.group, stage=record.stage,
+            is_champion=record.stage == "champion", task=scope.task,
+            composite_score=row.composite_score, composite_interval=row.composite_interval,
+            health_score=row.health_score, ensemble_weight=weights[row.model_name],
+            weights_method=method, top_5_accuracy=row.metrics.get("top_5_accuracy"),
+            roc_auc=row.metrics.get("roc_auc"), metrics=_metric_values(row), **texts,
+            model_path=shown_path(scope.model(row.model_name).model_path, scope.models_dir),
+            sha256=row.sha256, feature_names=list(promoted.holdout.features.columns),
+            classes=list(promoted.holdout.classes), holdout=holdout_info, generated_at=now,
+        ))
+    ModelCards(cards)  # the same checks the engine makes on reading
+    return cards
+
+
+def compare_ensembles(promoted: PromotedSet, *, size: int = DEFAULT_ENSEMBLE_SIZE
+                      ) -> tuple[list[EnsembleReport], dict[str, dict[str, float]]]:
+    """Each weighting method's ensemble against each single model, on the reporting half."""
+    return compare_methods([r.model_name for r in promoted.rows],
+                           [r.composite_score or 0.0 for r in promoted.rows], promoted.probas,
+                           promoted.holdout.y_index, promoted.scope.task,
+                           seed=promoted.scope.config.bootstrap_seed, size=size)
+
+
+def export_results(promoted: PromotedSet, store: Store, method: str = "score", *,
+                   cards: list[ModelCard] | None = None) -> ExportPaths:
+    """Write the leaderboard and the model cards atomically; return their paths.
+
+    The leaderboard is written first and the cards last: a reader that finds a cards file
+    finds the export complete.
+    """
+    now = datetime.now(UTC)
+    cards = cards or build_cards(promoted, store, method, now=now)
+    scope = promoted.scope
+    stamp = now.strftime("%Y%m%dT%H%M%S%fZ")
+    area = scope.models_dir / EXPORT_AREA
+    board_path = area / LEADERBOARDS / f"leaderboard_{scope.name}_{stamp}.json"
+    cards_path = area / MODEL_CARDS / f"model_cards_{scope.name}_{stamp}.json"
+    board = _leaderboard_export(promoted, store, now)
+    write_atomic(board_path, dumps(board.model_dump(mode="json")))
+    write_atomic(cards_path, dumps(ModelCards(cards).model_dump(mode="json")))
+    return ExportPaths(board_path, cards_path, cards)
+
+
+def _leaderboard_export(promoted: PromotedSet, store: Store, now: datetime
+                        ) -> LeaderboardExport:
+    stages = store.stages(promoted.scope.name)
+    entries = [
+        LeaderboardEntry(
+            rank=row.rank, model_name=row.model_name, model_type=row.model_type,
+            group=row.group, phase=row.phase,
+            stage=stages[row.model_name].stage if row.model_name in stages else "development",
+            status=row.status, reason=row.reason, composite_score=row.composite_score,
+            composite_interval=row.composite_interval, health_score=row.health_score,
+            tied_with_leader=row.tied_with_leader, metrics=_metric_values(row),
+            sha256=row.sha256)
+        for row in promoted.board.rows
+    ]
+    return LeaderboardExport(
+        scope=promoted.scope.name, task=promoted.scope.task, generated_at=now,
+        composite_weights=promoted.board.weights, chance_levels=promoted.board.chance,
+        holdout=_holdout_info(promoted.scope, promoted.holdout), models=entries)
+
+
+def _holdout_info(scope: Scope, holdout: Holdout) -> HoldoutInfo:
+    return HoldoutInfo(path=shown_path(scope.holdout_path, scope.models_dir),
+                       sha256=holdout.sha256, rows=len(holdout.y))
+
+
+def _metric_values(row: LeaderboardRow) -> dict[str, MetricValue]:
+    def finite(x: float | None) -> float | None:
+        return None if x is None or not np.isfinite(x) else float(x)
+
+    return {name: MetricValue(value=finite(value),
+                              low=finite(row.intervals.get(name, (None, None))[0]),
+                              high=finite(row.intervals.get(name, (None, None))[1]))
+            for name, value in row.metrics.items()}
+
+
+def ensemble_table(reports: list[EnsembleReport], singles: dict[str, dict[str, float]],
+                   task: str) -> pd.DataFrame:
+    """Rows: each method's ensemble and the best single promoted model; metric columns."""
+    key = "top_5_accuracy" if task == "multiclass" else "roc_auc"
+    best = max(singles, key=lambda n: singles[n][key])
+    records = [{"ensemble": f"{r.method} weights", **r.metrics} for r in reports]
+    records.append({"ensemble": f"best single model ({best})", **singles[best]})
+    columns = ["ensemble", key, "accuracy", "log_loss", "balanced_accuracy"]
+    return pd.DataFrame.from_records(records)[columns]
