@@ -72,7 +72,7 @@ class LoadedModel:
 
     card: ModelCard
     model: Any
-    columns: list[str]
+    columns: list[str] | None  # None when the model takes the cards' feature order as is
     positions: np.ndarray | None  # None when predict_proba already follows the card's classes
 
 
@@ -127,6 +127,8 @@ class PredictionEngine:
                  "recommended_use": m.card.recommended_use} for m in self.members]
 
     def _features(self, frame: pd.DataFrame) -> pd.DataFrame:
+        if list(frame.columns) == self.feature_names:  # already right: no copy
+            return frame
         missing = [c for c in self.feature_names if c not in frame.columns]
         if missing:
             raise InvalidInputError(
@@ -137,7 +139,7 @@ class PredictionEngine:
 
     def _member_proba(self, member: LoadedModel, X: pd.DataFrame) -> np.ndarray:
         try:
-            raw = member.model.predict_proba(X[member.columns])
+            raw = member.model.predict_proba(X if member.columns is None else X[member.columns])
         except Exception as err:  # a model's own failure, reported with its name
             raise InvalidInputError(f"model '{member.card.model_name}' failed to predict: "
                                     f"{type(err).__name__}: {err}") from None
@@ -183,4 +185,6 @@ def _load_member(card: ModelCard, models_dir: Path, source: Path) -> LoadedModel
     except ClassMismatch as err:
         raise InvalidInputError(f"{where}: {err}") from None
     in_order = np.array_equal(positions, np.arange(len(card.classes)))
-    return LoadedModel(card, model, columns, None if in_order else positions)
+    same_columns = columns == list(card.feature_names)
+    return LoadedModel(card, model, None if same_columns else columns,
+                       None if in_order else positions)

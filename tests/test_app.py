@@ -158,3 +158,44 @@ def test_first_start_on_an_empty_root_builds_the_demo_zoo(models_root, monkeypat
         "credit_default", "digits", "lotto_6_49"}
     assert at.title[0].value.startswith("📈 Leaderboard")
     assert len(buttons(at, "promote:")) == 12
+
+
+def test_generate_cards_is_enabled_only_with_a_promoted_model(app_root):
+    at = open_app()
+    generate = [b for b in at.button if b.label == "🎫 Generate Model Cards"][0]
+    assert generate.disabled
+    buttons(at, "promote:")["logreg"].click()
+    at.run()
+    generate = [b for b in at.button if b.label == "🎫 Generate Model Cards"][0]
+    assert not generate.disabled
+
+
+def test_cards_are_reviewed_edited_and_exported(app_root):
+    at = open_app()
+    for name in ("logreg", "bayes"):
+        buttons(at, "promote:")[name].click()
+        at.run()
+    at.segmented_control(key="method:tiny").set_value("equal")
+    [b for b in at.button if b.label == "🎫 Generate Model Cards"][0].click()
+    at.run()
+    assert not at.exception, at.exception
+    titles = [e.label for e in at.expander]
+    assert any("logreg" in t and "weight 50.0%" in t for t in titles)
+    assert any("best single model" in str(v) for v in at.dataframe[-1].value["ensemble"])
+
+    at.text_area(key="card_text:tiny:bayes:known_bias").input("slow on outliers")
+    at.run()
+    assert promotion.open_store(app_root).annotations("tiny")["bayes"]["known_bias"] == (
+        "slow on outliers")
+
+    [b for b in at.button if b.key == "export:tiny"][0].click()
+    at.run()
+    assert not at.exception, at.exception
+    exported = sorted((app_root / "advanced" / "model_cards").glob("model_cards_tiny_*.json"))
+    assert len(exported) == 1
+    import json
+
+    cards = {c["model_name"]: c for c in json.loads(exported[0].read_text())}
+    assert cards["bayes"]["known_bias"] == "slow on outliers"
+    assert cards["logreg"]["ensemble_weight"] == 0.5
+    assert [c.value for c in at.code][-1] == str(exported[0])

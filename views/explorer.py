@@ -87,14 +87,19 @@ def save_text(scope: promotion.Scope, model_name: str, field: str) -> None:
     st.session_state["notice"] = ("ok", f"Saved {TEXT_FIELDS[field].lower()}.")
 
 
-def descriptions(scope: promotion.Scope, row: promotion.LeaderboardRow) -> None:
+def descriptions(scope: promotion.Scope, board: promotion.Leaderboard,
+                 row: promotion.LeaderboardRow) -> None:
     saved = store().annotations(scope.name).get(row.model_name, {})
+    derived = promotion.derived_texts(scope, store(), model_evaluation(scope, row.model_name),
+                                      holdout(scope), board, None)
     for column, (field, label) in zip(st.columns(3), TEXT_FIELDS.items(), strict=True):
         key = f"text:{scope.name}:{row.model_name}:{field}"
-        st.session_state.setdefault(key, saved.get(field, ""))
+        st.session_state[key] = saved.get(field) or derived[field]
         column.text_area(label, key=key, on_change=save_text,
-                         args=(scope, row.model_name, field), height=110,
-                         placeholder=f"No {label.lower()} written yet for this model.")
+                         args=(scope, row.model_name, field), height=130)
+        column.caption("The analyst's wording (clear it to see the evidence again)"
+                       if saved.get(field) else
+                       "Derived from the holdout evidence; edit to overwrite")
 
 
 def judge_chart(scope: promotion.Scope, row: promotion.LeaderboardRow) -> None:
@@ -148,7 +153,7 @@ def main() -> None:
     if not row.ok:
         return
     metrics_table(board, row)
-    descriptions(scope, row)
+    descriptions(scope, board, row)
     try:
         judge_chart(scope, row)
     except promotion.PromotionError as err:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import streamlit as st
 
@@ -12,7 +13,9 @@ from views._common import (
     STAGE_BADGES,
     current_scope,
     current_user,
+    evaluation,
     group_order,
+    holdout,
     leaderboard,
     plain,
     scope_problems,
@@ -160,6 +163,93 @@ def summary(board: promotion.Leaderboard, stages: dict[str, promotion.StageRecor
     best.metric("Best", f"{max(scores):.4f}" if scores else "–")
 
 
+def cards_section(scope: promotion.Scope, board: promotion.Leaderboard,
+                  stages: dict[str, promotion.StageRecord]) -> None:
+    st.divider()
+    st.subheader("🎫 Model cards and export")
+    promoted = [n for n, r in stages.items() if r.stage in promotion.PROMOTED_STAGES]
+    left, right = st.columns([2, 3], vertical_alignment="bottom")
+    method = left.segmented_control(
+        "Ensemble weights", list(promotion.METHODS), default="score", key=f"method:{scope.name}",
+        format_func=lambda m: {"score": "score (composite / sum)", "equal": "equal",
+                               "greedy": "greedy (Caruana)"}[m]) or "score"
+    if right.button("🎫 Generate Model Cards", disabled=not promoted, type="primary",
+                    help=None if promoted else "Promote at least one model first"):
+        st.session_state[f"cards:{scope.name}"] = method
+    if st.session_state.get(f"cards:{scope.name}") is None or not promoted:
+        st.caption("Generate the cards to review them before export.")
+        return
+    try:
+        chosen = promotion.promoted_set(scope, store(), evaluation(scope), board, holdout(scope))
+        cards = promotion.build_cards(chosen, store(), method)
+        reports, singles = promotion.compare_ensembles(chosen)
+    except promotion.PromotionError as err:
+        st.error(str(err))
+        return
+    st.markdown("**What the ensemble buys**, measured on the half of the holdout that greedy "
+                "selection did not see:")
+    st.dataframe(promotion.ensemble_table(reports, singles, scope.task), hide_index=True,
+                 width="stretch")
+    for card in cards:
+        review_card(scope, card)
+    export_buttons(scope, chosen, cards, method)
+
+
+def review_card(scope: promotion.Scope, card: promotion.ModelCard) -> None:
+    title = (f"{'👑 ' if card.is_champion else ''}{plain(card.model_name)} · weight "
+             f"{card.ensemble_weight:.1%} · composite {card.composite_score:.4f}")
+    with st.expander(title):
+        facts = st.columns(4)
+        facts[0].metric("Ensemble weight", f"{card.ensemble_weight:.4f}")
+        facts[1].metric("Health score", f"{card.health_score:.4f}")
+        key = "top_5_accuracy" if card.task == "multiclass" else "roc_auc"
+        value = card.top_5_accuracy if card.task == "multiclass" else card.roc_auc
+        facts[2].metric(promotion.get_metric(key).label, f"{value:.4f}" if value is not None
+                        else "–")
+        facts[3].metric("Phase", card.phase)
+        for field in promotion.TEXT_FIELDS:
+            widget = f"card_text:{scope.name}:{card.model_name}:{field}"
+            st.session_state[widget] = getattr(card, field)
+            st.text_area(field.replace("_", " ").capitalize(), key=widget, height=80,
+                         on_change=save_card_text,
+                         args=(scope.name, card.model_name, field, widget))
+        st.caption(f"{card.model_path} · sha256 {card.sha256[:16]}…")
+
+
+def save_card_text(scope_name: str, model_name: str, field: str, widget: str) -> None:
+    """Card text callback: the analyst's wording is saved and wins over the derived text."""
+    store().annotate(scope_name, model_name, field, str(st.session_state[widget]),
+                     actor=current_user() or "unknown")
+    st.session_state["notice"] = ("ok", f"Saved {field.replace('_', ' ')} of "
+                                        f"{plain(model_name)}.")
+
+
+def export_buttons(scope: promotion.Scope, chosen: promotion.PromotedSet,
+                   cards: list[promotion.ModelCard], method: str) -> None:
+    if st.button("💾 Export Results", key=f"export:{scope.name}"):
+        try:
+            paths = promotion.export_results(chosen, store(), method, cards=cards)
+        except promotion.PromotionError as err:
+            st.error(str(err))
+            return
+        st.session_state[f"exported:{scope.name}"] = (str(paths.leaderboard),
+                                                      str(paths.model_cards))
+    exported = st.session_state.get(f"exported:{scope.name}")
+    if not exported:
+        return
+    st.success("Exported (written atomically):")
+    for path in exported:
+        st.code(path, language=None)
+    left, right = st.columns(2)
+    for column, path, label in zip((left, right), exported, ("⬇️ Leaderboard JSON",
+                                                             "⬇️ Model cards JSON"),
+                                   strict=True):
+        file = Path(path)
+        if file.exists():
+            column.download_button(label, file.read_bytes(), file_name=file.name,
+                                   mime="application/json", key=f"download:{file.name}")
+
+
 def main() -> None:
     scope_problems()
     scope = current_scope()
@@ -177,6 +267,7 @@ def main() -> None:
     table(scope, board, filters(board), stages)
     failed(board)
     summary(board, stages)
+    cards_section(scope, board, stages)
 
 
 main()

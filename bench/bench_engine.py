@@ -1,0 +1,112 @@
+"""Prediction engine against its bare members, on a 3-model export of the demo digits scope.
+
+Targets (export issue): load ≤ 1.2× (bare joblib.load calls + hashing); single-row
+predict_proba p95 ≤ 1.1× the sum of the members' own single-row p95 + 0.2 ms; 100,000-row
+batch throughput ≥ 0.9× the members called directly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import joblib
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from _util import record  # noqa: E402
+
+import promotion  # noqa: E402
+from promotion.engine import PredictionEngine  # noqa: E402
+
+MEMBERS = ("xgboost", "mlp_large", "logistic_regression")
+
+
+def p95(values: list[float]) -> float:
+    return float(np.percentile(values, 95))
+
+
+def main() -> dict:
+    root = Path(tempfile.mkdtemp(prefix="bench-engine-")) / "models"
+    promotion.build_demo_zoo(root, scopes=("digits",), progress=lambda _: None)
+    store = promotion.open_store(root)
+    scope = promotion.load_scope(root, "digits")
+    for name in MEMBERS:
+        promotion.promote(store, scope, name, actor="bench")
+    paths = promotion.export_scope(root, "digits", store)
+    cards = json.loads(paths.model_cards.read_text())
+    files = [root.parent / c["model_path"] for c in cards]
+
+    def bare_load() -> list:
+        models = []
+        for path in files:
+            payload = path.read_bytes()
+            hashlib.sha256(payload).hexdigest()
+            models.append(joblib.load(path))
+        return models
+
+    load_bare, load_engine = [], []
+    for _ in range(7):
+        started = time.perf_counter()
+        models = bare_load()
+        load_bare.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        engine = PredictionEngine.load("digits", models_dir=root)
+        load_engine.append(time.perf_counter() - started)
+
+    holdout = pd.read_csv(root / "digits" / "holdout.csv").drop(columns="digit")
+    singles = [holdout.iloc[[i]] for i in range(300)]
+    # Interleaved, so both sides see the same machine state.
+    member_times: list[list[float]] = [[] for _ in models]
+    engine_times = []
+    for row in singles * 2:
+        for times, model in zip(member_times, models, strict=True):
+            started = time.perf_counter()
+            model.predict_proba(row)
+            times.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        engine.predict_proba(row)
+        engine_times.append(time.perf_counter() - started)
+    member_p95 = [p95(times) for times in member_times]
+
+    batch = holdout.sample(100_000, replace=True, random_state=0).reset_index(drop=True)
+    direct, through = [], []
+    for _ in range(3):
+        started = time.perf_counter()
+        for model in models:
+            model.predict_proba(batch)
+        direct.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        engine.predict_proba(batch)
+        through.append(time.perf_counter() - started)
+    store.close()
+
+    load_ratio = statistics.median(load_engine) / statistics.median(load_bare)
+    single_limit = 1.1 * sum(member_p95) + 0.0002
+    result = {
+        "members": list(MEMBERS),
+        "load_engine_s": round(statistics.median(load_engine), 4),
+        "load_bare_plus_hash_s": round(statistics.median(load_bare), 4),
+        "load_ratio": round(load_ratio, 3), "load_target_ratio": 1.2,
+        "single_row_p95_engine_ms": round(p95(engine_times) * 1000, 3),
+        "single_row_p95_members_sum_ms": round(sum(member_p95) * 1000, 3),
+        "single_row_limit_ms": round(single_limit * 1000, 3),
+        "single_row_within_target": p95(engine_times) <= single_limit,
+        "batch_rows": len(batch),
+        "batch_rows_per_s_engine": round(len(batch) / min(through)),
+        "batch_rows_per_s_direct": round(len(batch) / min(direct)),
+        "batch_ratio": round(min(direct) / min(through), 3), "batch_target_ratio": 0.9,
+    }
+    record("engine", result)
+    return result
+
+
+if __name__ == "__main__":
+    print(json.dumps(main(), indent=2))
