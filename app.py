@@ -44,5 +44,6 @@ page = st.navigation([
     st.Page("views/leaderboard.py", title="Leaderboard", icon="📈", default=True),
     st.Page("views/explorer.py", title="Model Explorer", icon="🔍"),
     st.Page("views/comparison.py", title="Comparison", icon="📊"),
+    st.Page("views/lifecycle.py", title="Lifecycle", icon="🏛️"),
 ])
 page.run()

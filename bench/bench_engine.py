@@ -37,9 +37,9 @@ def main() -> dict:
     root = Path(tempfile.mkdtemp(prefix="bench-engine-")) / "models"
     promotion.build_demo_zoo(root, scopes=("digits",), progress=lambda _: None)
     store = promotion.open_store(root)
-    scope = promotion.load_scope(root, "digits")
     for name in MEMBERS:
-        promotion.promote(store, scope, name, actor="bench")
+        promotion.change_stage(root, "digits", store, name, "production", actor="bench",
+                               reason="engine benchmark")
     paths = promotion.export_scope(root, "digits", store)
     cards = json.loads(paths.model_cards.read_text())
     files = [root.parent / c["model_path"] for c in cards]

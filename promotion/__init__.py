@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 _EXPORTS: dict[str, tuple[str, ...]] = {
     "_cards": ("SCHEMA_VERSION", "LeaderboardExport", "ModelCard", "ModelCards",
                "json_schemas"),
-    "_config": ("GROUPS", "GROUP_PHASE", "ModelMeta", "ScopeConfig"),
+    "_config": ("GROUPS", "GROUP_PHASE", "GateSettings", "ModelMeta", "ScopeConfig"),
     "_demo": ("DEMO_SCOPES", "build_demo_zoo"),
     "_diagnostics": ("confusion_table", "group_summary", "metric_score_table", "pareto_front",
                      "per_class_accuracy", "roc_table"),
@@ -27,12 +27,15 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     "_export": ("TEXT_FIELDS", "ExportPaths", "PromotedSet", "build_cards", "card_texts",
                 "compare_ensembles", "derived_texts", "ensemble_table", "export_results",
                 "promoted_set"),
-    "_lifecycle": ("demote", "promote", "promoted_models"),
+    "_gates": ("Gate", "GateReport", "gate_report", "gate_reports"),
+    "_lifecycle": ("ALLOWED_FROM", "GateFailure", "champion_of", "demote", "make_champion",
+                   "previous_champion", "promote", "promoted_models", "rollback",
+                   "transition_model"),
     "_metrics": ("METRICS", "Metric", "chance_levels", "default_weights", "get_metric",
                  "get_metric_names", "metric_score"),
     "_scoring": ("Leaderboard", "LeaderboardRow", "rank_models", "resolve_weights"),
-    "_service": ("MODELS_DIR_ENV", "build_leaderboard", "default_models_dir",
-                 "effective_weights", "export_scope"),
+    "_service": ("MODELS_DIR_ENV", "ScopeState", "build_leaderboard", "change_stage",
+                 "default_models_dir", "effective_weights", "export_scope", "scope_state"),
     "_slices": ("INSUFFICIENT", "SliceFinding", "slice_findings"),
     "_store": ("PROMOTED_STAGES", "STAGES", "SqlStore", "StageRecord", "Store", "Transition",
                "WeightsVersion", "open_store"),
@@ -65,6 +68,7 @@ if TYPE_CHECKING:  # for type checkers and editors; at run time names load lazil
     from ._errors import *  # noqa: F403
     from ._evaluation import *  # noqa: F403
     from ._export import *  # noqa: F403
+    from ._gates import *  # noqa: F403
     from ._lifecycle import *  # noqa: F403
     from ._metrics import *  # noqa: F403
     from ._scoring import *  # noqa: F403

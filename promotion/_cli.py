@@ -13,12 +13,15 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ._discovery import load_scope
 from ._errors import InvalidInputError, PromotionError
 from ._evaluation import Progress
+from ._gates import gate_report
 from ._jsonio import dumps, write_atomic
+from ._lifecycle import champion_of, demote, rollback
 from ._scoring import Leaderboard
-from ._service import build_leaderboard, default_models_dir
-from ._store import open_store
+from ._service import build_leaderboard, change_stage, default_models_dir, scope_state
+from ._store import STAGES, Store, Transition, open_store
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -64,6 +67,50 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--input", required=True, type=Path, help="CSV of feature rows")
     predict.add_argument("--output", type=Path, help="CSV to write (default: stdout)")
     predict.set_defaults(run=_cmd_predict)
+
+    promote = commands.add_parser("promote", parents=[common],
+                                  help="move a model to a stage (gated, with a reason)")
+    promote.add_argument("--scope", required=True)
+    promote.add_argument("--model", required=True)
+    promote.add_argument("--stage", choices=("production", "champion", "candidate"),
+                         default="production")
+    promote.add_argument("--reason", required=True, help="why (recorded; required)")
+    promote.add_argument("--user", default=None, help="who decides (default: $USER)")
+    promote.add_argument("--override-gates", action="store_true",
+                         help="move even if gates fail (recorded as an override)")
+    promote.set_defaults(run=_cmd_promote)
+
+    demote = commands.add_parser("demote", parents=[common],
+                                 help="archive a model (out of the promoted set)")
+    demote.add_argument("--scope", required=True)
+    demote.add_argument("--model", required=True)
+    demote.add_argument("--reason", required=True)
+    demote.add_argument("--user", default=None)
+    demote.set_defaults(run=_cmd_demote)
+
+    listing = commands.add_parser("list", parents=[common], help="models by stage")
+    listing.add_argument("--scope", required=True)
+    listing.add_argument("--stage", choices=STAGES)
+    listing.set_defaults(run=_cmd_list)
+
+    history = commands.add_parser("history", parents=[common], help="every transition")
+    history.add_argument("--scope", required=True)
+    history.add_argument("--json", action="store_true")
+    history.set_defaults(run=_cmd_history)
+
+    rollback = commands.add_parser("rollback", parents=[common],
+                                   help="restore the previous champion")
+    rollback.add_argument("--scope", required=True)
+    rollback.add_argument("--reason", required=True)
+    rollback.add_argument("--user", default=None)
+    rollback.set_defaults(run=_cmd_rollback)
+
+    gates = commands.add_parser("gates", parents=[common],
+                                help="gate report of a model against the champion")
+    gates.add_argument("--scope", required=True)
+    gates.add_argument("--model", required=True)
+    gates.add_argument("--stage", choices=("production", "champion"), default="champion")
+    gates.set_defaults(run=_cmd_gates)
 
     schemas = commands.add_parser("schemas", help="write the export files' JSON Schemas")
     schemas.add_argument("--out", type=Path, default=Path("schemas"))
@@ -157,6 +204,104 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     else:
         out.to_csv(sys.stdout, index=False)
     return 0
+
+
+def _user(args: argparse.Namespace) -> str:
+    import getpass
+    import os
+
+    return args.user or os.environ.get("PROMOTION_USER") or getpass.getuser()
+
+
+def _with_store(args: argparse.Namespace, action: Callable[[Store], int]) -> int:
+    store = open_store(args.models_dir)
+    try:
+        return action(store)
+    finally:
+        store.close()
+
+
+def _cmd_promote(args: argparse.Namespace) -> int:
+    def run(store: Store) -> int:
+        moved = change_stage(args.models_dir, args.scope, store, args.model, args.stage,
+                             actor=_user(args), reason=args.reason,
+                             override=args.override_gates)
+        _print_move(moved, args.model, args.stage)
+        return 0
+    return _with_store(args, run)
+
+
+def _cmd_demote(args: argparse.Namespace) -> int:
+    def run(store: Store) -> int:
+        state = scope_state(args.models_dir, args.scope, store)
+        moved = demote(store, state.scope, state.evaluation, state.board, args.model,
+                       actor=_user(args), reason=args.reason)
+        _print_move(moved, args.model, "archived")
+        return 0
+    return _with_store(args, run)
+
+
+def _print_move(moved: Transition | None, model: str, stage: str) -> None:
+    if moved is None:
+        print(f"{model} is already {stage}: nothing changed")
+        return
+    flag = " (gates overridden)" if moved.overridden else ""
+    print(f"{moved.model_name}: {moved.from_stage} -> {moved.to_stage}{flag}, by {moved.actor} "
+          f"at {moved.at:%Y-%m-%d %H:%M:%S} UTC, version {str(moved.model_sha256)[:12]}")
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    def run(store: Store) -> int:
+        scope = load_scope(args.models_dir, args.scope)
+        stages = store.stages(scope.name)
+        for entry in scope.models:
+            record = stages.get(entry.name)
+            stage = record.stage if record else "development"
+            if args.stage and stage != args.stage:
+                continue
+            since = f"\t{record.updated_at:%Y-%m-%d %H:%M} by {record.updated_by}" if record \
+                else ""
+            print(f"{entry.name}\t{stage}{since}")
+        return 0
+    return _with_store(args, run)
+
+
+def _cmd_history(args: argparse.Namespace) -> int:
+    def run(store: Store) -> int:
+        load_scope(args.models_dir, args.scope)
+        entries = store.history(args.scope)
+        if args.json:
+            print(dumps([vars(t) | {"at": t.at.isoformat()} for t in entries]))
+            return 0
+        for t in entries:
+            flag = " [gates overridden]" if t.overridden else ""
+            print(f"{t.at:%Y-%m-%d %H:%M:%S}  {t.model_name}: {t.from_stage} -> {t.to_stage}"
+                  f"  by {t.actor}  ({t.action}{flag}) {str(t.model_sha256)[:12]}  {t.reason}")
+        return 0
+    return _with_store(args, run)
+
+
+def _cmd_rollback(args: argparse.Namespace) -> int:
+    def run(store: Store) -> int:
+        moved = rollback(store, load_scope(args.models_dir, args.scope), actor=_user(args),
+                         reason=args.reason)
+        _print_move(moved, moved.model_name, "champion")
+        return 0
+    return _with_store(args, run)
+
+
+def _cmd_gates(args: argparse.Namespace) -> int:
+    def run(store: Store) -> int:
+        state = scope_state(args.models_dir, args.scope, store)
+        state.scope.model(args.model)
+        report = gate_report(args.model, args.stage, state.board, state.evaluation,
+                             state.scope.config.gates, champion_of(store.stages(args.scope)))
+        print(f"{args.model} -> {args.stage}, against {report.baseline}:")
+        for gate in report.gates:
+            print(f"  {'PASS' if gate.passed else 'FAIL'}  {gate.name:<14} {gate.detail}")
+        print("all gates pass" if report.passed else "blocked unless overridden with a reason")
+        return 0 if report.passed else 1
+    return _with_store(args, run)
 
 
 def _cmd_schemas(args: argparse.Namespace) -> int:

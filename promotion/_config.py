@@ -23,6 +23,29 @@ GROUP_PHASE: dict[str, str] = {"tree": "2A", "neural": "2B", "variant": "2C", "l
 GROUPS: tuple[str, ...] = tuple(GROUP_PHASE)
 
 
+class GateSettings(BaseModel):
+    """``scope.json`` field ``gates``: thresholds of the promotion gates."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    min_composite: float = Field(default=0.1, ge=0, le=1,
+                                 description="Lowest composite score a promoted model may have.")
+    min_improvement: float = Field(
+        default=0.02, ge=0,
+        description="Champion only: relative gain over the current champion's composite "
+                    "(absolute gain over chance, 0, when there is none).")
+    alpha: float = Field(default=0.05, gt=0, lt=1,
+                         description="Champion only: significance level of the paired test.")
+    max_latency_p95_ms: float = Field(default=500.0, gt=0,
+                                      description="Highest single-row latency p95.")
+    max_resource_ratio: float = Field(
+        default=1.2, gt=0,
+        description="Champion only: artifact size and load memory at most this times the "
+                    "current champion's.")
+    max_error_rate: float = Field(default=0.001, ge=0, le=1,
+                                  description="Error rate must be below this.")
+
+
 class ScopeConfig(BaseModel):
     """``models/<scope>/scope.json``: one prediction problem whose models compete."""
 
@@ -55,6 +78,9 @@ class ScopeConfig(BaseModel):
     latency_rows: int = Field(
         default=100, ge=10, le=10000, description="Single-row calls timed per model for latency."
     )
+    gates: GateSettings = Field(
+        default_factory=GateSettings,
+        description="Promotion gate thresholds; see *Gates* (unknown keys refused).")
 
     @field_validator("holdout")
     @classmethod

@@ -1,35 +1,151 @@
-"""Promotion decisions: the promoted set of a scope, kept in the store with who, when and why."""
+"""Governed stage transitions: required reasons, gates, one champion, history and rollback.
+
+Stages run ``development`` → ``candidate`` → ``production`` (the promoted set) → ``champion``,
+and ``archived``. Every move records who, when, from where, the model version (its file's
+sha256) and why; the store keeps that history append-only.
+"""
 
 from __future__ import annotations
 
 from ._discovery import Scope, file_sha256
-from ._errors import InvalidInputError
-from ._store import PROMOTED_STAGES, StageRecord, Store, Transition
+from ._errors import InvalidInputError, InvalidTransitionError
+from ._evaluation import ScopeEvaluation
+from ._gates import GATED_STAGES, GateReport, gate_report
+from ._scoring import Leaderboard
+from ._store import PROMOTED_STAGES, STAGES, StageRecord, Store, Transition
+
+#: Where each stage may be entered from.
+ALLOWED_FROM: dict[str, frozenset[str]] = {
+    "candidate": frozenset({"development", "archived", "production"}),
+    "production": frozenset({"development", "candidate", "archived"}),
+    "champion": frozenset({"production"}),
+    "archived": frozenset({"candidate", "production", "champion"}),
+}
+#: Moves that are already done when the model is in one of these stages (idempotent).
+ALREADY_THERE: dict[str, frozenset[str]] = {
+    "production": frozenset({"champion"}),
+    "archived": frozenset({"development"}),
+}
 
 
-def promote(store: Store, scope: Scope, model_name: str, *, actor: str, reason: str = ""
-            ) -> Transition | None:
-    """Put a model in production (the promoted set); a no-op when it is already promoted."""
+class GateFailure(InvalidTransitionError):
+    """A move blocked by failing gates; ``report`` holds the evidence."""
+
+    def __init__(self, report: GateReport) -> None:
+        super().__init__(
+            f"'{report.model_name}' cannot move to {report.target_stage}: gates fail "
+            f"({report.summary()}). Hint: fix the model, or override the gates with a reason "
+            "(recorded as an override)")
+        self.report = report
+
+
+def transition_model(store: Store, scope: Scope, evaluation: ScopeEvaluation,
+                     board: Leaderboard, model_name: str, to_stage: str, *, actor: str,
+                     reason: str, override: bool = False) -> Transition | None:
+    """Move a model to ``to_stage`` after checking the move, its version and its gates.
+
+    Returns None when the model is already there (nothing is written).
+    """
+    if to_stage not in ALLOWED_FROM:
+        valid = ", ".join(ALLOWED_FROM)
+        raise InvalidTransitionError(f"cannot move to '{to_stage}'. Hint: stages to move to "
+                                     f"are {valid}" if to_stage in STAGES else
+                                     f"unknown stage '{to_stage}'. Hint: stages are {valid}")
+    if not reason.strip():
+        raise InvalidTransitionError("a reason is required for every transition. Hint: say "
+                                     "why (field 'reason')")
     entry = scope.model(model_name)
-    if entry.error is not None:
-        raise InvalidInputError(f"cannot promote '{model_name}': {entry.error}")
-    return store.transition(scope.name, model_name, "production", actor=_actor(actor),
-                            reason=reason.strip(), model_sha256=file_sha256(entry.model_path),
-                            unless=PROMOTED_STAGES)
+    stages = store.stages(scope.name)
+    current = stages[model_name].stage if model_name in stages else "development"
+    if current == to_stage or current in ALREADY_THERE.get(to_stage, frozenset()):
+        return None
+    if current not in ALLOWED_FROM[to_stage]:
+        hint = " Hint: promote it to production first" if to_stage == "champion" else ""
+        raise InvalidTransitionError(f"'{model_name}' is {current}; it can move to {to_stage} "
+                                     f"only from {', '.join(sorted(ALLOWED_FROM[to_stage]))}."
+                                     f"{hint}")
+    sha = _current_version(scope, evaluation, model_name, needs_score=to_stage != "archived")
+    overridden = False
+    if to_stage in GATED_STAGES:
+        report = gate_report(model_name, to_stage, board, evaluation, scope.config.gates,
+                             champion_of(stages))
+        if not report.passed:
+            if not override:
+                raise GateFailure(report)
+            overridden = True
+    return store.transition(scope.name, model_name, to_stage, actor=actor, reason=reason,
+                            model_sha256=sha if entry.error is None else None,
+                            allowed_from=ALLOWED_FROM[to_stage],
+                            unless=ALREADY_THERE.get(to_stage, frozenset()),
+                            overridden=overridden,
+                            expect_champion=champion_of(stages))
 
 
-def demote(store: Store, scope: Scope, model_name: str, *, actor: str, reason: str = ""
-           ) -> Transition | None:
-    """Take a model out of the promoted set (archived); a no-op when it is not promoted."""
-    scope.model(model_name)
-    record = store.stages(scope.name).get(model_name)
-    return store.transition(scope.name, model_name, "archived", actor=_actor(actor),
-                            reason=reason.strip(),
-                            model_sha256=record.model_sha256 if record else None,
-                            allowed_from=None, unless=_NOT_PROMOTED)
+def promote(store: Store, scope: Scope, evaluation: ScopeEvaluation, board: Leaderboard,
+            model_name: str, *, actor: str, reason: str, override: bool = False
+            ) -> Transition | None:
+    """Put a model in production, the promoted set (a no-op when it is already promoted)."""
+    return transition_model(store, scope, evaluation, board, model_name, "production",
+                            actor=actor, reason=reason, override=override)
 
 
-_NOT_PROMOTED = frozenset({"development", "candidate", "archived"})
+def demote(store: Store, scope: Scope, evaluation: ScopeEvaluation, board: Leaderboard,
+           model_name: str, *, actor: str, reason: str) -> Transition | None:
+    """Take a model out of the promoted set (archived; a no-op when it is not promoted)."""
+    stages = store.stages(scope.name)
+    if model_name not in stages or stages[model_name].stage not in PROMOTED_STAGES | {
+            "candidate"}:
+        scope.model(model_name)
+        return None
+    return transition_model(store, scope, evaluation, board, model_name, "archived",
+                            actor=actor, reason=reason)
+
+
+def make_champion(store: Store, scope: Scope, evaluation: ScopeEvaluation, board: Leaderboard,
+                  model_name: str, *, actor: str, reason: str, override: bool = False
+                  ) -> Transition | None:
+    """Make a production model the scope's champion; the old champion is archived with it."""
+    return transition_model(store, scope, evaluation, board, model_name, "champion",
+                            actor=actor, reason=reason, override=override)
+
+
+def rollback(store: Store, scope: Scope, *, actor: str, reason: str) -> Transition:
+    """Restore the previous champion in one step (the current one is archived)."""
+    if not reason.strip():
+        raise InvalidTransitionError("a reason is required for a rollback (field 'reason')")
+    stages = store.stages(scope.name)
+    current = champion_of(stages)
+    previous = previous_champion(store, scope.name)
+    if previous is None:
+        raise InvalidTransitionError(f"scope '{scope.name}' has no previous champion to roll "
+                                     "back to")
+    name, sha = previous
+    path = scope.model(name).model_path
+    if sha is not None and file_sha256(path) != sha:
+        raise InvalidTransitionError(
+            f"{scope.shown(path)}: is no longer the version that was champion ({sha[:12]}); "
+            "rolling back would serve another model. Hint: restore that file or promote anew")
+    moved = store.transition(scope.name, name, "champion", actor=actor,
+                             reason=f"rollback: {reason}", model_sha256=sha, action="rollback",
+                             expect_champion=current)
+    if moved is None:  # the previous champion is the champion already
+        raise InvalidTransitionError(f"'{name}' is already the champion of '{scope.name}'")
+    return moved
+
+
+def previous_champion(store: Store, scope_name: str) -> tuple[str, str | None] | None:
+    """The champion before the current one (name and version), from the history."""
+    crowned = [t for t in store.history(scope_name) if t.to_stage == "champion"]
+    current = champion_of(store.stages(scope_name))
+    for entry in reversed(crowned):
+        if entry.model_name != current:
+            return entry.model_name, entry.model_sha256
+    return None
+
+
+def champion_of(stages: dict[str, StageRecord]) -> str | None:
+    """The champion among a scope's stage records, if any."""
+    return next((n for n, r in stages.items() if r.stage == "champion"), None)
 
 
 def promoted_models(store: Store, scope_name: str) -> dict[str, StageRecord]:
@@ -38,8 +154,21 @@ def promoted_models(store: Store, scope_name: str) -> dict[str, StageRecord]:
             if record.stage in PROMOTED_STAGES}
 
 
-def _actor(actor: str) -> str:
-    actor = actor.strip()
-    if not actor:
-        raise InvalidInputError("who is deciding? Hint: enter your name (field 'user')")
-    return actor
+def _current_version(scope: Scope, evaluation: ScopeEvaluation, model_name: str, *,
+                     needs_score: bool) -> str | None:
+    """The model file's sha256, checked to be the version that was evaluated."""
+    entry = scope.model(model_name)
+    evaluated = next((m for m in evaluation.models if m.model_name == model_name), None)
+    if entry.error is not None or evaluated is None or not evaluated.ok:
+        if needs_score:
+            why = entry.error or (evaluated.reason if evaluated else "not evaluated")
+            raise InvalidInputError(f"'{model_name}' has no measured score: {why}")
+        return None
+    path = entry.model_path
+    current = file_sha256(path)
+    if current != evaluated.sha256:
+        raise InvalidInputError(
+            f"{scope.shown(path)}: changed since it was evaluated (evaluated "
+            f"{(evaluated.sha256 or '')[:12]}, file now {current[:12]}). Hint: reload to "
+            "evaluate the new version first")
+    return current

@@ -131,10 +131,20 @@ def rank_models(evaluation: ScopeEvaluation, weights: Mapping[str, float] | None
 def _composite(evaluation: ScopeEvaluation, weights: dict[str, float]
                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(composite, interval low, interval high) per ok model, vectorized over models."""
-    n_ok = len(evaluation.ok_models)
-    if n_ok == 0:
+    if not evaluation.ok_models:
         empty = np.empty(0)
         return empty, empty, empty
+    composite, replicates = composite_replicates(evaluation, weights)
+    low, high = percentile_interval(replicates)
+    return composite, low, high
+
+
+def composite_replicates(evaluation: ScopeEvaluation, weights: Mapping[str, float]
+                         ) -> tuple[np.ndarray, np.ndarray]:
+    """Composite per ok model (M,) and its bootstrap replicates (M, B): the same resampled
+    rows for every model, so differences between models are paired."""
+    weights = resolve_weights(evaluation.task, weights)
+    n_ok = len(evaluation.ok_models)
     total = sum(weights.values())
     composite = np.zeros(n_ok)
     replicates: np.ndarray | None = None
@@ -144,8 +154,7 @@ def _composite(evaluation: ScopeEvaluation, weights: dict[str, float]
         composite += share * metric_score(name, points, evaluation.chance)
         scored = share * metric_score(name, reps, evaluation.chance)
         replicates = scored if replicates is None else replicates + scored
-    low, high = percentile_interval(replicates)  # type: ignore[arg-type]
-    return composite, low, high
+    return composite, replicates  # type: ignore[return-value]
 
 
 def percentile_interval(replicates: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

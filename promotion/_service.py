@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 from ._discovery import Scope, load_scope
 from ._evaluation import Progress, ScopeEvaluation, evaluate_scope
 from ._export import ExportPaths, export_results, promoted_set
+from ._lifecycle import transition_model
 from ._metrics import default_weights
 from ._scoring import Leaderboard, rank_models, resolve_weights
-from ._store import Store
+from ._store import Store, Transition
 
 MODELS_DIR_ENV = "PROMOTION_MODELS_DIR"
 
@@ -28,19 +30,43 @@ def effective_weights(scope: Scope, store: Store) -> dict[str, float]:
     return resolve_weights(scope.task, scope.config.weights or default_weights(scope.task))
 
 
-def build_leaderboard(models_dir: Path, scope_name: str, store: Store, *,
-                      progress: Progress | None = None, n_jobs: int = -1
-                      ) -> tuple[Leaderboard, ScopeEvaluation]:
+@dataclass(frozen=True)
+class ScopeState:
+    """A scope as decisions see it: its files, their evaluation and the ranking."""
+
+    scope: Scope
+    evaluation: ScopeEvaluation
+    board: Leaderboard
+
+
+def scope_state(models_dir: Path, scope_name: str, store: Store, *,
+                progress: Progress | None = None, n_jobs: int = -1) -> ScopeState:
     """Evaluate (cached) and rank every model of a scope with its effective weights."""
     scope = load_scope(models_dir, scope_name)
     evaluation = evaluate_scope(scope, store, n_jobs=n_jobs, progress=progress)
-    return rank_models(evaluation, effective_weights(scope, store)), evaluation
+    return ScopeState(scope, evaluation, rank_models(evaluation, effective_weights(scope, store)))
+
+
+def build_leaderboard(models_dir: Path, scope_name: str, store: Store, *,
+                      progress: Progress | None = None, n_jobs: int = -1
+                      ) -> tuple[Leaderboard, ScopeEvaluation]:
+    """The ranked leaderboard of a scope and the evaluation behind it."""
+    state = scope_state(models_dir, scope_name, store, progress=progress, n_jobs=n_jobs)
+    return state.board, state.evaluation
+
+
+def change_stage(models_dir: Path, scope_name: str, store: Store, model_name: str,
+                 to_stage: str, *, actor: str, reason: str, override: bool = False
+                 ) -> Transition | None:
+    """Move one model to ``to_stage`` (checked, gated, recorded); see ``transition_model``."""
+    state = scope_state(models_dir, scope_name, store)
+    return transition_model(store, state.scope, state.evaluation, state.board, model_name,
+                            to_stage, actor=actor, reason=reason, override=override)
 
 
 def export_scope(models_dir: Path, scope_name: str, store: Store, method: str = "score"
                  ) -> ExportPaths:
     """Evaluate (cached), build the promoted models' cards and write both export files."""
-    board, evaluation = build_leaderboard(models_dir, scope_name, store)
-    scope = load_scope(models_dir, scope_name)
-    promoted = promoted_set(scope, store, evaluation, board)
+    state = scope_state(models_dir, scope_name, store)
+    promoted = promoted_set(state.scope, store, state.evaluation, state.board)
     return export_results(promoted, store, method)

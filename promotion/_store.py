@@ -81,8 +81,17 @@ _transition = Table(
     Column("actor", String(200), nullable=False),
     Column("reason", Text, nullable=False),
     Column("overridden", Boolean, nullable=False, default=False),
+    Column("action", String(20), nullable=False, default="move"),
     Column("at", DateTime(timezone=True), nullable=False),
 )
+
+#: The history is append-only in the database itself, not only in code.
+_APPEND_ONLY_SQLITE = [
+    "CREATE TRIGGER IF NOT EXISTS transition_no_update BEFORE UPDATE ON transition "
+    "BEGIN SELECT RAISE(ABORT, 'the transition history is append-only'); END",
+    "CREATE TRIGGER IF NOT EXISTS transition_no_delete BEFORE DELETE ON transition "
+    "BEGIN SELECT RAISE(ABORT, 'the transition history is append-only'); END",
+]
 
 _weights = Table(
     "weights", _metadata,
@@ -142,6 +151,7 @@ class Transition:
     reason: str
     overridden: bool
     at: datetime
+    action: str = "move"
 
 
 @dataclass(frozen=True)
@@ -153,6 +163,10 @@ class WeightsVersion:
     weights: dict[str, float]
     actor: str
     at: datetime
+
+
+#: ``expect_champion`` default: do not check who the champion is.
+ANY_CHAMPION = object()
 
 
 class Store(ABC):
@@ -179,7 +193,9 @@ class Store(ABC):
                    reason: str, model_sha256: str | None,
                    allowed_from: frozenset[str] | None = None,
                    unless: frozenset[str] = frozenset(),
-                   overridden: bool = False) -> Transition | None: ...
+                   overridden: bool = False, action: str = "move",
+                   expect_champion: str | None | object = ANY_CHAMPION
+                   ) -> Transition | None: ...
 
     @abstractmethod
     def history(self, scope: str) -> list[Transition]: ...
@@ -229,6 +245,10 @@ class SqlStore(Store):
         self.url = url
         self._engine = _make_engine(url)
         _metadata.create_all(self._engine)
+        if self._engine.dialect.name == "sqlite":
+            with self._session() as conn:
+                for statement in _APPEND_ONLY_SQLITE:
+                    conn.exec_driver_sql(statement)
 
     def close(self) -> None:
         self._engine.dispose()
@@ -287,19 +307,33 @@ class SqlStore(Store):
                    reason: str, model_sha256: str | None,
                    allowed_from: frozenset[str] | None = None,
                    unless: frozenset[str] = frozenset(),
-                   overridden: bool = False) -> Transition | None:
+                   overridden: bool = False, action: str = "move",
+                   expect_champion: str | None | object = ANY_CHAMPION
+                   ) -> Transition | None:
         """Move a model to ``to_stage`` in one transaction, with its history entry.
 
         Moving to ``champion`` archives the scope's current champion in the same
         transaction. Returns None (and writes nothing) when the model is already there or in
-        one of the ``unless`` stages.
+        one of the ``unless`` stages. With ``expect_champion``, refuses when the scope's
+        champion is no longer the one the caller decided on.
         """
         if to_stage not in STAGES:
             raise InvalidTransitionError(
                 f"unknown stage '{to_stage}'. Hint: stages are {', '.join(STAGES)}"
             )
+        if not reason.strip():
+            raise InvalidTransitionError("a reason is required for every transition. Hint: "
+                                         "say why (field 'reason')")
+        if not actor.strip():
+            raise InvalidTransitionError("who is deciding? Hint: give your name (field 'user')")
         now = _now()
         with self._session() as conn:
+            if expect_champion is not ANY_CHAMPION:
+                champion = self._champion_of(conn, scope)
+                if champion != expect_champion:
+                    raise InvalidTransitionError(
+                        f"the champion of scope '{scope}' changed meanwhile (now "
+                        f"{champion or 'none'}); look again and retry")
             current = self._stage_of(conn, scope, model_name)
             if current == to_stage or current in unless:
                 return None
@@ -309,10 +343,16 @@ class SqlStore(Store):
                     f"{to_stage} only from {', '.join(sorted(allowed_from))}"
                 )
             if to_stage == "champion":
-                self._archive_champion(conn, scope, model_name, actor, now)
+                self._archive_champion(conn, scope, model_name, actor, reason, action, now)
             self._set_stage(conn, scope, model_name, to_stage, model_sha256, actor, reason, now)
             return self._record(conn, scope, model_name, model_sha256, current, to_stage,
-                                actor, reason, overridden, now)
+                                actor, reason, overridden, action, now)
+
+    def _champion_of(self, conn: Connection, scope: str) -> str | None:
+        return conn.execute(
+            select(_model_stage.c.model_name).where(
+                (_model_stage.c.scope == scope) & (_model_stage.c.stage == "champion"))
+        ).scalar_one_or_none()
 
     def _stage_of(self, conn: Connection, scope: str, model_name: str) -> str:
         stage = conn.execute(
@@ -323,7 +363,7 @@ class SqlStore(Store):
         return stage or "development"
 
     def _archive_champion(self, conn: Connection, scope: str, new_champion: str, actor: str,
-                          now: datetime) -> None:
+                          why: str, action: str, now: datetime) -> None:
         old = conn.execute(
             select(_model_stage.c.model_name, _model_stage.c.model_sha256).where(
                 (_model_stage.c.scope == scope) & (_model_stage.c.stage == "champion")
@@ -331,11 +371,11 @@ class SqlStore(Store):
         ).first()
         if old is None or old.model_name == new_champion:
             return
-        reason = f"replaced as champion by '{new_champion}'"
+        reason = f"replaced as champion by '{new_champion}': {why}"
         self._set_stage(conn, scope, old.model_name, "archived", old.model_sha256, actor,
                         reason, now)
         self._record(conn, scope, old.model_name, old.model_sha256, "champion", "archived",
-                     actor, reason, False, now)
+                     actor, reason, False, action, now)
 
     def _set_stage(self, conn: Connection, scope: str, model_name: str, stage: str,
                    model_sha256: str | None, actor: str, reason: str, now: datetime) -> None:
@@ -348,14 +388,14 @@ class SqlStore(Store):
 
     def _record(self, conn: Connection, scope: str, model_name: str, model_sha256: str | None,
                 from_stage: str, to_stage: str, actor: str, reason: str, overridden: bool,
-                now: datetime) -> Transition:
+                action: str, now: datetime) -> Transition:
         new_id = conn.execute(_transition.insert().values(
             scope=scope, model_name=model_name, model_sha256=model_sha256,
             from_stage=from_stage, to_stage=to_stage, actor=actor, reason=reason,
-            overridden=overridden, at=now,
+            overridden=overridden, action=action, at=now,
         )).inserted_primary_key[0]
         return Transition(new_id, scope, model_name, model_sha256, from_stage, to_stage, actor,
-                          reason, overridden, now)
+                          reason, overridden, now, action)
 
     def history(self, scope: str) -> list[Transition]:
         with self._engine.connect() as conn:
@@ -365,7 +405,8 @@ class SqlStore(Store):
             )
             return [
                 Transition(r.id, r.scope, r.model_name, r.model_sha256, r.from_stage,
-                           r.to_stage, r.actor, r.reason, bool(r.overridden), _utc(r.at))
+                           r.to_stage, r.actor, r.reason, bool(r.overridden), _utc(r.at),
+                           r.action)
                 for r in rows
             ]
 

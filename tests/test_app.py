@@ -11,7 +11,8 @@ from streamlit.testing.v1 import AppTest
 import promotion
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
-PAGES = ["views/leaderboard.py", "views/explorer.py", "views/comparison.py"]
+PAGES = ["views/leaderboard.py", "views/explorer.py", "views/comparison.py",
+         "views/lifecycle.py"]
 
 
 @pytest.fixture
@@ -24,9 +25,12 @@ def app_root(models_root, monkeypatch) -> Path:
     return models_root
 
 
-def open_app(scope: str = "tiny", page: str | None = None) -> AppTest:
+def open_app(scope: str = "tiny", page: str | None = None,
+             reason: str | None = "chosen in a test") -> AppTest:
     at = AppTest.from_file(APP, default_timeout=180)
     at.query_params["scope"] = scope
+    if reason is not None:
+        at.session_state["decision_reason"] = reason
     at.run()
     if page:
         at.switch_page(page)
@@ -73,6 +77,11 @@ def test_promote_summary_demote_flow_persists_in_the_store(app_root):
     history = promotion.open_store(app_root).history("tiny")
     assert [(t.model_name, t.to_stage) for t in history] == [
         ("logreg", "production"), ("bayes", "production"), ("logreg", "archived")]
+
+
+def test_promote_needs_a_reason(app_root):
+    at = open_app(reason=None)
+    assert all(b.disabled for b in buttons(at, "promote:").values())
 
 
 def test_a_reason_is_recorded_with_the_decision(app_root):
@@ -199,3 +208,49 @@ def test_cards_are_reviewed_edited_and_exported(app_root):
     assert cards["bayes"]["known_bias"] == "slow on outliers"
     assert cards["logreg"]["ensemble_weight"] == 0.5
     assert [c.value for c in at.code][-1] == str(exported[0])
+
+
+def lifecycle_move(at: AppTest, model: str, target: str, reason: str,
+                   override: bool = False) -> None:
+    at.selectbox(key="lifecycle_model:tiny").set_value(model)
+    at.selectbox(key="lifecycle_target:tiny").set_value(target)
+    at.text_input(key="lifecycle_reason").input(reason)
+    at.run()
+    if override:
+        at.checkbox(key="lifecycle_override").check()
+        at.run()
+    [b for b in at.button if b.key == "move:tiny"][0].click()
+    at.run()
+    assert not at.exception, at.exception
+
+
+def test_lifecycle_champion_gates_override_and_rollback(app_root):
+    at = open_app(page="views/lifecycle.py")
+    lifecycle_move(at, "logreg", "production", "best linear")
+    lifecycle_move(at, "logreg", "champion", "clear leader")
+    assert any("Champion: **logreg**" in s.value for s in at.success)
+    lifecycle_move(at, "bayes", "production", "second opinion")
+    # The gate report is on the page before the click, and blocks a worse model.
+    at.selectbox(key="lifecycle_target:tiny").set_value("champion")
+    at.run()
+    verdicts = at.dataframe[1].value
+    assert "❌ fail" in set(verdicts["verdict"])
+    [b for b in at.button if b.key == "move:tiny"][0].click()
+    at.run()
+    assert any("cannot move to champion: gates fail" in e.value for e in at.error)
+    lifecycle_move(at, "bayes", "champion", "faster on our hardware", override=True)
+    stages = promotion.open_store(app_root).stages("tiny")
+    assert (stages["bayes"].stage, stages["logreg"].stage) == ("champion", "archived")
+
+    at.text_input(key="rollback_reason").input("bayes misbehaves live")
+    at.run()
+    [b for b in at.button if b.key == "rollback:tiny"][0].click()
+    at.run()
+    assert not at.exception
+    store = promotion.open_store(app_root)
+    assert store.stages("tiny")["logreg"].stage == "champion"
+    history = store.history("tiny")
+    assert [t.overridden for t in history if t.to_stage == "champion"] == [False, True, False]
+    assert history[-1].action == "rollback" and "bayes misbehaves live" in history[-1].reason
+    history_table = at.dataframe[-1].value
+    assert len(history_table) == len(history)

@@ -46,6 +46,10 @@ def test_promote_survives_a_reload(browser, served):
     page = browser.new_page(viewport={"width": 1500, "height": 1100})
     page.goto(f"{url}/?scope=tiny")
     wait_for_app(page, "Promoted Models Summary")
+    page.get_by_label("Reason for your decisions (required, recorded with each)").fill(
+        "best linear baseline")
+    page.keyboard.press("Enter")
+    wait_for_app(page, "Promoted Models Summary")
     page.get_by_role("button", name="✅ Promote").first.click()
     page.get_by_role("button", name="❌ Demote").first.wait_for(timeout=30_000)
     wait_for_app(page, "Total Promoted: 1")
@@ -58,7 +62,8 @@ def test_promote_survives_a_reload(browser, served):
 
     promoted = promotion.promoted_models(promotion.open_store(root), "tiny")
     assert len(promoted) == 1
-    assert next(iter(promoted.values())).updated_by == "ana"
+    record = next(iter(promoted.values()))
+    assert (record.updated_by, record.reason) == ("ana", "best linear baseline")
     page.close()
 
 
@@ -66,6 +71,7 @@ def test_promote_survives_a_reload(browser, served):
     ("explorer", "tiny", "Confusion matrix"),
     ("explorer", "bin", "ROC curve"),
     ("comparison", "tiny", "Pareto front"),
+    ("lifecycle", "tiny", "Gate report"),
 ])
 def test_pages_render_in_the_browser(browser, served, path, scope, text):
     url, _ = served

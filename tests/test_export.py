@@ -22,10 +22,14 @@ MODELS = ("logreg", "tree_d3", "bayes")
 
 @pytest.fixture
 def exported(models_root, tiny_scope, store):
-    scope = promotion.load_scope(models_root, "tiny")
     for name in MODELS:
-        promotion.promote(store, scope, name, actor="ana", reason="chosen")
+        promote(models_root, store, name)
     return promotion.export_scope(models_root, "tiny", store, "score")
+
+
+def promote(models_root: Path, store, name: str) -> None:
+    promotion.change_stage(models_root, "tiny", store, name, "production", actor="ana",
+                           reason="chosen for the ensemble")
 
 
 def holdout_frame(models_root: Path) -> pd.DataFrame:
@@ -74,9 +78,8 @@ def test_the_seeds_consumer_loop_gets_the_engines_output_exactly(models_root, ex
 
 @pytest.mark.parametrize("method", ["score", "equal", "greedy"])
 def test_every_weights_method_sums_to_one(models_root, tiny_scope, store, method):
-    scope = promotion.load_scope(models_root, "tiny")
     for name in MODELS:
-        promotion.promote(store, scope, name, actor="ana")
+        promote(models_root, store, name)
     paths = promotion.export_scope(models_root, "tiny", store, method)
     weights = [c.ensemble_weight for c in paths.cards]
     assert all(w >= 0 for w in weights)
@@ -88,11 +91,10 @@ def test_every_weights_method_sums_to_one(models_root, tiny_scope, store, method
 
 
 def test_greedy_is_fitted_on_one_half_and_reported_on_the_other(models_root, tiny_scope, store):
-    scope = promotion.load_scope(models_root, "tiny")
     for name in MODELS:
-        promotion.promote(store, scope, name, actor="ana")
-    board, evaluation = promotion.build_leaderboard(models_root, "tiny", store)
-    promoted = promotion.promoted_set(scope, store, evaluation, board)
+        promote(models_root, store, name)
+    state = promotion.scope_state(models_root, "tiny", store)
+    promoted = promotion.promoted_set(state.scope, store, state.evaluation, state.board)
     reports, singles = promotion.compare_ensembles(promoted)
     assert [r.method for r in reports] == ["score", "equal", "greedy"]
     assert set(singles) == set(MODELS)
@@ -112,8 +114,7 @@ def test_an_export_with_nothing_promoted_is_refused_and_writes_nothing(models_ro
 
 
 def test_a_model_changed_since_promotion_is_refused(models_root, tiny_scope, store):
-    scope = promotion.load_scope(models_root, "tiny")
-    promotion.promote(store, scope, "logreg", actor="ana")
+    promote(models_root, store, "logreg")
     path = tiny_scope / "logreg" / "model.joblib"
     joblib.dump(joblib.load(tiny_scope / "tree_d1" / "model.joblib"), path)
     with pytest.raises(promotion.InvalidInputError,
@@ -199,10 +200,9 @@ def test_a_missing_feature_is_named_and_extra_columns_are_ignored(models_root, e
 
 
 def test_the_engine_reads_the_newest_export(models_root, tiny_scope, store):
-    scope = promotion.load_scope(models_root, "tiny")
-    promotion.promote(store, scope, "logreg", actor="a")
+    promote(models_root, store, "logreg")
     first = promotion.export_scope(models_root, "tiny", store)
-    promotion.promote(store, scope, "bayes", actor="a")
+    promote(models_root, store, "bayes")
     second = promotion.export_scope(models_root, "tiny", store)
     assert newest_cards_file("tiny", models_root) == second.model_cards != first.model_cards
     assert len(PredictionEngine.load("tiny", models_dir=models_root).cards) == 2
@@ -218,8 +218,7 @@ def test_the_engine_imports_neither_streamlit_nor_the_store():
 
 
 def test_export_and_predict_from_the_command_line(models_root, tiny_scope, store, tmp_path):
-    scope = promotion.load_scope(models_root, "tiny")
-    promotion.promote(store, scope, "logreg", actor="a")
+    promote(models_root, store, "logreg")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     done = subprocess.run([sys.executable, "-m", "promotion", "export", "--scope", "tiny",
                            "--weights", "equal", "--models-dir", str(models_root)],

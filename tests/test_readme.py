@@ -12,7 +12,12 @@ README = Path(__file__).resolve().parent.parent / "README.md"
 def settings_table() -> str:
     lines = ["| key | default | meaning |", "|---|---|---|"]
     for name, field in ScopeConfig.model_fields.items():
-        default = "required" if field.is_required() else f"`{field.default!r}`"
+        if field.is_required():
+            default = "required"
+        elif field.default_factory is not None:
+            default = "see below"
+        else:
+            default = f"`{field.default!r}`"
         lines.append(f"| `{name}` | {default} | {field.description} |")
     return "\n".join(lines)
 

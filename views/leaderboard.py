@@ -27,12 +27,23 @@ PAGE_SIZE = 25
 COLUMNS = [0.35, 2.2, 1.1, 1.6, 1.25, 0.95, 0.9, 0.75, 1.1, 1.55]
 
 
+def reason_given() -> bool:
+    return bool(str(st.session_state.get("decision_reason") or "").strip())
+
+
 def decide(action: str, scope: promotion.Scope, model_name: str) -> None:
     """Button callback: record a promotion or demotion in the store, then say so."""
     reason = str(st.session_state.get("decision_reason") or "")
-    act = promotion.promote if action == "promote" else promotion.demote
+    result, board = evaluation(scope), leaderboard(scope)
+    if board is None:
+        return
     try:
-        act(store(), scope, model_name, actor=current_user(), reason=reason)
+        if action == "promote":
+            promotion.promote(store(), scope, result, board, model_name, actor=current_user(),
+                              reason=reason, override=bool(st.session_state.get("override")))
+        else:
+            promotion.demote(store(), scope, result, board, model_name, actor=current_user(),
+                             reason=reason)
     except promotion.PromotionError as err:
         st.session_state["notice"] = ("error", str(err))
         return
@@ -106,13 +117,17 @@ def table(scope: promotion.Scope, board: promotion.Leaderboard,
         value = row.metrics.get(key_metric, float("nan"))
         cells[6].text(f"{value:.1%}" if key_metric == "top_5_accuracy" else f"{value:.4f}")
         cells[7].text(f"{row.metrics.get('latency_p95_ms', float('nan')):.2f}")
-        cells[8].text(STAGE_BADGES.get(stage, stage) or "–")
+        record = stages.get(row.model_name)
+        newer = record is not None and record.model_sha256 not in (None, row.sha256)
+        cells[8].text((STAGE_BADGES.get(stage, stage) or "–") + (" · 🔄 new file" if newer
+                                                                else ""))
         action = "demote" if promoted else "promote"
         cells[9].button("❌ Demote" if promoted else "✅ Promote",
                         key=f"{action}:{scope.name}:{row.model_name}",
                         on_click=decide, args=(action, scope, row.model_name),
-                        disabled=not current_user(),
-                        help=None if current_user() else "Enter your name in the sidebar first")
+                        disabled=not (current_user() and reason_given()),
+                        help=None if current_user() and reason_given()
+                        else "Enter your name in the sidebar and a reason above first")
 
 
 def failed(board: promotion.Leaderboard) -> None:
@@ -261,8 +276,12 @@ def main() -> None:
     show_notice()
     header(board, f"{len(board.rows)} models")
     weights_editor(scope, board)
-    st.text_input("Reason for your next decision (optional, recorded with it)",
-                  key="decision_reason")
+    left, right = st.columns([4, 1], vertical_alignment="bottom")
+    left.text_input("Reason for your decisions (required, recorded with each)",
+                    key="decision_reason", placeholder="e.g. best tree model, fast enough")
+    right.checkbox("Override failing gates", key="override",
+                   help="Promote even when a gate fails; recorded as an override with your "
+                        "reason.")
     stages = store().stages(scope.name)
     table(scope, board, filters(board), stages)
     failed(board)

@@ -1,0 +1,200 @@
+"""🏛️ Lifecycle: stages, the champion, gate reports before the click, rollback, history."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+import promotion
+from views._common import (
+    current_scope,
+    current_user,
+    evaluation,
+    leaderboard,
+    plain,
+    show_notice,
+    store,
+)
+
+TARGETS = {"champion": "👑 Make Champion", "production": "✅ Promote to production",
+           "candidate": "🧪 Mark as candidate", "archived": "❌ Demote (archive)"}
+
+
+def champion_panel(scope: promotion.Scope, stages: dict[str, promotion.StageRecord]) -> None:
+    champion = promotion.champion_of(stages)
+    if champion is None:
+        st.info("This scope has no champion yet: gates compare candidates with chance level.")
+        return
+    record = stages[champion]
+    st.success(f"👑 Champion: **{plain(champion)}** · version {str(record.model_sha256)[:12]} · "
+               f"since {record.updated_at:%Y-%m-%d %H:%M} UTC by {plain(record.updated_by)} · "
+               f"{plain(record.reason)}")
+
+
+def no_skill_warning(scope: promotion.Scope, board: promotion.Leaderboard,
+                     stages: dict[str, promotion.StageRecord]) -> None:
+    names = [r.model_name for r in board.ranked]
+    if not names:
+        return
+    reports = promotion.gate_reports(names, "champion", board, evaluation(scope),
+                                     scope.config.gates, promotion.champion_of(stages))
+    significant = [r for r in reports
+                   if any(g.name == "significance" and g.passed for g in r.gates)]
+    if not significant:
+        baseline = reports[0].baseline
+        st.warning(f"**No model of this scope is significantly better than {plain(baseline)}** "
+                   f"on the holdout (paired bootstrap, Holm-corrected over {len(names)} models, "
+                   f"p ≥ {scope.config.gates.alpha:g} for every one). The significance gate "
+                   "cannot pass; a champion here would need an override with a reason.",
+                   icon="🎲")
+
+
+def stages_table(scope: promotion.Scope, board: promotion.Leaderboard,
+                 stages: dict[str, promotion.StageRecord]) -> None:
+    records = []
+    for entry in scope.models:
+        record = stages.get(entry.name)
+        row = board.row(entry.name)
+        records.append({
+            "model": entry.name, "stage": record.stage if record else "development",
+            "composite": row.composite_score, "rank": row.rank,
+            "version": (record.model_sha256 or "")[:12] if record else "",
+            "current file": (row.sha256 or "")[:12],
+            "since": record.updated_at if record else None,
+            "by": record.updated_by if record else "", "reason": record.reason if record else "",
+        })
+    frame = pd.DataFrame.from_records(records)
+    order = {s: i for i, s in enumerate(["champion", "production", "candidate", "development",
+                                         "archived"])}
+    frame = frame.sort_values(["stage", "rank"], key=lambda c: c.map(order) if c.name == "stage"
+                              else c)
+    st.dataframe(frame, hide_index=True, width="stretch", column_config={
+        "composite": st.column_config.NumberColumn("Composite", format="%.4f"),
+        "since": st.column_config.DatetimeColumn("Since (UTC)", format="YYYY-MM-DD HH:mm"),
+    })
+
+
+def stage_of(stages: dict[str, promotion.StageRecord], name: str) -> str:
+    return stages[name].stage if name in stages else "development"
+
+
+def move(scope: promotion.Scope, model_name: str, target: str) -> None:
+    """Button callback: the move, with the reason and the override choice typed above it."""
+    reason = str(st.session_state.get("lifecycle_reason") or "")
+    board = leaderboard(scope)
+    if board is None:
+        return
+    try:
+        moved = promotion.transition_model(
+            store(), scope, evaluation(scope), board, model_name, target, actor=current_user(),
+            reason=reason, override=bool(st.session_state.get("lifecycle_override")))
+    except promotion.PromotionError as err:
+        st.session_state["notice"] = ("error", str(err))
+        return
+    st.session_state["notice"] = ("ok", f"{plain(model_name)} is already {target}."
+                                  if moved is None else
+                                  f"{plain(model_name)}: {moved.from_stage} → {moved.to_stage}"
+                                  + (" (gates overridden)" if moved.overridden else "") + ".")
+
+
+def act_panel(scope: promotion.Scope, board: promotion.Leaderboard,
+              stages: dict[str, promotion.StageRecord]) -> None:
+    st.subheader("Move a model")
+    left, right = st.columns(2)
+    names = [r.model_name for r in board.rows]
+    model = left.selectbox("Model", names, key=f"lifecycle_model:{scope.name}",
+                           format_func=lambda n: f"{n} ({stage_of(stages, n)})")
+    target = right.selectbox("To stage", list(TARGETS), key=f"lifecycle_target:{scope.name}")
+    if model is None:
+        return
+    if stage_of(stages, model) not in promotion.ALLOWED_FROM[target]:
+        st.info(f"{plain(model)} is {stage_of(stages, model)}; it can move to {target} only "
+                f"from {', '.join(sorted(promotion.ALLOWED_FROM[target]))}.")
+    report = None
+    if target in ("production", "champion"):
+        report = promotion.gate_report(model, target, board, evaluation(scope),
+                                       scope.config.gates, promotion.champion_of(stages))
+        st.markdown(f"**Gate report** for {plain(model)} → {target}, against "
+                    f"{plain(report.baseline)} (computed now, before any click):")
+        st.dataframe(pd.DataFrame([{
+            "gate": g.name, "verdict": "✅ pass" if g.passed else "❌ fail", "value": g.value,
+            "threshold": g.threshold, "p-value": g.p_value, "effect": g.effect,
+            "detail": g.detail} for g in report.gates]), hide_index=True, width="stretch")
+    st.text_input("Reason (required, recorded)", key="lifecycle_reason")
+    if report is not None and not report.passed:
+        st.checkbox("Override the failing gates (recorded as an override, with the reason)",
+                    key="lifecycle_override")
+    ready = bool(str(st.session_state.get("lifecycle_reason") or "").strip()) and current_user()
+    st.button(TARGETS[target], key=f"move:{scope.name}", type="primary",
+              disabled=not ready, on_click=move, args=(scope, model, target),
+              help=None if ready else "Enter your name in the sidebar and a reason first")
+
+
+def rollback_now(scope: promotion.Scope) -> None:
+    reason = str(st.session_state.get("rollback_reason") or "")
+    try:
+        moved = promotion.rollback(store(), scope, actor=current_user(), reason=reason)
+    except promotion.PromotionError as err:
+        st.session_state["notice"] = ("error", str(err))
+        return
+    st.session_state["notice"] = ("ok", f"Rolled back: {plain(moved.model_name)} is champion "
+                                        "again.")
+
+
+def rollback_panel(scope: promotion.Scope) -> None:
+    st.subheader("↩️ Rollback")
+    previous = promotion.previous_champion(store(), scope.name)
+    if previous is None:
+        st.caption("No previous champion to roll back to.")
+        return
+    name, sha = previous
+    st.text_input(f"Reason to restore {name} (version {str(sha)[:12]})", key="rollback_reason")
+    ready = bool(str(st.session_state.get("rollback_reason") or "").strip()) and current_user()
+    st.button(f"↩️ Roll back to {name}", key=f"rollback:{scope.name}", disabled=not ready,
+              on_click=rollback_now, args=(scope,))
+
+
+def history_panel(scope: promotion.Scope) -> None:
+    st.subheader("📜 History (append-only)")
+    entries = store().history(scope.name)
+    if not entries:
+        st.caption("No transition yet.")
+        return
+    frame = pd.DataFrame([{
+        "at": t.at, "model": t.model_name, "from": t.from_stage, "to": t.to_stage,
+        "by": t.actor, "reason": t.reason, "override": t.overridden, "action": t.action,
+        "version": (t.model_sha256 or "")[:12]} for t in reversed(entries)])
+    left, middle, right = st.columns(3)
+    models = left.multiselect("Models", sorted(frame["model"].unique()),
+                              key=f"history_models:{scope.name}")
+    to_stage = middle.multiselect("To stage", promotion.STAGES, key=f"history_to:{scope.name}")
+    actors = right.multiselect("By", sorted(frame["by"].unique()),
+                               key=f"history_by:{scope.name}")
+    keep = pd.Series(True, index=frame.index)
+    for column, chosen in (("model", models), ("to", to_stage), ("by", actors)):
+        if chosen:
+            keep &= frame[column].isin(chosen)
+    shown = frame[keep]
+    st.dataframe(shown, hide_index=True, width="stretch", column_config={
+        "at": st.column_config.DatetimeColumn("At (UTC)", format="YYYY-MM-DD HH:mm:ss")})
+
+
+def main() -> None:
+    scope = current_scope()
+    if scope is None:
+        return
+    board = leaderboard(scope)
+    if board is None:
+        return
+    st.title(f"🏛️ Lifecycle · {plain(scope.name)}")
+    show_notice()
+    stages = store().stages(scope.name)
+    champion_panel(scope, stages)
+    no_skill_warning(scope, board, stages)
+    stages_table(scope, board, stages)
+    act_panel(scope, board, stages)
+    rollback_panel(scope)
+    history_panel(scope)
+
+
+main()
