@@ -221,6 +221,15 @@ def leaderboard(scope: promotion.Scope) -> promotion.Leaderboard | None:
         return None
 
 
+def scope_and_board() -> tuple[promotion.Scope, promotion.Leaderboard] | None:
+    """The chosen scope and its ranked leaderboard, or None (with the reason shown)."""
+    scope = current_scope()
+    if scope is None:
+        return None
+    board = leaderboard(scope)
+    return None if board is None else (scope, board)
+
+
 def show_notice() -> None:
     """A message left by a callback (a decision made, or refused) for this rerun."""
     notice = st.session_state.pop("notice", None)

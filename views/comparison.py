@@ -9,11 +9,10 @@ import streamlit as st
 import promotion
 from views._common import (
     GROUP_LABELS,
-    current_scope,
     group_colour_map,
     group_order,
-    leaderboard,
     plain,
+    scope_and_board,
 )
 
 
@@ -87,12 +86,10 @@ def metric_by_metric(board: promotion.Leaderboard) -> None:
 
 
 def main() -> None:
-    scope = current_scope()
-    if scope is None:
+    chosen = scope_and_board()
+    if chosen is None:
         return
-    board = leaderboard(scope)
-    if board is None:
-        return
+    scope, board = chosen
     st.title(f"📊 Comparison · {plain(scope.name)}")
     if not board.ranked:
         st.info("No model of this scope could be evaluated, so there is nothing to compare.")

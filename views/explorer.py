@@ -9,12 +9,11 @@ import promotion
 from views._common import (
     GROUP_COLOURS,
     GROUP_LABELS,
-    current_scope,
     current_user,
     holdout,
-    leaderboard,
     model_evaluation,
     plain,
+    scope_and_board,
     show_notice,
     store,
 )
@@ -138,12 +137,10 @@ def judge_chart(scope: promotion.Scope, row: promotion.LeaderboardRow) -> None:
 
 
 def main() -> None:
-    scope = current_scope()
-    if scope is None:
+    chosen = scope_and_board()
+    if chosen is None:
         return
-    board = leaderboard(scope)
-    if board is None:
-        return
+    scope, board = chosen
     show_notice()
     st.title(f"🔍 Model Explorer · {plain(scope.name)}")
     row = choose_model(board)

@@ -11,13 +11,13 @@ import promotion
 from views._common import (
     GROUP_LABELS,
     STAGE_BADGES,
-    current_scope,
     current_user,
     evaluation,
     group_order,
     holdout,
     leaderboard,
     plain,
+    scope_and_board,
     scope_problems,
     show_notice,
     store,
@@ -267,12 +267,10 @@ def export_buttons(scope: promotion.Scope, chosen: promotion.PromotedSet,
 
 def main() -> None:
     scope_problems()
-    scope = current_scope()
-    if scope is None:
+    chosen = scope_and_board()
+    if chosen is None:
         return
-    board = leaderboard(scope)
-    if board is None:
-        return
+    scope, board = chosen
     show_notice()
     header(board, f"{len(board.rows)} models")
     weights_editor(scope, board)

@@ -7,11 +7,11 @@ import streamlit as st
 
 import promotion
 from views._common import (
-    current_scope,
     current_user,
     evaluation,
     leaderboard,
     plain,
+    scope_and_board,
     show_notice,
     store,
 )
@@ -180,12 +180,10 @@ def history_panel(scope: promotion.Scope) -> None:
 
 
 def main() -> None:
-    scope = current_scope()
-    if scope is None:
+    chosen = scope_and_board()
+    if chosen is None:
         return
-    board = leaderboard(scope)
-    if board is None:
-        return
+    scope, board = chosen
     st.title(f"🏛️ Lifecycle · {plain(scope.name)}")
     show_notice()
     stages = store().stages(scope.name)
