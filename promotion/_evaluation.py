@@ -36,7 +36,7 @@ from ._metrics import chance_levels, get_metric_names
 from ._store import Store
 
 #: Bump when the way metrics are measured changes: old cache entries then stop matching.
-EVALUATION_VERSION = 2
+EVALUATION_VERSION = 3
 TOP_K = 5
 
 Progress = Callable[[int, int, str, bool], None]
@@ -225,7 +225,9 @@ def measure_model(path: Path, *, features: pd.DataFrame, y_index: np.ndarray, n_
         columns = _model_columns(model, features)
         class_index = _class_positions(model, classes)
         X = features[columns]
-        proba, errors, batch_seconds = _predict_batch(model, X, class_index, n_classes)
+        proba, errors, chunk_seconds, chunk_rows = _predict_batch(model, X, class_index,
+                                                                  n_classes)
+        batch_seconds = float(chunk_seconds.sum())
         latency_started = time.perf_counter()
         latencies = _time_single_rows(model, X, latency_rows, seed)
         latency_seconds = time.perf_counter() - latency_started
@@ -239,8 +241,8 @@ def measure_model(path: Path, *, features: pd.DataFrame, y_index: np.ndarray, n_
         artifact_size_mb=path.stat().st_size / 1e6,
         load_memory_mb=load_peak / 1e6,
     )
-    names, replicates = _bootstrap(proba, errors, y_index, task, latencies, metrics,
-                                   n_bootstrap, seed)
+    names, replicates = _bootstrap(proba, errors, y_index, task, latencies,
+                                   (chunk_seconds, chunk_rows), metrics, n_bootstrap, seed)
     low, high = np.nanpercentile(replicates, [2.5, 97.5], axis=0) if len(replicates) else ([], [])
     payload = {
         "status": "ok", "reason": None, "metrics": metrics,
@@ -295,19 +297,33 @@ def _class_positions(model: Any, classes: list) -> np.ndarray:
         raise _ModelProblem(str(err)) from None
 
 
+BATCH_CHUNKS = 5
+
+
 def _predict_batch(model: Any, X: pd.DataFrame, class_index: np.ndarray, n_classes: int
-                   ) -> tuple[np.ndarray, np.ndarray, float]:
-    started = time.perf_counter()
-    try:
-        raw = np.asarray(model.predict_proba(X), dtype=float)
-        seconds = time.perf_counter() - started
-        if raw.shape != (len(X), len(class_index)):
-            raise _ModelProblem(f"predict_proba returned shape {raw.shape}, expected "
-                                f"{(len(X), len(class_index))}")
-    except _ModelProblem:
-        raise
-    except Exception:  # find the rows that fail, one by one
-        raw, seconds = _predict_row_by_row(model, X, len(class_index))
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Class probabilities of every row, predicted in a few equal chunks.
+
+    Returns (proba, errors, seconds per chunk, rows per chunk); the chunk timings give the
+    throughput its bootstrap interval, and a failing chunk is retried row by row.
+    """
+    bounds = np.linspace(0, len(X), min(BATCH_CHUNKS, len(X)) + 1).astype(int)
+    raw = np.empty((len(X), len(class_index)))
+    seconds = np.empty(len(bounds) - 1)
+    for i, (start, stop) in enumerate(zip(bounds[:-1], bounds[1:], strict=True)):
+        chunk = X.iloc[start:stop]
+        started = time.perf_counter()
+        try:
+            out = np.asarray(model.predict_proba(chunk), dtype=float)
+            seconds[i] = time.perf_counter() - started
+            if out.shape != (len(chunk), len(class_index)):
+                raise _ModelProblem(f"predict_proba returned shape {out.shape}, expected "
+                                    f"{(len(chunk), len(class_index))}")
+        except _ModelProblem:
+            raise
+        except Exception:  # find the rows that fail, one by one
+            out, seconds[i] = _predict_row_by_row(model, chunk, len(class_index))
+        raw[start:stop] = out
     proba = np.zeros((len(X), n_classes))
     proba[:, class_index] = raw
     errors = ~np.isfinite(proba).all(axis=1) | (proba < 0).any(axis=1)
@@ -316,7 +332,7 @@ def _predict_batch(model: Any, X: pd.DataFrame, class_index: np.ndarray, n_class
     # A failed row counts as a uniform guess: it is penalized, never silently dropped.
     proba[errors] = 1.0 / n_classes
     proba /= proba.sum(axis=1, keepdims=True)
-    return proba, errors, seconds
+    return proba, errors, seconds, np.diff(bounds)
 
 
 def _predict_row_by_row(model: Any, X: pd.DataFrame, width: int) -> tuple[np.ndarray, float]:
@@ -430,7 +446,8 @@ def weighted_balanced_accuracy(correct: np.ndarray, y: np.ndarray, n_classes: in
 
 
 def _bootstrap(proba: np.ndarray, errors: np.ndarray, y: np.ndarray, task: str,
-               latencies: np.ndarray, metrics: dict[str, float], n_bootstrap: int, seed: int
+               latencies: np.ndarray, chunks: tuple[np.ndarray, np.ndarray],
+               metrics: dict[str, float], n_bootstrap: int, seed: int
                ) -> tuple[list[str], np.ndarray]:
     weights = bootstrap_counts(len(y), n_bootstrap, seed)
     n = len(y)
@@ -450,6 +467,10 @@ def _bootstrap(proba: np.ndarray, errors: np.ndarray, y: np.ndarray, task: str,
     resampled = latencies[rng.integers(0, len(latencies), size=(n_bootstrap, len(latencies)))]
     columns["latency_p50_ms"] = np.percentile(resampled, 50, axis=1)
     columns["latency_p95_ms"] = np.percentile(resampled, 95, axis=1)
+    chunk_seconds, chunk_rows = chunks
+    picks = rng.integers(0, len(chunk_seconds), size=(n_bootstrap, len(chunk_seconds)))
+    columns["throughput_rows_s"] = (chunk_rows[picks].sum(axis=1)
+                                    / np.maximum(chunk_seconds[picks].sum(axis=1), 1e-9))
     for exact in ("artifact_size_mb", "load_memory_mb"):  # measured once, no sampling error
         columns[exact] = np.full(n_bootstrap, metrics[exact])
     names = [name for name in get_metric_names(task) if name in columns]

@@ -154,3 +154,14 @@ def test_failing_rows_count_in_the_error_rate(models_root, store):
     assert model.ok, model.reason
     assert model.metrics["error_rate"] == pytest.approx(10 / 300)
     assert model.intervals["error_rate"][1] > 0
+
+
+def test_every_metric_has_an_interval_around_its_value(models_root, tiny_scope, store):
+    evaluation = _evaluate(models_root, "tiny", store, n_jobs=1)
+    for model in evaluation.models:
+        assert set(model.intervals) == set(model.metrics)
+        for name, value in model.metrics.items():
+            low, high = model.intervals[name]
+            assert low <= high, name
+            if name not in ("latency_p50_ms", "latency_p95_ms", "throughput_rows_s"):
+                assert low - 1e-9 <= value <= high + 1e-9, name
