@@ -66,5 +66,8 @@ def wait_healthy(url: str, process: subprocess.Popen, timeout: float) -> None:
                     return
         except OSError:
             pass
-        time.sleep(0.2)  # polling a server that is starting, not a timing assertion
+        try:  # wait a little between polls, returning at once if streamlit exits
+            process.wait(timeout=0.2)
+        except subprocess.TimeoutExpired:
+            pass
     raise TimeoutError(f"{url} did not answer its health check in {timeout:.0f}s")
