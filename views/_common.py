@@ -23,8 +23,8 @@ GROUP_COLOURS: dict[str, str] = {
     "unknown": "#757575",
 }
 GROUP_LABELS: dict[str, str] = {
-    "tree": "Tree models (2A)", "neural": "Neural (2B)", "variant": "Variants (2C)",
-    "linear": "Linear baselines",
+    "tree": "Tree (2A)", "neural": "Neural (2B)", "variant": "Variants (2C)",
+    "linear": "Linear",
 }
 STAGE_BADGES: dict[str, str] = {
     "development": "", "candidate": "🧪 candidate", "production": "✅ promoted",

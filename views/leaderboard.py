@@ -24,7 +24,7 @@ from views._common import (
 )
 
 PAGE_SIZE = 25
-COLUMNS = [0.35, 2.2, 1.1, 1.6, 1.25, 0.95, 0.9, 0.75, 1.1, 1.55]
+COLUMNS = [0.35, 2.0, 1.0, 1.5, 1.5, 0.95, 0.9, 0.75, 1.1, 1.55]
 
 
 def reason_given() -> bool:
@@ -75,7 +75,7 @@ def header(board: promotion.Leaderboard, evaluation_note: str) -> None:
 
 
 def filters(board: promotion.Leaderboard) -> list[promotion.LeaderboardRow]:
-    left, middle, right = st.columns([3, 2, 1])
+    left, middle, right = st.columns([4, 2, 1])
     groups = group_order(row.group for row in board.rows)
     chosen = left.segmented_control(
         "Groups", groups, selection_mode="multi", default=groups, key=f"groups:{board.scope}",
