@@ -24,7 +24,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
                 "PromotionError", "ScopeNotFoundError", "UnknownMetricError"),
     "_evaluation": ("ModelEvaluation", "RowPredictions", "ScopeEvaluation", "evaluate_scope",
                     "load_row_predictions"),
-    "_export": ("TEXT_FIELDS", "ExportPaths", "PromotedSet", "build_cards", "card_texts",
+    "_export": ("TEXT_FIELDS", "ExportPaths", "PromotedSet", "build_cards",
                 "compare_ensembles", "derived_texts", "ensemble_table", "export_results",
                 "promoted_set"),
     "_gates": ("Gate", "GateReport", "gate_report", "gate_reports"),

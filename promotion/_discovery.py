@@ -15,7 +15,12 @@ import numpy as np
 import pandas as pd
 
 from ._config import GROUP_PHASE, ModelMeta, ScopeConfig, read_json_model
-from ._errors import InvalidInputError, PromotionError, ScopeNotFoundError
+from ._errors import (
+    InvalidInputError,
+    ModelNotFoundError,
+    PromotionError,
+    ScopeNotFoundError,
+)
 
 #: Folder under the models root that holds exports, not a scope.
 EXPORT_AREA = "advanced"
@@ -110,8 +115,6 @@ class Scope:
         return shown_path(path, self.models_dir)
 
     def model(self, name: str) -> ModelEntry:
-        from ._errors import ModelNotFoundError
-
         for entry in self.models:
             if entry.name == name:
                 return entry

@@ -20,7 +20,7 @@ from ._cards import (
 from ._discovery import EXPORT_AREA, Holdout, Scope, file_sha256, shown_path
 from ._ensemble import DEFAULT_ENSEMBLE_SIZE, EnsembleReport, compare_methods, ensemble_weights
 from ._errors import InvalidInputError
-from ._evaluation import ModelEvaluation, ScopeEvaluation, load_row_predictions
+from ._evaluation import ModelEvaluation, RowPredictions, ScopeEvaluation, load_row_predictions
 from ._jsonio import dumps, write_atomic
 from ._scoring import Leaderboard, LeaderboardRow
 from ._slices import describe_findings, recommended_use, slice_findings
@@ -101,25 +101,23 @@ def _check_unchanged(scope: Scope, evaluated: ModelEvaluation, record: StageReco
 def derived_texts(scope: Scope, store: Store, evaluated: ModelEvaluation, holdout: Holdout,
                   board: Leaderboard, weight: float | None) -> dict[str, str]:
     """Strength, known bias and recommended use from the holdout evidence."""
-    rows = load_row_predictions(store, evaluated)
-    if rows is None:
-        findings = []
-    else:
-        findings = slice_findings(rows, holdout, scope.task)
+    return _derived(scope.task, holdout, load_row_predictions(store, evaluated),
+                    evaluated.model_name, _ranked_frame(board), weight)
+
+
+def _derived(task: str, holdout: Holdout, rows: RowPredictions | None, model_name: str,
+             ranked: pd.DataFrame, weight: float | None) -> dict[str, str]:
+    findings = [] if rows is None else slice_findings(rows, holdout, task)
     return {
-        "strength": describe_findings(findings, scope.task, better=True),
-        "known_bias": describe_findings(findings, scope.task, better=False),
-        "recommended_use": recommended_use(evaluated.model_name, board.to_frame()
-                                           .query("status == 'ok'"), weight),
+        "strength": describe_findings(findings, task, better=True),
+        "known_bias": describe_findings(findings, task, better=False),
+        "recommended_use": recommended_use(model_name, ranked, weight),
     }
 
 
-def card_texts(scope: Scope, store: Store, evaluated: ModelEvaluation, holdout: Holdout,
-               board: Leaderboard, weight: float | None) -> dict[str, str]:
-    """The card's text fields: the analyst's wording where written, else the evidence."""
-    written = store.annotations(scope.name).get(evaluated.model_name, {})
-    derived = derived_texts(scope, store, evaluated, holdout, board, weight)
-    return {field: written.get(field) or derived[field] for field in TEXT_FIELDS}
+def _ranked_frame(board: Leaderboard) -> pd.DataFrame:
+    frame = board.to_frame()
+    return frame[frame["status"] == "ok"]
 
 
 def build_cards(promoted: PromotedSet, store: Store, method: str = "score", *,
@@ -132,13 +130,16 @@ def build_cards(promoted: PromotedSet, store: Store, method: str = "score", *,
                                promoted.probas, promoted.holdout.y_index,
                                seed=scope.config.bootstrap_seed, size=size)
     now = now or datetime.now(UTC)
-    by_name = {m.model_name: m for m in promoted.evaluation.models}
     holdout_info = _holdout_info(scope, promoted.holdout)
+    ranked = _ranked_frame(board)
+    written = store.annotations(scope.name)
+    no_errors = np.zeros(len(promoted.holdout.y), dtype=bool)
     cards = []
-    for row in promoted.rows:
-        evaluated = by_name[row.model_name]
-        texts = card_texts(scope, store, evaluated, promoted.holdout, board,
-                           weights[row.model_name])
+    for row, proba in zip(promoted.rows, promoted.probas, strict=True):
+        derived = _derived(scope.task, promoted.holdout, RowPredictions(proba, no_errors),
+                           row.model_name, ranked, weights[row.model_name])
+        mine = written.get(row.model_name, {})
+        texts = {field: mine.get(field) or derived[field] for field in TEXT_FIELDS}
         record = promoted.records[row.model_name]
         cards.append(ModelCard(
             model_name=row.model_name, model_type=row.model_type, game=scope.name,
@@ -172,6 +173,10 @@ def export_results(promoted: PromotedSet, store: Store, method: str = "score", *
     The leaderboard is written first and the cards last: a reader that finds a cards file
     finds the export complete.
     """
+    by_name = {m.model_name: m for m in promoted.evaluation.models}
+    for row in promoted.rows:  # the files may have changed since the cards were built
+        _check_unchanged(promoted.scope, by_name[row.model_name],
+                         promoted.records[row.model_name])
     now = datetime.now(UTC)
     cards = cards or build_cards(promoted, store, method, now=now)
     scope = promoted.scope

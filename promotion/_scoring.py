@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -66,11 +67,16 @@ class Leaderboard:
         ranked = self.ranked
         return ranked[0] if ranked else None
 
+    @cached_property
+    def _by_name(self) -> dict[str, LeaderboardRow]:
+        return {row.model_name: row for row in self.rows}
+
     def row(self, model_name: str) -> LeaderboardRow:
-        for row in self.rows:
-            if row.model_name == model_name:
-                return row
-        raise ModelNotFoundError(f"scope '{self.scope}' has no model '{model_name}'")
+        try:
+            return self._by_name[model_name]
+        except KeyError:
+            raise ModelNotFoundError(f"scope '{self.scope}' has no model '{model_name}'") \
+                from None
 
     def to_dict(self) -> dict[str, Any]:
         """The leaderboard as plain JSON-ready data (the ``leaderboard --json`` output)."""

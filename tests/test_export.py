@@ -247,3 +247,16 @@ def test_json_schemas_in_the_repo_match_the_models():
         stored = json.loads((ROOT / "schemas" / name).read_text())
         assert stored == json.loads(json.dumps(schema)), (
             f"schemas/{name} drifted: regenerate with python -m promotion schemas")
+
+
+def test_a_file_changed_after_the_cards_were_built_is_refused_at_export(models_root,
+                                                                        tiny_scope, store):
+    promote(models_root, store, "logreg")
+    state = promotion.scope_state(models_root, "tiny", store)
+    chosen = promotion.promoted_set(state.scope, store, state.evaluation, state.board)
+    cards = promotion.build_cards(chosen, store)
+    path = tiny_scope / "logreg" / "model.joblib"
+    joblib.dump(joblib.load(tiny_scope / "tree_d1" / "model.joblib"), path)
+    with pytest.raises(promotion.InvalidInputError, match="changed since it was evaluated"):
+        promotion.export_results(chosen, store, cards=cards)
+    assert not (models_root / "advanced").exists()

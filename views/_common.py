@@ -71,10 +71,6 @@ def folder_signature(folder: Path) -> tuple:
     return tuple(signature)
 
 
-def scope_signature(scope: promotion.Scope) -> tuple:
-    return folder_signature(scope.folder)
-
-
 @st.cache_resource(show_spinner=False, max_entries=64)
 def _load_scope(root: str, name: str, signature: tuple) -> promotion.Scope:
     return promotion.load_scope(Path(root), name)
@@ -89,7 +85,7 @@ def _evaluation(root: str, scope_name: str, signature: tuple) -> promotion.Scope
 
 def evaluation(scope: promotion.Scope) -> promotion.ScopeEvaluation:
     """The scope's evaluation: from memory, else the store's cache, else measured now."""
-    return _evaluation(str(scope.models_dir), scope.name, scope_signature(scope))
+    return _evaluation(str(scope.models_dir), scope.name, folder_signature(scope.folder))
 
 
 @st.cache_resource(show_spinner=False, max_entries=16)
@@ -219,6 +215,51 @@ def leaderboard(scope: promotion.Scope) -> promotion.Leaderboard | None:
     except promotion.PromotionError as err:
         st.error(str(err))
         return None
+
+
+def _weights_key(board: promotion.Leaderboard) -> tuple:
+    return tuple(sorted(board.weights.items()))
+
+
+@st.cache_resource(show_spinner="Building the model cards…", max_entries=16)
+def _cards(root: str, scope_name: str, signature: tuple, weights: tuple, method: str,
+           decisions: tuple, wording: tuple
+           ) -> tuple[promotion.PromotedSet, list[promotion.ModelCard], list, dict]:
+    scope = _load_scope(root, scope_name, signature)
+    result = evaluation(scope)
+    board = promotion.rank_models(result, dict(weights))
+    chosen = promotion.promoted_set(scope, store(), result, board, holdout(scope))
+    reports, singles = promotion.compare_ensembles(chosen)
+    return chosen, promotion.build_cards(chosen, store(), method), reports, singles
+
+
+def model_cards(scope: promotion.Scope, board: promotion.Leaderboard, method: str
+                ) -> tuple[promotion.PromotedSet, list[promotion.ModelCard], list, dict]:
+    """The promoted set's cards and ensemble comparison, rebuilt only when an input changes:
+    the files, the weights, the method, a decision or an analyst's wording."""
+    decisions = tuple(sorted((n, r.stage, r.model_sha256)
+                             for n, r in store().stages(scope.name).items()))
+    wording = tuple(sorted((n, f, t) for n, fields in store().annotations(scope.name).items()
+                           for f, t in fields.items()))
+    return _cards(str(scope.models_dir), scope.name, folder_signature(scope.folder),
+                  _weights_key(board), method, decisions, wording)
+
+
+@st.cache_resource(show_spinner=False, max_entries=256)
+def _derived_texts(root: str, scope_name: str, signature: tuple, weights: tuple,
+                   model_name: str) -> dict[str, str]:
+    scope = _load_scope(root, scope_name, signature)
+    result = evaluation(scope)
+    board = promotion.rank_models(result, dict(weights))
+    model = next(m for m in result.models if m.model_name == model_name)
+    return promotion.derived_texts(scope, store(), model, holdout(scope), board, None)
+
+
+def derived_texts(scope: promotion.Scope, board: promotion.Leaderboard, model_name: str
+                  ) -> dict[str, str]:
+    """Evidence-derived strength, known bias and recommended use (slice analysis, cached)."""
+    return _derived_texts(str(scope.models_dir), scope.name, folder_signature(scope.folder),
+                          _weights_key(board), model_name)
 
 
 def scope_and_board() -> tuple[promotion.Scope, promotion.Leaderboard] | None:

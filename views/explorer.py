@@ -10,6 +10,7 @@ from views._common import (
     GROUP_COLOURS,
     GROUP_LABELS,
     current_user,
+    derived_texts,
     holdout,
     model_evaluation,
     plain,
@@ -89,8 +90,7 @@ def save_text(scope: promotion.Scope, model_name: str, field: str) -> None:
 def descriptions(scope: promotion.Scope, board: promotion.Leaderboard,
                  row: promotion.LeaderboardRow) -> None:
     saved = store().annotations(scope.name).get(row.model_name, {})
-    derived = promotion.derived_texts(scope, store(), model_evaluation(scope, row.model_name),
-                                      holdout(scope), board, None)
+    derived = derived_texts(scope, board, row.model_name)
     for column, (field, label) in zip(st.columns(3), TEXT_FIELDS.items(), strict=True):
         key = f"text:{scope.name}:{row.model_name}:{field}"
         st.session_state[key] = saved.get(field) or derived[field]

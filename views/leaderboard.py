@@ -14,8 +14,8 @@ from views._common import (
     current_user,
     evaluation,
     group_order,
-    holdout,
     leaderboard,
+    model_cards,
     plain,
     scope_and_board,
     scope_problems,
@@ -195,9 +195,7 @@ def cards_section(scope: promotion.Scope, board: promotion.Leaderboard,
         st.caption("Generate the cards to review them before export.")
         return
     try:
-        chosen = promotion.promoted_set(scope, store(), evaluation(scope), board, holdout(scope))
-        cards = promotion.build_cards(chosen, store(), method)
-        reports, singles = promotion.compare_ensembles(chosen)
+        chosen, cards, reports, singles = model_cards(scope, board, method)
     except promotion.PromotionError as err:
         st.error(str(err))
         return
