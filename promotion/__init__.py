@@ -29,7 +29,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
                 "promoted_set"),
     "_gates": ("Gate", "GateReport", "gate_report", "gate_reports"),
     "_lifecycle": ("ALLOWED_FROM", "GateFailure", "champion_of", "demote", "make_champion",
-                   "previous_champion", "promote", "promoted_models", "rollback",
+                   "previous_champion", "promote", "promoted_models", "rollback", "stage_of",
                    "transition_model"),
     "_metrics": ("METRICS", "Metric", "chance_levels", "default_weights", "get_metric",
                  "get_metric_names", "metric_score"),

@@ -8,13 +8,45 @@ pydantic: the prediction engine reads cards without pulling in the store or the 
 from __future__ import annotations
 
 import math
+import re
 from datetime import datetime
+from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel, field_validator, model_validator
 
 SCHEMA_VERSION = 1
 WEIGHT_TOLERANCE = 1e-9
+
+#: Where exports live under the models root, and how their files are named.
+EXPORT_AREA = "advanced"
+LEADERBOARDS = "leaderboards"
+MODEL_CARDS = "model_cards"
+_STAMP_FORMAT = "%Y%m%dT%H%M%S%fZ"
+_STAMPED = re.compile(r"^(?P<kind>leaderboard|model_cards)_(?P<scope>.+)_"
+                      r"(?P<stamp>\d{8}T\d{12}Z)\.json$")
+
+
+def export_paths(models_dir: Path, scope: str, when: datetime) -> tuple[Path, Path]:
+    """The leaderboard and model-cards paths of one export of ``scope`` made at ``when``."""
+    stamp = when.strftime(_STAMP_FORMAT)
+    area = Path(models_dir) / EXPORT_AREA
+    return (area / LEADERBOARDS / f"leaderboard_{scope}_{stamp}.json",
+            area / MODEL_CARDS / f"model_cards_{scope}_{stamp}.json")
+
+
+def cards_files(models_dir: Path, scope: str) -> list[Path]:
+    """The model-cards files of exactly ``scope`` (not of a scope whose name starts the same),
+    oldest first: the timestamps in the names sort in time order."""
+    folder = Path(models_dir) / EXPORT_AREA / MODEL_CARDS
+    if not folder.is_dir():
+        return []
+    found = []
+    for path in folder.iterdir():
+        match = _STAMPED.match(path.name)
+        if match and match["kind"] == "model_cards" and match["scope"] == scope:
+            found.append((match["stamp"], path))
+    return [path for _, path in sorted(found)]
 
 WeightsMethod = Literal["score", "equal", "greedy"]
 

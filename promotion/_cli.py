@@ -18,7 +18,7 @@ from ._errors import InvalidInputError, PromotionError
 from ._evaluation import Progress
 from ._gates import gate_report
 from ._jsonio import dumps, write_atomic
-from ._lifecycle import champion_of, demote, rollback
+from ._lifecycle import champion_of, demote, rollback, stage_of
 from ._scoring import Leaderboard
 from ._service import build_leaderboard, change_stage, default_models_dir, scope_state
 from ._store import STAGES, Store, Transition, open_store
@@ -128,6 +128,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except PromotionError as err:
         print(f"error: {err}", file=sys.stderr)
         return USER_ERROR
+    except OSError as err:  # e.g. --output into a folder that does not exist
+        where = f"{err.filename}: " if err.filename else ""
+        print(f"error: {where}{err.strerror or err}", file=sys.stderr)
+        return USER_ERROR
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
@@ -197,7 +201,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     frame = _read_rows(args.input)
     proba = engine.predict_proba(frame)
     out = pd.DataFrame(proba, columns=[f"proba_{c}" for c in engine.classes], index=frame.index)
-    out.insert(0, "prediction", engine.predict(frame))
+    out.insert(0, "prediction", [engine.classes[i] for i in proba.argmax(axis=1)])
     if args.output:
         out.to_csv(args.output, index=False)
         _say(f"{len(out)} rows -> {args.output} (export {engine.source.name})")
@@ -210,7 +214,12 @@ def _user(args: argparse.Namespace) -> str:
     import getpass
     import os
 
-    return args.user or os.environ.get("PROMOTION_USER") or getpass.getuser()
+    if args.user or os.environ.get("PROMOTION_USER"):
+        return args.user or os.environ["PROMOTION_USER"]
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no account name in this environment
+        raise InvalidInputError("who is deciding? Hint: pass --user NAME") from None
 
 
 def _with_store(args: argparse.Namespace, action: Callable[[Store], int]) -> int:
@@ -226,7 +235,7 @@ def _cmd_promote(args: argparse.Namespace) -> int:
         moved = change_stage(args.models_dir, args.scope, store, args.model, args.stage,
                              actor=_user(args), reason=args.reason,
                              override=args.override_gates)
-        _print_move(moved, args.model, args.stage)
+        _print_move(moved, args.model, stage_of(store.stages(args.scope), args.model))
         return 0
     return _with_store(args, run)
 
@@ -236,14 +245,14 @@ def _cmd_demote(args: argparse.Namespace) -> int:
         state = scope_state(args.models_dir, args.scope, store)
         moved = demote(store, state.scope, state.evaluation, state.board, args.model,
                        actor=_user(args), reason=args.reason)
-        _print_move(moved, args.model, "archived")
+        _print_move(moved, args.model, stage_of(store.stages(args.scope), args.model))
         return 0
     return _with_store(args, run)
 
 
-def _print_move(moved: Transition | None, model: str, stage: str) -> None:
+def _print_move(moved: Transition | None, model: str, stage_now: str) -> None:
     if moved is None:
-        print(f"{model} is already {stage}: nothing changed")
+        print(f"{model} is {stage_now}: nothing changed")
         return
     flag = " (gates overridden)" if moved.overridden else ""
     print(f"{moved.model_name}: {moved.from_stage} -> {moved.to_stage}{flag}, by {moved.actor} "

@@ -10,7 +10,14 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from ._errors import InvalidInputError
 from ._metrics import validate_weights
@@ -90,12 +97,11 @@ class ScopeConfig(BaseModel):
             raise ValueError("must be a path inside the scope folder, like 'holdout.csv'")
         return value
 
-    @field_validator("weights")
-    @classmethod
-    def _known_weights(cls, value: dict[str, float] | None) -> dict[str, float] | None:
-        if value is not None:
-            validate_weights(value)
-        return value
+    @model_validator(mode="after")
+    def _weights_fit_the_task(self) -> ScopeConfig:
+        if self.weights is not None:
+            validate_weights(self.weights, self.task)
+        return self
 
 
 class ModelMeta(BaseModel):

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ._cards import EXPORT_AREA
 from ._config import GROUP_PHASE, ModelMeta, ScopeConfig, read_json_model
 from ._errors import (
     InvalidInputError,
@@ -22,8 +23,6 @@ from ._errors import (
     ScopeNotFoundError,
 )
 
-#: Folder under the models root that holds exports, not a scope.
-EXPORT_AREA = "advanced"
 MODEL_FILE = "model.joblib"
 META_FILE = "meta.json"
 SCOPE_FILE = "scope.json"
@@ -44,6 +43,14 @@ def file_sha256(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def model_version(path: Path, shown: str) -> str:
+    """The sha256 of a model file; an unreadable or missing file is one clear message."""
+    try:
+        return file_sha256(path)
+    except OSError as err:
+        raise InvalidInputError(f"{shown}: cannot be read ({err.strerror or err})") from None
 
 
 @dataclass(frozen=True)

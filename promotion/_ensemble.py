@@ -32,7 +32,8 @@ def normalize(raw: Sequence[float], what: str = "weights") -> np.ndarray:
     total = math.fsum(values.tolist())
     if total <= 0:
         raise InvalidInputError(
-            f"{what} are all zero, so they cannot be normalized. Hint: use --weights equal")
+            f"{what} are all zero, so they cannot be normalized. Hint: use the 'equal' "
+            "weights method")
     weights = values / total
     # Put the rounding residue on the largest weight so the sum is 1 to the last bit we can.
     weights[int(np.argmax(weights))] += 1.0 - math.fsum(weights.tolist())

@@ -36,7 +36,7 @@ from ._metrics import chance_levels, get_metric_names
 from ._store import Store
 
 #: Bump when the way metrics are measured changes: old cache entries then stop matching.
-EVALUATION_VERSION = 3
+EVALUATION_VERSION = 4
 TOP_K = 5
 
 Progress = Callable[[int, int, str, bool], None]
@@ -196,7 +196,9 @@ def _run_parallel(todo: list[tuple[ModelEntry, str, str]], scope: Scope, holdout
                     n_classes=len(holdout.classes), classes=holdout.classes, task=cfg.task,
                     n_bootstrap=cfg.n_bootstrap, seed=cfg.bootstrap_seed,
                     latency_rows=cfg.latency_rows)
-    if n_jobs == 1 or len(todo) == 1:
+    # In worker processes even for one model: tracemalloc traces a whole process, and in the
+    # app's process other sessions' threads would be counted too.
+    if n_jobs == 1:
         for entry, sha, key in todo:
             yield entry, sha, key, measure_model(entry.model_path, **job_args)
         return
@@ -263,15 +265,22 @@ class _ModelProblem(Exception):
 
 
 def _load(path: Path) -> tuple[Any, float, int]:
-    tracemalloc.start()
-    started = time.perf_counter()
+    """The model, its load time and the peak memory its unpickling allocates.
+
+    A first, untimed load imports whatever the pickle needs, so the measured second load
+    counts the model's own memory, not the libraries a process happened not to have yet.
+    """
     try:
-        model = joblib.load(path)
+        joblib.load(path)
+        started = time.perf_counter()
+        tracemalloc.start()
+        try:
+            model = joblib.load(path)
+        finally:
+            _, peak = tracemalloc.get_traced_memory()
+            tracemalloc.stop()
     except Exception as err:  # an unreadable file is a failed row, never a crash
         raise _ModelProblem(f"cannot be loaded: {type(err).__name__}: {err}") from None
-    finally:
-        _, peak = tracemalloc.get_traced_memory()
-        tracemalloc.stop()
     if not callable(getattr(model, "predict_proba", None)):
         raise _ModelProblem(f"holds a {type(model).__name__}, which has no predict_proba")
     return model, time.perf_counter() - started, peak

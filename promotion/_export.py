@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from pydantic import ValidationError
 
 from ._cards import (
     HoldoutInfo,
@@ -16,8 +17,9 @@ from ._cards import (
     MetricValue,
     ModelCard,
     ModelCards,
+    export_paths,
 )
-from ._discovery import EXPORT_AREA, Holdout, Scope, file_sha256, shown_path
+from ._discovery import Holdout, Scope, model_version, shown_path
 from ._ensemble import DEFAULT_ENSEMBLE_SIZE, EnsembleReport, compare_methods, ensemble_weights
 from ._errors import InvalidInputError
 from ._evaluation import ModelEvaluation, RowPredictions, ScopeEvaluation, load_row_predictions
@@ -27,8 +29,6 @@ from ._slices import describe_findings, recommended_use, slice_findings
 from ._store import PROMOTED_STAGES, StageRecord, Store
 
 TEXT_FIELDS: tuple[str, ...] = ("strength", "known_bias", "recommended_use")
-LEADERBOARDS = "leaderboards"
-MODEL_CARDS = "model_cards"
 
 
 @dataclass(frozen=True)
@@ -84,10 +84,7 @@ def promoted_set(scope: Scope, store: Store, evaluation: ScopeEvaluation, board:
 def _check_unchanged(scope: Scope, evaluated: ModelEvaluation, record: StageRecord) -> None:
     path = scope.model(evaluated.model_name).model_path
     shown = scope.shown(path)
-    try:
-        current = file_sha256(path)
-    except OSError as err:
-        raise InvalidInputError(f"{shown}: cannot be read ({err})") from None
+    current = model_version(path, shown)
     if current != evaluated.sha256:
         raise InvalidInputError(
             f"{shown}: changed since it was evaluated (evaluated {evaluated.sha256[:12]}, "
@@ -133,28 +130,40 @@ def build_cards(promoted: PromotedSet, store: Store, method: str = "score", *,
     holdout_info = _holdout_info(scope, promoted.holdout)
     ranked = _ranked_frame(board)
     written = store.annotations(scope.name)
-    no_errors = np.zeros(len(promoted.holdout.y), dtype=bool)
-    cards = []
-    for row, proba in zip(promoted.rows, promoted.probas, strict=True):
-        derived = _derived(scope.task, promoted.holdout, RowPredictions(proba, no_errors),
-                           row.model_name, ranked, weights[row.model_name])
-        mine = written.get(row.model_name, {})
-        texts = {field: mine.get(field) or derived[field] for field in TEXT_FIELDS}
-        record = promoted.records[row.model_name]
-        cards.append(ModelCard(
-            model_name=row.model_name, model_type=row.model_type, game=scope.name,
-            scope=scope.name, phase=row.phase, group=row.group, stage=record.stage,
-            is_champion=record.stage == "champion", task=scope.task,
-            composite_score=row.composite_score, composite_interval=row.composite_interval,
-            health_score=row.health_score, ensemble_weight=weights[row.model_name],
-            weights_method=method, top_5_accuracy=row.metrics.get("top_5_accuracy"),
-            roc_auc=row.metrics.get("roc_auc"), metrics=_metric_values(row), **texts,
-            model_path=shown_path(scope.model(row.model_name).model_path, scope.models_dir),
-            sha256=row.sha256, feature_names=list(promoted.holdout.features.columns),
-            classes=list(promoted.holdout.classes), holdout=holdout_info, generated_at=now,
-        ))
-    ModelCards(cards)  # the same checks the engine makes on reading
+    try:
+        cards = [_card(promoted, row, proba, weights[row.model_name], method, ranked, written,
+                       holdout_info, now) for row, proba in zip(promoted.rows, promoted.probas,
+                                                                strict=True)]
+        ModelCards(cards)  # the same checks the engine makes on reading
+    except ValidationError as err:
+        first = err.errors(include_url=False)[0]
+        field = ".".join(str(part) for part in first["loc"])
+        raise InvalidInputError(f"cannot build the cards of scope '{scope.name}': field "
+                                f"'{field}': {first['msg']}") from None
     return cards
+
+
+def _card(promoted: PromotedSet, row: LeaderboardRow, proba: np.ndarray, weight: float,
+          method: str, ranked: pd.DataFrame, written: dict[str, dict[str, str]],
+          holdout_info: HoldoutInfo, now: datetime) -> ModelCard:
+    scope, holdout = promoted.scope, promoted.holdout
+    no_errors = np.zeros(len(holdout.y), dtype=bool)
+    derived = _derived(scope.task, holdout, RowPredictions(proba, no_errors), row.model_name,
+                       ranked, weight)
+    mine = written.get(row.model_name, {})
+    texts = {field: mine.get(field) or derived[field] for field in TEXT_FIELDS}
+    record = promoted.records[row.model_name]
+    return ModelCard(
+        model_name=row.model_name, model_type=row.model_type, game=scope.name,
+        scope=scope.name, phase=row.phase, group=row.group, stage=record.stage,
+        is_champion=record.stage == "champion", task=scope.task,
+        composite_score=row.composite_score, composite_interval=row.composite_interval,
+        health_score=row.health_score, ensemble_weight=weight, weights_method=method,
+        top_5_accuracy=row.metrics.get("top_5_accuracy"), roc_auc=row.metrics.get("roc_auc"),
+        metrics=_metric_values(row), **texts,
+        model_path=shown_path(scope.model(row.model_name).model_path, scope.models_dir),
+        sha256=row.sha256, feature_names=list(holdout.features.columns),
+        classes=list(holdout.classes), holdout=holdout_info, generated_at=now)
 
 
 def compare_ensembles(promoted: PromotedSet, *, size: int = DEFAULT_ENSEMBLE_SIZE
@@ -178,12 +187,10 @@ def export_results(promoted: PromotedSet, store: Store, method: str = "score", *
         _check_unchanged(promoted.scope, by_name[row.model_name],
                          promoted.records[row.model_name])
     now = datetime.now(UTC)
-    cards = cards or build_cards(promoted, store, method, now=now)
+    cards = ([card.model_copy(update={"generated_at": now}) for card in cards] if cards
+             else build_cards(promoted, store, method, now=now))
     scope = promoted.scope
-    stamp = now.strftime("%Y%m%dT%H%M%S%fZ")
-    area = scope.models_dir / EXPORT_AREA
-    board_path = area / LEADERBOARDS / f"leaderboard_{scope.name}_{stamp}.json"
-    cards_path = area / MODEL_CARDS / f"model_cards_{scope.name}_{stamp}.json"
+    board_path, cards_path = export_paths(scope.models_dir, scope.name, now)
     board = _leaderboard_export(promoted, store, now)
     write_atomic(board_path, dumps(board.model_dump(mode="json")))
     write_atomic(cards_path, dumps(ModelCards(cards).model_dump(mode="json")))

@@ -11,13 +11,14 @@ Holm-corrected.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from ._config import GateSettings
 from ._evaluation import ScopeEvaluation
+from ._metrics import holm
 from ._scoring import Leaderboard, LeaderboardRow, composite_replicates
 
 QUALITY_GATES = ("min_composite", "latency_p95", "error_rate")
@@ -80,7 +81,7 @@ def gate_reports(candidates: Sequence[str], target_stage: str, board: Leaderboar
         if name in index:
             diff = replicates[index[name]] - base_reps
             raw_p[name] = (1 + int((diff <= 0).sum())) / (len(diff) + 1)
-    adjusted = _holm(raw_p)
+    adjusted = dict(zip(raw_p, holm(np.array(list(raw_p.values()))).tolist(), strict=True))
     reports = []
     for name in candidates:
         row = board.row(name)
@@ -97,15 +98,6 @@ def gate_report(candidate: str, target_stage: str, board: Leaderboard,
                 champion: str | None) -> GateReport:
     """The gate report of one candidate for a move to ``target_stage``."""
     return gate_reports([candidate], target_stage, board, evaluation, settings, champion)[0]
-
-
-def _holm(p_values: Mapping[str, float]) -> dict[str, float]:
-    names = sorted(p_values, key=p_values.get)  # type: ignore[arg-type]
-    adjusted, running = {}, 0.0
-    for i, name in enumerate(names):
-        running = max(running, min(1.0, p_values[name] * (len(names) - i)))
-        adjusted[name] = running
-    return adjusted
 
 
 def _min_composite(row: LeaderboardRow, base: LeaderboardRow | None, base_point: float,

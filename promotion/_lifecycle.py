@@ -7,8 +7,8 @@ sha256) and why; the store keeps that history append-only.
 
 from __future__ import annotations
 
-from ._discovery import Scope, file_sha256
-from ._errors import InvalidInputError, InvalidTransitionError
+from ._discovery import Scope, model_version
+from ._errors import InvalidInputError, InvalidTransitionError, ModelNotFoundError
 from ._evaluation import ScopeEvaluation
 from ._gates import GATED_STAGES, GateReport, gate_report
 from ._scoring import Leaderboard
@@ -54,9 +54,14 @@ def transition_model(store: Store, scope: Scope, evaluation: ScopeEvaluation,
     if not reason.strip():
         raise InvalidTransitionError("a reason is required for every transition. Hint: say "
                                      "why (field 'reason')")
-    entry = scope.model(model_name)
     stages = store.stages(scope.name)
-    current = stages[model_name].stage if model_name in stages else "development"
+    try:
+        scope.model(model_name)
+    except ModelNotFoundError:
+        # A promoted model whose folder is gone can still be archived, never moved up.
+        if to_stage != "archived" or model_name not in stages:
+            raise
+    current = stage_of(stages, model_name)
     if current == to_stage or current in ALREADY_THERE.get(to_stage, frozenset()):
         return None
     if current not in ALLOWED_FROM[to_stage]:
@@ -65,6 +70,8 @@ def transition_model(store: Store, scope: Scope, evaluation: ScopeEvaluation,
                                      f"only from {', '.join(sorted(ALLOWED_FROM[to_stage]))}."
                                      f"{hint}")
     sha = _current_version(scope, evaluation, model_name, needs_score=to_stage != "archived")
+    sha = sha if sha is not None else (stages[model_name].model_sha256
+                                       if model_name in stages else None)
     overridden = False
     if to_stage in GATED_STAGES:
         report = gate_report(model_name, to_stage, board, evaluation, scope.config.gates,
@@ -74,7 +81,7 @@ def transition_model(store: Store, scope: Scope, evaluation: ScopeEvaluation,
                 raise GateFailure(report)
             overridden = True
     return store.transition(scope.name, model_name, to_stage, actor=actor, reason=reason,
-                            model_sha256=sha if entry.error is None else None,
+                            model_sha256=sha,
                             allowed_from=ALLOWED_FROM[to_stage],
                             unless=ALREADY_THERE.get(to_stage, frozenset()),
                             overridden=overridden,
@@ -93,9 +100,9 @@ def demote(store: Store, scope: Scope, evaluation: ScopeEvaluation, board: Leade
            model_name: str, *, actor: str, reason: str) -> Transition | None:
     """Take a model out of the promoted set (archived; a no-op when it is not promoted)."""
     stages = store.stages(scope.name)
-    if model_name not in stages or stages[model_name].stage not in PROMOTED_STAGES | {
-            "candidate"}:
-        scope.model(model_name)
+    if stage_of(stages, model_name) not in PROMOTED_STAGES | {"candidate"}:
+        if model_name not in stages:
+            scope.model(model_name)  # an unknown name is an error, not a no-op
         return None
     return transition_model(store, scope, evaluation, board, model_name, "archived",
                             actor=actor, reason=reason)
@@ -121,7 +128,7 @@ def rollback(store: Store, scope: Scope, *, actor: str, reason: str) -> Transiti
                                      "back to")
     name, sha = previous
     path = scope.model(name).model_path
-    if sha is not None and file_sha256(path) != sha:
+    if sha is not None and model_version(path, scope.shown(path)) != sha:
         raise InvalidTransitionError(
             f"{scope.shown(path)}: is no longer the version that was champion ({sha[:12]}); "
             "rolling back would serve another model. Hint: restore that file or promote anew")
@@ -143,6 +150,11 @@ def previous_champion(store: Store, scope_name: str) -> tuple[str, str | None] |
     return None
 
 
+def stage_of(stages: dict[str, StageRecord], model_name: str) -> str:
+    """A model's stage ('development' when it has no record)."""
+    return stages[model_name].stage if model_name in stages else "development"
+
+
 def champion_of(stages: dict[str, StageRecord]) -> str | None:
     """The champion among a scope's stage records, if any."""
     return next((n for n, r in stages.items() if r.stage == "champion"), None)
@@ -157,15 +169,14 @@ def promoted_models(store: Store, scope_name: str) -> dict[str, StageRecord]:
 def _current_version(scope: Scope, evaluation: ScopeEvaluation, model_name: str, *,
                      needs_score: bool) -> str | None:
     """The model file's sha256, checked to be the version that was evaluated."""
-    entry = scope.model(model_name)
     evaluated = next((m for m in evaluation.models if m.model_name == model_name), None)
-    if entry.error is not None or evaluated is None or not evaluated.ok:
+    if evaluated is None or not evaluated.ok:
         if needs_score:
-            why = entry.error or (evaluated.reason if evaluated else "not evaluated")
+            why = evaluated.reason if evaluated else "its folder is gone"
             raise InvalidInputError(f"'{model_name}' has no measured score: {why}")
         return None
-    path = entry.model_path
-    current = file_sha256(path)
+    path = scope.model(model_name).model_path
+    current = model_version(path, scope.shown(path))
     if current != evaluated.sha256:
         raise InvalidInputError(
             f"{scope.shown(path)}: changed since it was evaluated (evaluated "

@@ -182,3 +182,14 @@ def metric_score(name: str, values: np.ndarray, chance: Mapping[str, float]) -> 
     if perfect == base:
         return np.where(np.isnan(values), np.nan, 0.0)
     return np.clip((values - base) / (perfect - base), 0.0, 1.0)
+
+
+def holm(p_values: np.ndarray) -> np.ndarray:
+    """Holm-Bonferroni adjusted p-values, in the input's order."""
+    p = np.asarray(p_values, dtype=float)
+    order = np.argsort(p)
+    scaled = p[order] * (len(p) - np.arange(len(p)))
+    adjusted = np.minimum(np.maximum.accumulate(scaled), 1.0)
+    result = np.empty_like(adjusted)
+    result[order] = adjusted
+    return result

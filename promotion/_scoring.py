@@ -71,6 +71,9 @@ class Leaderboard:
     def _by_name(self) -> dict[str, LeaderboardRow]:
         return {row.model_name: row for row in self.rows}
 
+    def __contains__(self, model_name: object) -> bool:
+        return model_name in self._by_name
+
     def row(self, model_name: str) -> LeaderboardRow:
         try:
             return self._by_name[model_name]

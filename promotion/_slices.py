@@ -19,6 +19,7 @@ from scipy import stats
 
 from ._discovery import Holdout
 from ._evaluation import RowPredictions, row_statistics
+from ._metrics import holm
 
 MIN_ROWS = 20
 MIN_RELATIVE = 0.05
@@ -76,7 +77,7 @@ def slice_findings(rows: RowPredictions, holdout: Holdout, task: str) -> list[Sl
     inside_n = masks.sum(axis=1)
     inside_mean = masks @ loss / inside_n
     p = _fisher(masks, loss) if task != "binary" else _welch(masks, loss)
-    adjusted = _holm(p)
+    adjusted = holm(p)
     findings = [
         SliceFinding(name, int(inside_n[i]), float(inside_mean[i]), overall, float(adjusted[i]))
         for i, (name, _) in enumerate(candidates)
@@ -111,16 +112,6 @@ def _welch(masks: np.ndarray, loss: np.ndarray) -> np.ndarray:
                         + (np.maximum(outside_var, 0) / outside_n) ** 2 / (outside_n - 1))
     return np.where(np.isfinite(t), 2 * stats.t.sf(np.abs(t), np.nan_to_num(dof, nan=1.0)),
                     1.0)
-
-
-def _holm(p: np.ndarray) -> np.ndarray:
-    """Holm-Bonferroni adjusted p-values."""
-    order = np.argsort(p)
-    scaled = p[order] * (len(p) - np.arange(len(p)))
-    adjusted = np.minimum(np.maximum.accumulate(scaled), 1.0)
-    result = np.empty_like(adjusted)
-    result[order] = adjusted
-    return result
 
 
 def describe_findings(findings: list[SliceFinding], task: str, *, better: bool) -> str:

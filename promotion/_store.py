@@ -35,9 +35,9 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, OperationalError
 
-from ._errors import InvalidTransitionError
+from ._errors import InvalidInputError, InvalidTransitionError
 
 DB_FILE = "promotion.db"
 STAGES: tuple[str, ...] = ("development", "candidate", "production", "champion", "archived")
@@ -235,7 +235,13 @@ def open_store(models_dir: Path, url: str | None = None) -> SqlStore:
     url = url or default_db_url(models_dir)
     if url.startswith("sqlite:///"):
         Path(models_dir).mkdir(parents=True, exist_ok=True)
-    return SqlStore(url)
+    try:
+        return SqlStore(url)
+    except (ArgumentError, NoSuchModuleError, OperationalError) as err:
+        shown = url.split("@")[-1]  # never echo a password
+        raise InvalidInputError(f"cannot open the store at '{shown}' (PROMOTION_DB_URL): "
+                                f"{str(err.orig if hasattr(err, 'orig') else err)[:200]}"
+                                ) from None
 
 
 class SqlStore(Store):

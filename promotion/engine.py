@@ -25,20 +25,17 @@ import pandas as pd
 from pydantic import ValidationError
 
 from ._align import ClassMismatch, class_positions, model_columns
-from ._cards import ModelCard, ModelCards
+from ._cards import EXPORT_AREA, MODEL_CARDS, ModelCard, ModelCards, cards_files
 from ._errors import InvalidInputError
-
-EXPORT_AREA = "advanced"
-MODEL_CARDS = "model_cards"
 
 __all__ = ["LoadedModel", "PredictionEngine", "newest_cards_file", "read_cards"]
 
 
 def newest_cards_file(scope: str, models_dir: Path | str) -> Path:
     """The newest model-cards file of ``scope`` (export names sort in time order)."""
-    folder = Path(models_dir) / EXPORT_AREA / MODEL_CARDS
-    found = sorted(folder.glob(f"model_cards_{scope}_*.json")) if folder.is_dir() else []
+    found = cards_files(Path(models_dir), scope)
     if not found:
+        folder = Path(models_dir) / EXPORT_AREA / MODEL_CARDS
         raise InvalidInputError(f"no model cards exported for scope '{scope}' in {folder}. "
                                 f"Hint: python -m promotion export --scope {scope}")
     return found[-1]

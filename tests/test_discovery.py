@@ -106,6 +106,8 @@ def test_an_object_without_predict_proba_fails_that_model_only(models_root, tiny
           "weights": {"speed": 1}}, "unknown metric 'speed'. Hint: valid metrics are"),
         ({"task": "multiclass", "target": "label", "holdout": "holdout.csv",
           "n_bootstrap": "many"}, "field 'n_bootstrap'"),
+        ({"task": "multiclass", "target": "label", "holdout": "holdout.csv",
+          "weights": {"roc_auc": 1}}, "'roc_auc' does not apply to multiclass scopes"),
     ],
 )
 def test_bad_scope_json_is_one_clear_message(models_root, tiny_scope, scope_json, message):

@@ -124,7 +124,7 @@ def test_a_model_changed_since_promotion_is_refused(models_root, tiny_scope, sto
 
 
 def test_all_zero_scores_refuse_score_weights_with_a_hint():
-    with pytest.raises(promotion.InvalidInputError, match="all zero.*--weights equal"):
+    with pytest.raises(promotion.InvalidInputError, match="all zero.*'equal' weights method"):
         promotion.normalize([0.0, 0.0])
     with pytest.raises(promotion.InvalidInputError, match="finite and >= 0"):
         promotion.normalize([0.5, -0.1])
@@ -260,3 +260,28 @@ def test_a_file_changed_after_the_cards_were_built_is_refused_at_export(models_r
     with pytest.raises(promotion.InvalidInputError, match="changed since it was evaluated"):
         promotion.export_results(chosen, store, cards=cards)
     assert not (models_root / "advanced").exists()
+
+
+def test_the_engine_ignores_a_scope_whose_name_starts_the_same(models_root, tiny_scope, store):
+    import shutil
+
+    shutil.copytree(tiny_scope, models_root / "tiny_b")
+    promote(models_root, store, "logreg")
+    mine = promotion.export_scope(models_root, "tiny", store)
+    promotion.change_stage(models_root, "tiny_b", store, "bayes", "production", actor="a",
+                           reason="other scope")
+    promotion.export_scope(models_root, "tiny_b", store)  # newer, and sorts after 'tiny_2…'
+    assert newest_cards_file("tiny", models_root) == mine.model_cards
+
+
+def test_predict_into_a_missing_folder_is_one_line(models_root, tiny_scope, store, tmp_path):
+    promote(models_root, store, "logreg")
+    promotion.export_scope(models_root, "tiny", store)
+    rows = tmp_path / "rows.csv"
+    holdout_frame(models_root).head(2).to_csv(rows, index=False)
+    done = subprocess.run([sys.executable, "-m", "promotion", "predict", "--scope", "tiny",
+                           "--input", str(rows), "--output", str(tmp_path / "no" / "out.csv"),
+                           "--models-dir", str(models_root)], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1

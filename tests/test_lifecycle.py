@@ -241,3 +241,28 @@ def _run_worker(args: tuple[str, int, int]) -> list[tuple[str, str, bool]]:
     return random_decisions(models_dir, "tiny", seed, operations)
 
 
+
+
+def test_a_promoted_model_whose_folder_is_gone_can_still_be_archived(models_root, tiny_scope,
+                                                                     store):
+    import shutil
+
+    move(models_root, store, "bayes", "production")
+    shutil.rmtree(tiny_scope / "bayes")
+    with pytest.raises(promotion.InvalidInputError, match="promoted model 'bayes'"):
+        promotion.export_scope(models_root, "tiny", store)
+    moved = move(models_root, store, "bayes", "archived", reason="folder deleted")
+    assert (moved.from_stage, moved.to_stage) == ("production", "archived")
+    with pytest.raises(promotion.ModelNotFoundError):
+        move(models_root, store, "bayes", "production")
+
+
+def test_rollback_to_a_missing_file_is_one_clear_message(models_root, tiny_scope, store):
+    for name in ("logreg", "bayes"):
+        move(models_root, store, name, "production")
+    move(models_root, store, "logreg", "champion")
+    move(models_root, store, "bayes", "champion", override=True)
+    (tiny_scope / "logreg" / "model.joblib").unlink()
+    with pytest.raises(promotion.InvalidInputError, match="tiny/logreg/model.joblib: cannot be"):
+        promotion.rollback(store, promotion.load_scope(models_root, "tiny"), actor="a",
+                           reason="r")

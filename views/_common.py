@@ -79,8 +79,8 @@ def _load_scope(root: str, name: str, signature: tuple) -> promotion.Scope:
 @st.cache_resource(show_spinner="Evaluating the models on the holdout (only what changed)…",
                    show_time=True, max_entries=32)
 def _evaluation(root: str, scope_name: str, signature: tuple) -> promotion.ScopeEvaluation:
-    scope = promotion.load_scope(Path(root), scope_name)
-    return promotion.evaluate_scope(scope, store())
+    scope = _load_scope(root, scope_name, signature)
+    return promotion.evaluate_scope(scope, store(), holdout=_holdout(root, scope_name, signature))
 
 
 def evaluation(scope: promotion.Scope) -> promotion.ScopeEvaluation:
@@ -90,13 +90,13 @@ def evaluation(scope: promotion.Scope) -> promotion.ScopeEvaluation:
 
 @st.cache_resource(show_spinner=False, max_entries=16)
 def _holdout(root: str, scope_name: str, signature: tuple) -> promotion.Holdout:
-    return promotion.load_scope(Path(root), scope_name).load_holdout()
+    return _load_scope(root, scope_name, signature).load_holdout()
 
 
 def holdout(scope: promotion.Scope) -> promotion.Holdout:
-    """The scope's validated holdout rows, read once per change of the file."""
-    stat = scope.holdout_path.stat()
-    return _holdout(str(scope.models_dir), scope.name, (stat.st_size, stat.st_mtime_ns))
+    """The scope's validated holdout rows, read again when any scope file changes (scope.json
+    decides classes and features as much as the CSV does)."""
+    return _holdout(str(scope.models_dir), scope.name, folder_signature(scope.folder))
 
 
 def model_evaluation(scope: promotion.Scope, model_name: str) -> promotion.ModelEvaluation:
@@ -204,7 +204,10 @@ def default_user() -> str:
             return str(st.user.get("name") or st.user.get("email") or "")
     except (AttributeError, KeyError):
         pass
-    return os.environ.get("PROMOTION_USER") or getpass.getuser()
+    try:
+        return os.environ.get("PROMOTION_USER") or getpass.getuser()
+    except (KeyError, OSError):  # no account name here: the analyst types one
+        return ""
 
 
 def leaderboard(scope: promotion.Scope) -> promotion.Leaderboard | None:

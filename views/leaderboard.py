@@ -56,7 +56,8 @@ def save_weights(scope: promotion.Scope, names: list[str]) -> None:
     weights = {n: float(st.session_state[f"weight:{scope.name}:{n}"]) for n in names}
     try:
         promotion.resolve_weights(scope.task, weights)
-        store().save_weights(scope.name, weights, actor=current_user() or "unknown")
+        saved = store().save_weights(scope.name, weights, actor=current_user() or "unknown")
+        st.session_state[f"weights_version:{scope.name}"] = saved.version
     except (promotion.PromotionError, ValueError) as err:
         st.session_state["notice"] = ("error", f"Weights not saved: {err}")
 
@@ -146,6 +147,12 @@ def weights_editor(scope: promotion.Scope, board: promotion.Leaderboard) -> None
         saved = store().current_weights(scope.name)
         st.caption(f"Version {saved.version}, by {plain(saved.actor)}" if saved
                    else "Using the scope's default weights.")
+        seen = f"weights_version:{scope.name}"
+        if st.session_state.get(seen) != (saved.version if saved else 0):
+            # Someone saved another version: show it instead of this session's old sliders.
+            for name in names:
+                st.session_state.pop(f"weight:{scope.name}:{name}", None)
+            st.session_state[seen] = saved.version if saved else 0
         columns = st.columns(3)
         for i, name in enumerate(names):
             key = f"weight:{scope.name}:{name}"

@@ -33,11 +33,12 @@ def champion_panel(scope: promotion.Scope, stages: dict[str, promotion.StageReco
 
 def no_skill_warning(scope: promotion.Scope, board: promotion.Leaderboard,
                      stages: dict[str, promotion.StageRecord]) -> None:
-    names = [r.model_name for r in board.ranked]
+    champion = promotion.champion_of(stages)
+    names = [r.model_name for r in board.ranked if r.model_name != champion]
     if not names:
         return
     reports = promotion.gate_reports(names, "champion", board, evaluation(scope),
-                                     scope.config.gates, promotion.champion_of(stages))
+                                     scope.config.gates, champion)
     significant = [r for r in reports
                    if any(g.name == "significance" and g.passed for g in r.gates)]
     if not significant:
@@ -74,10 +75,6 @@ def stages_table(scope: promotion.Scope, board: promotion.Leaderboard,
     })
 
 
-def stage_of(stages: dict[str, promotion.StageRecord], name: str) -> str:
-    return stages[name].stage if name in stages else "development"
-
-
 def move(scope: promotion.Scope, model_name: str, target: str) -> None:
     """Button callback: the move, with the reason and the override choice typed above it."""
     reason = str(st.session_state.get("lifecycle_reason") or "")
@@ -91,7 +88,8 @@ def move(scope: promotion.Scope, model_name: str, target: str) -> None:
     except promotion.PromotionError as err:
         st.session_state["notice"] = ("error", str(err))
         return
-    st.session_state["notice"] = ("ok", f"{plain(model_name)} is already {target}."
+    now = promotion.stage_of(store().stages(scope.name), model_name)
+    st.session_state["notice"] = ("ok", f"{plain(model_name)} is {now}: nothing changed."
                                   if moved is None else
                                   f"{plain(model_name)}: {moved.from_stage} → {moved.to_stage}"
                                   + (" (gates overridden)" if moved.overridden else "") + ".")
@@ -101,17 +99,18 @@ def act_panel(scope: promotion.Scope, board: promotion.Leaderboard,
               stages: dict[str, promotion.StageRecord]) -> None:
     st.subheader("Move a model")
     left, right = st.columns(2)
-    names = [r.model_name for r in board.rows]
+    # Models with a stage but no folder any more can still be archived.
+    names = [r.model_name for r in board.rows] + sorted(n for n in stages if n not in board)
     model = left.selectbox("Model", names, key=f"lifecycle_model:{scope.name}",
-                           format_func=lambda n: f"{n} ({stage_of(stages, n)})")
+                           format_func=lambda n: f"{n} ({promotion.stage_of(stages, n)})")
     target = right.selectbox("To stage", list(TARGETS), key=f"lifecycle_target:{scope.name}")
     if model is None:
         return
-    if stage_of(stages, model) not in promotion.ALLOWED_FROM[target]:
-        st.info(f"{plain(model)} is {stage_of(stages, model)}; it can move to {target} only "
-                f"from {', '.join(sorted(promotion.ALLOWED_FROM[target]))}.")
+    if promotion.stage_of(stages, model) not in promotion.ALLOWED_FROM[target]:
+        st.info(f"{plain(model)} is {promotion.stage_of(stages, model)}; it can move to "
+                f"{target} only from {', '.join(sorted(promotion.ALLOWED_FROM[target]))}.")
     report = None
-    if target in ("production", "champion"):
+    if target in ("production", "champion") and model in board:
         report = promotion.gate_report(model, target, board, evaluation(scope),
                                        scope.config.gates, promotion.champion_of(stages))
         st.markdown(f"**Gate report** for {plain(model)} → {target}, against "
