@@ -132,8 +132,8 @@ def scopes() -> list[promotion.Scope | promotion.ScopeProblem]:
 
 def ensure_demo_zoo() -> None:
     """On a models root with no scope, build the demo zoo, showing its progress."""
-    if promotion.scope_folders(models_dir()):
-        return
+    # Always through the lock: while one session builds, the scope folders already exist but
+    # are incomplete, and other sessions must wait rather than show them half-built.
     with _build_lock():
         if promotion.scope_folders(models_dir()):
             return
