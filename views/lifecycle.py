@@ -41,13 +41,18 @@ def no_skill_warning(scope: promotion.Scope, board: promotion.Leaderboard,
                                      scope.config.gates, champion)
     significant = [r for r in reports
                    if any(g.name == "significance" and g.passed for g in r.gates)]
-    if not significant:
-        baseline = reports[0].baseline
-        st.warning(f"**No model of this scope is significantly better than {plain(baseline)}** "
-                   f"on the holdout (paired bootstrap, Holm-corrected over {len(names)} models, "
-                   f"p ≥ {scope.config.gates.alpha:g} for every one). The significance gate "
-                   "cannot pass; a champion here would need an override with a reason.",
-                   icon="🎲")
+    if significant:
+        return
+    tested = (f"paired bootstrap, Holm-corrected over {len(names)} models, p ≥ "
+              f"{scope.config.gates.alpha:g} for every one")
+    if champion is None:
+        st.warning(f"**No model of this scope is significantly better than chance level** on "
+                   f"the holdout ({tested}). The significance gate cannot pass; a champion "
+                   "here would need an override with a reason.", icon="🎲")
+    else:
+        st.info(f"No challenger is significantly better than the champion "
+                f"{plain(champion)} ({tested}); replacing it would need an override with a "
+                "reason.")
 
 
 def stages_table(scope: promotion.Scope, board: promotion.Leaderboard,
