@@ -38,7 +38,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
                  "default_models_dir", "effective_weights", "export_scope", "scope_state"),
     "_slices": ("INSUFFICIENT", "SliceFinding", "slice_findings"),
     "_store": ("PROMOTED_STAGES", "STAGES", "SqlStore", "StageRecord", "Store", "Transition",
-               "WeightsVersion", "open_store"),
+               "WeightsVersion", "default_db_url", "open_store"),
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 

@@ -38,6 +38,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, OperationalError
 
 from ._errors import InvalidInputError, InvalidTransitionError
+from ._migrations import upgrade_schema
 
 DB_FILE = "promotion.db"
 STAGES: tuple[str, ...] = ("development", "candidate", "production", "champion", "archived")
@@ -84,14 +85,6 @@ _transition = Table(
     Column("action", String(20), nullable=False, default="move"),
     Column("at", DateTime(timezone=True), nullable=False),
 )
-
-#: The history is append-only in the database itself, not only in code.
-_APPEND_ONLY_SQLITE = [
-    "CREATE TRIGGER IF NOT EXISTS transition_no_update BEFORE UPDATE ON transition "
-    "BEGIN SELECT RAISE(ABORT, 'the transition history is append-only'); END",
-    "CREATE TRIGGER IF NOT EXISTS transition_no_delete BEFORE DELETE ON transition "
-    "BEGIN SELECT RAISE(ABORT, 'the transition history is append-only'); END",
-]
 
 _weights = Table(
     "weights", _metadata,
@@ -250,21 +243,25 @@ class SqlStore(Store):
     def __init__(self, url: str) -> None:
         self.url = url
         self._engine = _make_engine(url)
-        _metadata.create_all(self._engine)
-        if self._engine.dialect.name == "sqlite":
-            with self._session() as conn:
-                for statement in _APPEND_ONLY_SQLITE:
-                    conn.exec_driver_sql(statement)
+        upgrade_schema(self._engine)
 
     def close(self) -> None:
         self._engine.dispose()
 
     @contextmanager
-    def _session(self) -> Iterator[Connection]:
-        """One write transaction: commit on success, roll back on error."""
+    def _session(self, lock_scope: str | None = None) -> Iterator[Connection]:
+        """One write transaction: commit on success, roll back on error.
+
+        With ``lock_scope``, writers of the same scope take turns: SQLite's BEGIN IMMEDIATE
+        already serializes every writer; PostgreSQL takes a transaction-level advisory lock
+        on the scope, so a read-then-write inside the transaction cannot lose an update.
+        """
         with self._engine.connect() as conn:
             conn.execution_options(promotion_write=True)
             with conn.begin():
+                if lock_scope is not None and conn.dialect.name == "postgresql":
+                    conn.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:s, 0))"),
+                                 {"s": f"promotion scope {lock_scope}"})
                 yield conn
 
     # evaluation cache -------------------------------------------------------------------
@@ -289,8 +286,8 @@ class SqlStore(Store):
             "created_at": _now(),
         }
         with self._session() as conn:
-            conn.execute(_evaluation.delete().where(_evaluation.c.cache_key == key))
-            conn.execute(_evaluation.insert().values(**values))
+            # Two processes may measure the same model at once: the last one wins, no error.
+            conn.execute(_upsert(conn, _evaluation, values, ["cache_key"]))
 
     def get_rows(self, key: str) -> bytes | None:
         with self._engine.connect() as conn:
@@ -333,7 +330,22 @@ class SqlStore(Store):
         if not actor.strip():
             raise InvalidTransitionError("who is deciding? Hint: give your name (field 'user')")
         now = _now()
-        with self._session() as conn:
+        try:
+            return self._transition(scope, model_name, to_stage, actor, reason, model_sha256,
+                                    allowed_from, unless, overridden, action, expect_champion,
+                                    now)
+        except IntegrityError:
+            # Only reachable when another writer bypassed the scope lock; the database's own
+            # one-champion rule refused the write, and nothing of this transition was kept.
+            raise InvalidTransitionError(
+                f"the stages of scope '{scope}' changed meanwhile; look again and retry"
+            ) from None
+
+    def _transition(self, scope: str, model_name: str, to_stage: str, actor: str, reason: str,
+                    model_sha256: str | None, allowed_from: frozenset[str] | None,
+                    unless: frozenset[str], overridden: bool, action: str,
+                    expect_champion: str | None | object, now: datetime) -> Transition | None:
+        with self._session(lock_scope=scope) as conn:
             if expect_champion is not ANY_CHAMPION:
                 champion = self._champion_of(conn, scope)
                 if champion != expect_champion:
@@ -457,12 +469,23 @@ class SqlStore(Store):
         key = ((_annotation.c.scope == scope) & (_annotation.c.model_name == model_name)
                & (_annotation.c.field == field))
         with self._session() as conn:
-            conn.execute(_annotation.delete().where(key))
-            if text_value.strip():
-                conn.execute(_annotation.insert().values(
-                    scope=scope, model_name=model_name, field=field, text=text_value,
-                    actor=actor, at=_now(),
-                ))
+            if not text_value.strip():
+                conn.execute(_annotation.delete().where(key))
+                return
+            values = {"scope": scope, "model_name": model_name, "field": field,
+                      "text": text_value, "actor": actor, "at": _now()}
+            conn.execute(_upsert(conn, _annotation, values, ["scope", "model_name", "field"]))
+
+
+def _upsert(conn: Connection, table: Table, values: dict[str, Any], key: list[str]) -> Any:
+    """INSERT ... ON CONFLICT DO UPDATE for the two dialects the store supports."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    statement = insert(table).values(**values)
+    changed = {name: statement.excluded[name] for name in values if name not in key}
+    return statement.on_conflict_do_update(index_elements=key, set_=changed)
 
 
 def _make_engine(url: str) -> Engine:

@@ -21,6 +21,7 @@ from promotion._evaluation import ModelEvaluation, ScopeEvaluation
 from promotion._gates import gate_reports
 
 ROOT = Path(__file__).resolve().parent.parent
+STORE_BACKENDS = ("sqlite", "postgresql")
 
 
 def move(root, store, model, stage, reason="because", override=False):
@@ -212,7 +213,9 @@ def test_no_lottery_model_passes_the_significance_gate(constructed):
 
 @pytest.mark.slow
 def test_concurrent_decisions_keep_one_champion_and_a_complete_history(models_root, tiny_scope,
-                                                                       store):
+                                                                       store, store_url,
+                                                                       monkeypatch):
+    monkeypatch.setenv("PROMOTION_DB_URL", store_url)  # the worker processes' store
     promotion.scope_state(models_root, "tiny", store)  # evaluate once, cached for the workers
     workers, operations = 4, 60
     with ProcessPoolExecutor(workers) as pool:

@@ -1,16 +1,20 @@
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 from sqlalchemy import text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from promotion import InvalidTransitionError, open_store
 
+STORE_BACKENDS = ("sqlite", "postgresql")
 
-def test_transitions_persist_across_store_instances(models_root, store):
+
+def test_transitions_persist_across_store_instances(models_root, store, store_url):
     store.transition("s", "m1", "production", actor="ana", reason="best tree",
                      model_sha256="a" * 64)
-    reopened = open_store(models_root)
+    reopened = open_store(models_root, store_url)
     record = reopened.stages("s")["m1"]
     assert (record.stage, record.updated_by, record.reason) == ("production", "ana", "best tree")
     assert [t.to_stage for t in reopened.history("s")] == ["production"]
@@ -65,3 +69,44 @@ def test_annotations_are_saved_and_cleared(store):
     assert store.annotations("s") == {"m": {"strength": "fast on small digits"}}
     store.annotate("s", "m", "strength", "  ", actor="a")
     assert store.annotations("s") == {}
+
+
+@pytest.mark.parametrize("statement", [
+    "UPDATE transition SET reason = 'rewritten'",
+    "DELETE FROM transition",
+])
+def test_the_history_is_append_only_in_the_database(store, statement):
+    store.transition("s", "m1", "production", actor="a", reason="kept", model_sha256=None)
+    with pytest.raises(DBAPIError, match="append-only"), store._session() as conn:
+        conn.execute(text(statement))
+    assert [t.reason for t in store.history("s")] == ["kept"]
+
+
+def test_racing_champions_leave_exactly_one(store, store_url, models_root):
+    """Eight threads, each on its own store instance, crown different models at once."""
+    names = [f"m{i}" for i in range(8)]
+    for name in names:
+        store.transition("s", name, "production", actor="a", reason="r", model_sha256=None)
+    stores = [open_store(models_root, store_url) for _ in names]
+    with ThreadPoolExecutor(len(names)) as pool:
+        list(pool.map(lambda pair: pair[0].transition(
+            "s", pair[1], "champion", actor=pair[1], reason="race", model_sha256=None,
+            allowed_from=frozenset({"production", "candidate"})), zip(stores, names, strict=True)))
+    for opened in stores:
+        opened.close()
+    stages = {n: r.stage for n, r in store.stages("s").items()}
+    assert sorted(stages.values()) == ["archived"] * 7 + ["champion"]
+    crowned = [t for t in store.history("s") if t.to_stage == "champion"]
+    assert len(crowned) == 8  # every crowning happened, one after the other
+    assert [t.model_name for t in crowned][-1] == next(
+        n for n, s in stages.items() if s == "champion")
+
+
+def test_concurrent_cache_writes_of_one_model_do_not_fail(store, store_url, models_root):
+    stores = [open_store(models_root, store_url) for _ in range(6)]
+    with ThreadPoolExecutor(6) as pool:
+        list(pool.map(lambda i: stores[i].put_evaluation(
+            "k" * 64, "a" * 64, "b" * 64, {"writer": i}, None, None), range(6)))
+    for opened in stores:
+        opened.close()
+    assert store.get_evaluations(["k" * 64])["k" * 64].payload["writer"] in range(6)

@@ -1,0 +1,64 @@
+"""The store's schema history: every database, SQLite or PostgreSQL, is created and upgraded here.
+
+Revisions live in ``versions/``; each is frozen once released. To add one, write
+``versions/NNNN_what.py`` by hand (next number, ``down_revision`` = the previous one) and run the
+store tests: ``tests/test_migrations.py`` checks that the upgraded schema matches the tables in
+``promotion/_store.py``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import inspect, text
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError
+
+#: The newest revision in ``versions/``; a test keeps the two in step. Knowing it here lets an
+#: up-to-date database open without importing Alembic.
+HEAD = "0001"
+#: The schema that ``create_all`` made before migrations existed: revision 0001 exactly.
+_PRE_MIGRATION_TABLES = {"evaluation", "model_stage", "transition", "weights", "annotation"}
+
+
+def current_revision(conn: Connection) -> str | None:
+    """The revision a database is at (None for an empty one)."""
+    if not inspect(conn).has_table("alembic_version"):
+        return None
+    return conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one_or_none()
+
+
+def upgrade_schema(engine: Engine) -> None:
+    """Bring the database to ``HEAD``; safe when several processes open it at once."""
+    try:
+        with engine.connect() as conn:
+            if current_revision(conn) == HEAD:
+                return
+        with engine.connect() as conn:
+            # SQLite: BEGIN IMMEDIATE (see the store's engine); PostgreSQL: an advisory lock.
+            # The second process to get here finds the work done.
+            conn.execution_options(promotion_write=True)
+            with conn.begin():
+                if conn.dialect.name == "postgresql":
+                    conn.execute(text("SELECT pg_advisory_xact_lock(hashtextextended("
+                                      "'promotion schema', 0))"))
+                _upgrade(conn)
+    except DBAPIError as err:
+        from .._errors import InvalidInputError
+        raise InvalidInputError(f"cannot bring the store's schema up to date: {err.orig}"
+                                ) from None
+
+
+def _upgrade(conn: Connection) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(Path(__file__).parent))
+    config.attributes["connection"] = conn
+    revision = current_revision(conn)
+    if revision == HEAD:
+        return
+    if revision is None and _PRE_MIGRATION_TABLES <= set(inspect(conn).get_table_names()):
+        command.stamp(config, "0001")
+    command.upgrade(config, "head")
