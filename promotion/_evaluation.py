@@ -11,10 +11,12 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import time
 import tracemalloc
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,11 +34,14 @@ from sklearn.metrics import (
 
 from ._align import ClassMismatch, class_positions, model_columns
 from ._discovery import Holdout, ModelEntry, Scope, file_sha256
+from ._errors import InvalidInputError
 from ._metrics import chance_levels, get_metric_names
 from ._store import Store
 
 #: Bump when the way metrics are measured changes: old cache entries then stop matching.
 EVALUATION_VERSION = 4
+#: Environment setting: a Dask scheduler address sends evaluation to that cluster.
+DASK_SCHEDULER_SETTING = "PROMOTION_DASK_SCHEDULER"
 TOP_K = 5
 
 Progress = Callable[[int, int, str, bool], None]
@@ -202,12 +207,37 @@ def _run_parallel(todo: list[tuple[ModelEntry, str, str]], scope: Scope, holdout
         for entry, sha, key in todo:
             yield entry, sha, key, measure_model(entry.model_path, **job_args)
         return
-    parallel = joblib.Parallel(n_jobs=n_jobs, return_as="generator_unordered")
     jobs = (joblib.delayed(_measure_tagged)(i, entry.model_path, job_args)
             for i, (entry, _, _) in enumerate(todo))
-    for index, measurement in parallel(jobs):
-        entry, sha, key = todo[index]
-        yield entry, sha, key, measurement
+    with _backend(n_jobs) as parallel:
+        for index, measurement in parallel(jobs):
+            entry, sha, key = todo[index]
+            yield entry, sha, key, measurement
+
+
+@contextmanager
+def _backend(n_jobs: int) -> Iterator[joblib.Parallel]:
+    """Local worker processes, or the Dask cluster named by ``PROMOTION_DASK_SCHEDULER``.
+
+    Dask workers read the model files by path, so they must see the models root at the same
+    path (one machine, or a shared file system).
+    """
+    address = os.environ.get(DASK_SCHEDULER_SETTING, "").strip()
+    if not address:
+        yield joblib.Parallel(n_jobs=n_jobs, return_as="generator_unordered")
+        return
+    from distributed import Client
+
+    try:
+        client = Client(address, timeout="10s", set_as_default=False)
+    except (OSError, TimeoutError) as err:
+        raise InvalidInputError(f"cannot reach the Dask scheduler at '{address}' "
+                                f"({DASK_SCHEDULER_SETTING}): {err}") from None
+    try:
+        with joblib.parallel_config(backend="dask", client=client):
+            yield joblib.Parallel(return_as="generator_unordered")
+    finally:
+        client.close()
 
 
 def _measure_tagged(index: int, path: Path, job_args: dict[str, Any]):

@@ -1,0 +1,59 @@
+"""Evaluation on a Dask cluster (two local worker processes) measures what the local run does."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import promotion
+from promotion._evaluation import DASK_SCHEDULER_SETTING, load_row_predictions
+from promotion._metrics import METRICS
+
+distributed = pytest.importorskip("distributed")
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as running:
+        yield running
+
+
+def test_a_dask_cluster_measures_the_same_as_local_processes(tiny_scope, models_root, tmp_path,
+                                                             cluster, monkeypatch):
+    scope = promotion.load_scope(models_root, "tiny")
+    local_store = promotion.open_store(models_root, f"sqlite:///{tmp_path / 'local.db'}")
+    dask_store = promotion.open_store(models_root, f"sqlite:///{tmp_path / 'dask.db'}")
+    local = promotion.evaluate_scope(scope, local_store)
+    monkeypatch.setenv(DASK_SCHEDULER_SETTING, cluster.scheduler_address)
+    transitions_before = cluster.scheduler.transition_counter
+    remote = promotion.evaluate_scope(scope, dask_store)
+
+    assert remote.evaluated == local.evaluated == len(scope.models)
+    assert cluster.scheduler.transition_counter > transitions_before  # the cluster did the work
+    assert len(cluster.scheduler.workers) == 2
+    # Quality metrics, their intervals and every row's probabilities are identical; timings
+    # and memory are measurements of the machine at that moment, so only their presence counts.
+    deterministic = [n for n, m in METRICS.items() if m.kind == "quality"] + ["artifact_size_mb"]
+    for mine, theirs in zip(local.models, remote.models, strict=True):
+        assert mine.ok and theirs.ok
+        for name in deterministic:
+            if name in mine.metrics:
+                assert theirs.metrics[name] == mine.metrics[name], name
+                assert theirs.intervals[name] == mine.intervals[name], name
+        assert set(theirs.metrics) == set(mine.metrics)
+        np.testing.assert_array_equal(load_row_predictions(dask_store, theirs).proba,
+                                      load_row_predictions(local_store, mine).proba)
+    local_store.close()
+    dask_store.close()
+
+
+def test_an_unreachable_scheduler_is_one_clear_message(tiny_scope, models_root, store,
+                                                       monkeypatch):
+    from browser import free_port
+
+    monkeypatch.setenv(DASK_SCHEDULER_SETTING, f"tcp://127.0.0.1:{free_port()}")
+    with pytest.raises(promotion.InvalidInputError, match="cannot reach the Dask scheduler"):
+        promotion.evaluate_scope(promotion.load_scope(models_root, "tiny"), store)
