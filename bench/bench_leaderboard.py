@@ -1,7 +1,9 @@
 """Leaderboard at scale: a scope of 1,000 real (tiny) models with cached metrics.
 
-Targets (dashboard issue): the Leaderboard page's server-side run (AppTest) ≤ 1.0 s;
-re-ranking after a weight change ≤ 50 ms.
+Targets (dashboard and scale issues): the Leaderboard page's server-side run (AppTest)
+≤ 1.0 s; re-ranking 1,000 models after a weight change ≤ 50 ms; ranking 10,000 models with
+cached metrics ≤ 100 ms. The 10,000 are the 1,000 measured evaluations, each also under nine
+more names: ranking sees 10,000 real measurements, it does not care that they repeat.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import os
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -54,6 +57,10 @@ def main() -> dict:
                {"balanced_accuracy": 0.3, "accuracy": 0.7}]
     rerank = timed(lambda: [promotion.rank_models(evaluation, w) for w in weights], 10)
     rerank_single = [t / len(weights) for t in rerank]
+    ten_thousand = replace(evaluation, models=[
+        replace(m, model_name=f"{m.model_name}_copy{copy}")
+        for copy in range(10) for m in evaluation.models])
+    rank_10k = timed(lambda: promotion.rank_models(ten_thousand, weights[1]), 10)
 
     from streamlit.testing.v1 import AppTest
 
@@ -70,6 +77,7 @@ def main() -> dict:
     result = {
         "models": N_MODELS, "cold_evaluation_s": round(cold_s, 2),
         "rerank_after_weight_change": summary(rerank_single), "rerank_target_s": 0.05,
+        "rank_10000": summary(rank_10k), "rank_10000_target_s": 0.1,
         "page_run_first_s": round(first[0], 3), "page_run_warm": summary(warm),
         "page_run_after_weight_change_s": round(after_weight[0], 3), "page_target_s": 1.0,
     }

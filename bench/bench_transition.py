@@ -1,6 +1,8 @@
-"""One promote transition (durable: SQLite WAL with synchronous=FULL, history row included).
+"""One promote transition, durable and with its history row.
 
-Target (lifecycle and scale issues): median at most 5 ms on SQLite.
+Target (lifecycle and scale issues): median at most 5 ms on SQLite (WAL, synchronous=FULL).
+Also measured on a throwaway local PostgreSQL cluster (default durability settings), for
+comparison; it has no target.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from _util import record, summary  # noqa: E402
 
@@ -22,7 +25,21 @@ RUNS = 400
 
 def main() -> dict:
     root = Path(tempfile.mkdtemp(prefix="bench-tx-")) / "models"
-    store = promotion.open_store(root)
+    result = {"store": "sqlite (WAL, synchronous=FULL)", **transitions(root, None),
+              "target_median_s": 0.005}
+    from postgres import Cluster
+
+    cluster = Cluster(durable=True)
+    try:
+        result["postgresql"] = transitions(root, cluster.database())
+    finally:
+        cluster.stop()
+    record("promote_transition", result)
+    return result
+
+
+def transitions(root: Path, url: str | None) -> dict:
+    store = promotion.open_store(root, url)
     times = []
     for i in range(RUNS):
         stage = "production" if i % 2 == 0 else "archived"
@@ -32,10 +49,7 @@ def main() -> dict:
         times.append(time.perf_counter() - started)
     assert len(store.history("bench")) == RUNS
     store.close()
-    result = {"store": "sqlite (WAL, synchronous=FULL)", **summary(times),
-              "target_median_s": 0.005}
-    record("promote_transition", result)
-    return result
+    return summary(times)
 
 
 if __name__ == "__main__":

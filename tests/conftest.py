@@ -28,7 +28,9 @@ def models_root(tmp_path: Path) -> Path:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "store" in metafunc.fixturenames or "store_url" in metafunc.fixturenames:
+    chosen = any("backend" in str(m.args[0]) for m in metafunc.definition.iter_markers(
+        "parametrize"))  # a test that names its backends itself
+    if not chosen and ("store" in metafunc.fixturenames or "store_url" in metafunc.fixturenames):
         backends = getattr(metafunc.module, "STORE_BACKENDS", ("sqlite",))
         metafunc.parametrize("backend", backends, scope="function")
 

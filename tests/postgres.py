@@ -37,7 +37,7 @@ def _free_port() -> int:
 class Cluster:
     """One running server; ``database()`` hands out fresh, empty databases."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, durable: bool = False) -> None:
         self.bin = _binaries()
         self.port = _free_port()
         self.dir = Path(tempfile.mkdtemp(prefix="promotion-pg-"))
@@ -49,8 +49,9 @@ class Cluster:
         data = self.dir / "data"
         self._run("initdb", "-D", str(data), "-A", "trust", "-U", "postgres", "-E", "UTF8",
                   "--no-sync")
+        # Tests trade durability for speed; benchmarks keep the server's defaults.
         options = (f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 "
-                   "-c fsync=off -c max_connections=100")
+                   f"-c max_connections=100{'' if durable else ' -c fsync=off'}")
         self._run("pg_ctl", "-D", str(data), "-o", options, "-l", str(self.dir / "log"),
                   "-w", "start")
         self.admin = create_engine(self.url("postgres"), isolation_level="AUTOCOMMIT")

@@ -96,6 +96,7 @@ def test_resamples_are_shared_and_reproducible():
     assert not np.array_equal(a, bootstrap_counts(100, 50, seed=8))
 
 
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 def test_second_run_evaluates_nothing_and_a_changed_file_is_evaluated_again(
         models_root, tiny_scope, store):
     first = _evaluate(models_root, "tiny", store, n_jobs=1)

@@ -1,0 +1,81 @@
+"""App cold start with a built and evaluated zoo: `streamlit run` until the health endpoint
+answers and a real browser shows the first Leaderboard page.
+
+Target (scale issue): at most 5 s. ``BENCH_ZOO_DIR`` reuses the zoo of bench_zoo.py.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE.parent / "tests"))
+
+from _util import record, summary  # noqa: E402
+from browser import CHROMIUM, CHROMIUM_ARGS, ROOT, free_port, wait_healthy  # noqa: E402
+
+import promotion  # noqa: E402
+
+RUNS = 5
+
+
+def main() -> dict:
+    from playwright.sync_api import sync_playwright
+
+    root = Path(os.environ.get("BENCH_ZOO_DIR") or tempfile.mkdtemp(prefix="bench-cs-")) / "models"
+    promotion.build_demo_zoo(root, progress=lambda _: None)
+    store = promotion.open_store(root)
+    for scope in promotion.discover_scopes(root):  # served means evaluated: fill the cache
+        promotion.evaluate_scope(scope, store)
+    store.close()
+    healthy, rendered = [], []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        for _ in range(RUNS):
+            health_s, page_s = _one_start(root, browser)
+            healthy.append(health_s)
+            rendered.append(page_s)
+        browser.close()
+    result = {"runs": RUNS, "health_answering": summary(healthy),
+              "first_page_rendered": summary(rendered), "target_s": 5.0}
+    record("app_cold_start", result)
+    return result
+
+
+def _one_start(root: Path, browser) -> tuple[float, float]:
+    port = free_port()
+    env = {**os.environ, "PROMOTION_MODELS_DIR": str(root), "PROMOTION_USER": "bench"}
+    env.pop("PROMOTION_DB_URL", None)
+    started = time.perf_counter()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port",
+         str(port), "--server.address", "127.0.0.1", "--server.headless", "true",
+         "--browser.gatherUsageStats", "false"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_healthy(url, process, 60)
+        health_s = time.perf_counter() - started
+        page = browser.new_page()
+        page.goto(f"{url}/?scope=digits")
+        page.get_by_text("Promoted Models Summary").first.wait_for(timeout=60_000)
+        page.wait_for_function(
+            "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')",
+            timeout=60_000)
+        page_s = time.perf_counter() - started
+        page.close()
+        return health_s, page_s
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+if __name__ == "__main__":
+    print(json.dumps(main(), indent=2))
