@@ -114,6 +114,16 @@ _annotation = Table(
     Column("at", DateTime(timezone=True), nullable=False),
 )
 
+#: The last attempt to mirror a scope's stages to MLflow; ``pending`` until one succeeds.
+_mlflow_sync = Table(
+    "mlflow_sync", _metadata,
+    Column("scope", String(200), primary_key=True),
+    Column("pending", Boolean, nullable=False),
+    Column("detail", Text, nullable=False),
+    Column("attempted_at", DateTime(timezone=True), nullable=False),
+    Column("pending_since", DateTime(timezone=True), nullable=True),
+)
+
 
 @dataclass(frozen=True)
 class CachedEvaluation:
@@ -165,6 +175,17 @@ class WeightsVersion:
     at: datetime
 
 
+@dataclass(frozen=True)
+class SyncState:
+    """The last attempt to mirror a scope to MLflow: what it did, or why it is pending."""
+
+    scope: str
+    pending: bool
+    detail: str
+    attempted_at: datetime
+    pending_since: datetime | None
+
+
 #: ``expect_champion`` default: do not check who the champion is.
 ANY_CHAMPION = object()
 
@@ -214,6 +235,13 @@ class Store(ABC):
     @abstractmethod
     def annotate(self, scope: str, model_name: str, field: str, text_value: str, *,
                  actor: str) -> None: ...
+
+    # mirroring to MLflow
+    @abstractmethod
+    def sync_state(self, scope: str) -> SyncState | None: ...
+
+    @abstractmethod
+    def record_sync(self, scope: str, *, pending: bool, detail: str) -> SyncState: ...
 
 
 def _now() -> datetime:
@@ -463,6 +491,30 @@ class SqlStore(Store):
                     scope=scope, model_name=model_name, field=field, text=text_value,
                     actor=actor, at=_now(),
                 ))
+
+    # mirroring to MLflow -----------------------------------------------------------------
+    def sync_state(self, scope: str) -> SyncState | None:
+        with self._engine.connect() as conn:
+            row = conn.execute(select(_mlflow_sync).where(_mlflow_sync.c.scope == scope)).first()
+        if row is None:
+            return None
+        return SyncState(row.scope, bool(row.pending), row.detail, _utc(row.attempted_at),
+                         _utc(row.pending_since) if row.pending_since else None)
+
+    def record_sync(self, scope: str, *, pending: bool, detail: str) -> SyncState:
+        """Record a sync attempt; a pending one keeps the time the scope first fell behind."""
+        now = _now()
+        with self._session() as conn:
+            since = conn.execute(
+                select(_mlflow_sync.c.pending_since).where(_mlflow_sync.c.scope == scope)
+            ).scalar_one_or_none()
+            since = (since or now) if pending else None
+            values = {"pending": pending, "detail": detail, "attempted_at": now,
+                      "pending_since": since}
+            key = _mlflow_sync.c.scope == scope
+            if conn.execute(_mlflow_sync.update().where(key).values(**values)).rowcount == 0:
+                conn.execute(_mlflow_sync.insert().values(scope=scope, **values))
+        return SyncState(scope, pending, detail, now, _utc(since) if since else None)
 
 
 def _make_engine(url: str) -> Engine:
