@@ -24,7 +24,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import joblib
 
-from ._config import GROUPS, MlflowMirror, ModelMeta, read_json_model
+from ._config import GROUPS, MlflowMirror, MlflowOrigin, ModelMeta, read_json_model
 from ._discovery import META_FILE, MODEL_FILE, Scope, load_scope
 from ._errors import InvalidInputError, MissingDependencyError, PromotionError
 from ._jsonio import dumps
@@ -252,11 +252,9 @@ def _import_version(mlflow: ModuleType, client: Any, scope: Scope, tracking_uri:
     name = folder_name(version.name, number)
     final = scope.folder / name
     origin = _origin(version, tracking_uri)
-    action: Literal["imported", "replaced"] = "imported"
-    if final.exists():
-        if _same_origin(final, scope, origin):
-            return ImportedVersion(version.name, number, name, "unchanged", scope.shown(final))
-        action = "replaced"
+    if final.exists() and _already_imported(final, scope, origin):
+        return ImportedVersion(version.name, number, name, "unchanged", scope.shown(final))
+    action: Literal["imported", "replaced"] = "replaced" if final.exists() else "imported"
     label = f"MLflow model '{version.name}' version {number}"
     estimator = _load_estimator(mlflow, tracking_uri, version.name, number, label)
     run_tags, params = _run_facts(client, version.run_id)
@@ -265,23 +263,22 @@ def _import_version(mlflow: ModuleType, client: Any, scope: Scope, tracking_uri:
     return ImportedVersion(version.name, number, name, action, scope.shown(final))
 
 
-def _same_origin(folder: Path, scope: Scope, origin: dict[str, Any]) -> bool:
-    """True when ``folder`` holds this very version; refuses to overwrite anything else."""
-    shown = scope.shown(folder / META_FILE)
+def _already_imported(folder: Path, scope: Scope, origin: dict[str, Any]) -> bool:
+    """True when ``folder`` holds this very version, unchanged. False when the registered
+    model was made anew since (same number, other version) or the file is gone: replace it.
+    Any other folder of that name is refused, never overwritten."""
     try:
-        meta: ModelMeta = read_json_model(folder / META_FILE, ModelMeta, shown)
+        existing: MlflowOrigin | None = read_json_model(
+            folder / META_FILE, ModelMeta, scope.shown(folder / META_FILE)).mlflow
     except InvalidInputError:
-        meta = None  # type: ignore[assignment]
-    same_version = meta is not None and meta.mlflow is not None and \
-        (meta.mlflow.registered_model, meta.mlflow.version) == \
-        (origin["registered_model"], origin["version"])
-    if not same_version:
+        existing = None
+    if existing is None or (existing.registered_model, existing.version) != \
+            (origin["registered_model"], origin["version"]):
         raise InvalidInputError(
             f"{scope.shown(folder)}: exists and is not an import of MLflow model "
             f"'{origin['registered_model']}' version {origin['version']}; not overwritten. "
             "Hint: rename that folder")
-    assert meta.mlflow is not None
-    unchanged = (meta.mlflow.source, meta.mlflow.run_id, meta.mlflow.created_ms) == \
+    unchanged = (existing.source, existing.run_id, existing.created_ms) == \
         (origin["source"], origin["run_id"], origin["created_ms"])
     return unchanged and (folder / MODEL_FILE).is_file()
 
@@ -415,9 +412,16 @@ def sync_mlflow(store: Store, scope: Scope) -> SyncReport:
     name = settings.registered_model
     store.record_sync(scope.name, pending=True, detail="started, not finished")
     try:
-        plan = mirror_plan(store, scope)
         with _client(settings.tracking_uri) as (_, client):
+            plan = mirror_plan(store, scope)
             changes, notes = _apply(client, plan)
+            for _ in range(3):  # a decision made meanwhile elsewhere: apply its state too
+                latest = mirror_plan(store, scope)
+                if latest == plan:
+                    break
+                plan = latest
+                more, notes = _apply(client, plan)
+                changes += more
     except MissingDependencyError as err:
         store.record_sync(scope.name, pending=True, detail=str(err))
         raise
