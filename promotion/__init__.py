@@ -13,15 +13,17 @@ from typing import TYPE_CHECKING, Any
 _EXPORTS: dict[str, tuple[str, ...]] = {
     "_cards": ("SCHEMA_VERSION", "LeaderboardExport", "ModelCard", "ModelCards",
                "json_schemas"),
-    "_config": ("GROUPS", "GROUP_PHASE", "GateSettings", "ModelMeta", "ScopeConfig"),
+    "_config": ("GROUPS", "GROUP_PHASE", "GateSettings", "MlflowMirror", "MlflowOrigin",
+                "ModelMeta", "ScopeConfig"),
     "_demo": ("DEMO_SCOPES", "build_demo_zoo"),
     "_diagnostics": ("confusion_table", "group_summary", "metric_score_table", "pareto_front",
                      "per_class_accuracy", "roc_table"),
     "_discovery": ("Holdout", "ModelEntry", "Scope", "ScopeProblem", "discover_scopes",
                    "file_sha256", "load_scope", "scope_folders"),
     "_ensemble": ("METHODS", "ensemble_weights", "normalize"),
-    "_errors": ("InvalidInputError", "InvalidTransitionError", "ModelNotFoundError",
-                "PromotionError", "ScopeNotFoundError", "UnknownMetricError"),
+    "_errors": ("InvalidInputError", "InvalidTransitionError", "MissingDependencyError",
+                "ModelNotFoundError", "PromotionError", "ScopeNotFoundError",
+                "UnknownMetricError"),
     "_evaluation": ("ModelEvaluation", "RowPredictions", "ScopeEvaluation", "evaluate_scope",
                     "load_row_predictions"),
     "_export": ("TEXT_FIELDS", "ExportPaths", "PromotedSet", "build_cards",
@@ -33,12 +35,14 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
                    "transition_model"),
     "_metrics": ("METRICS", "Metric", "chance_levels", "default_weights", "get_metric",
                  "get_metric_names", "metric_score"),
+    "_mlflow": ("ImportedVersion", "MirrorPlan", "SyncReport", "import_mlflow_versions",
+                "mirror_decisions", "mirror_plan", "sync_mlflow"),
     "_scoring": ("Leaderboard", "LeaderboardRow", "rank_models", "resolve_weights"),
     "_service": ("MODELS_DIR_ENV", "ScopeState", "build_leaderboard", "change_stage",
                  "default_models_dir", "effective_weights", "export_scope", "scope_state"),
     "_slices": ("INSUFFICIENT", "SliceFinding", "slice_findings"),
-    "_store": ("PROMOTED_STAGES", "STAGES", "SqlStore", "StageRecord", "Store", "Transition",
-               "WeightsVersion", "default_db_url", "open_store"),
+    "_store": ("PROMOTED_STAGES", "STAGES", "SqlStore", "StageRecord", "Store", "SyncState",
+               "Transition", "WeightsVersion", "default_db_url", "open_store"),
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 
@@ -71,6 +75,7 @@ if TYPE_CHECKING:  # for type checkers and editors; at run time names load lazil
     from ._gates import *  # noqa: F403
     from ._lifecycle import *  # noqa: F403
     from ._metrics import *  # noqa: F403
+    from ._mlflow import *  # noqa: F403
     from ._scoring import *  # noqa: F403
     from ._service import *  # noqa: F403
     from ._slices import *  # noqa: F403

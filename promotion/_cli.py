@@ -10,9 +10,11 @@ import json
 import sys
 import time
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ._config import GROUPS
 from ._discovery import load_scope
 from ._errors import InvalidInputError, PromotionError
 from ._evaluation import Progress
@@ -104,6 +106,27 @@ def build_parser() -> argparse.ArgumentParser:
     rollback.add_argument("--reason", required=True)
     rollback.add_argument("--user", default=None)
     rollback.set_defaults(run=_cmd_rollback)
+
+    mlflow_import = commands.add_parser(
+        "mlflow-import", parents=[common],
+        help="bring registered MLflow model versions into a scope (needs requirements-mlflow.txt)")
+    mlflow_import.add_argument("--scope", required=True)
+    mlflow_import.add_argument("--tracking-uri", default=None,
+                               help="MLflow tracking URI (default: scope.json field 'mlflow')")
+    mlflow_import.add_argument("--model", default=None,
+                               help="registered model name (default: scope.json field 'mlflow')")
+    which = mlflow_import.add_mutually_exclusive_group(required=True)
+    which.add_argument("--versions", type=_version_list, help="e.g. 3,4,5")
+    which.add_argument("--all", action="store_true", help="every version that is READY")
+    mlflow_import.add_argument("--group", choices=GROUPS, default=None,
+                               help="group when neither a 'group' tag nor the estimator tells")
+    mlflow_import.set_defaults(run=_cmd_mlflow_import)
+
+    mlflow_sync = commands.add_parser(
+        "mlflow-sync", parents=[common],
+        help="set the scope's champion alias and stage tags in MLflow (retries a pending sync)")
+    mlflow_sync.add_argument("--scope", required=True)
+    mlflow_sync.set_defaults(run=_cmd_mlflow_sync)
 
     gates = commands.add_parser("gates", parents=[common],
                                 help="gate report of a model against the champion")
@@ -232,20 +255,78 @@ def _with_store(args: argparse.Namespace, action: Callable[[Store], int]) -> int
 
 def _cmd_promote(args: argparse.Namespace) -> int:
     def run(store: Store) -> int:
+        started = datetime.now(UTC)
         moved = change_stage(args.models_dir, args.scope, store, args.model, args.stage,
                              actor=_user(args), reason=args.reason,
                              override=args.override_gates)
         _print_move(moved, args.model, stage_of(store.stages(args.scope), args.model))
+        _print_sync(args, store, started)
         return 0
     return _with_store(args, run)
 
 
 def _cmd_demote(args: argparse.Namespace) -> int:
     def run(store: Store) -> int:
+        started = datetime.now(UTC)
         state = scope_state(args.models_dir, args.scope, store)
         moved = demote(store, state.scope, state.evaluation, state.board, args.model,
                        actor=_user(args), reason=args.reason)
         _print_move(moved, args.model, stage_of(store.stages(args.scope), args.model))
+        _print_sync(args, store, started)
+        return 0
+    return _with_store(args, run)
+
+
+def _print_sync(args: argparse.Namespace, store: Store, started: datetime) -> None:
+    """After a move: what the MLflow mirror did, or a warning that it is behind."""
+    if load_scope(args.models_dir, args.scope).config.mlflow is None:
+        return
+    state = store.sync_state(args.scope)
+    if state is None:
+        return
+    if state.pending:
+        _say(f"warning: MLflow mirror pending since {state.pending_since:%Y-%m-%d %H:%M:%S} "
+             f"UTC ({state.detail}); the decision above is saved. Retried on the next "
+             f"transition or by: python -m promotion mlflow-sync --scope {args.scope}")
+    elif state.attempted_at >= started:
+        _say(f"mlflow: {state.detail}")
+
+
+def _version_list(text: str) -> list[int]:
+    try:
+        numbers = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a list of version numbers like "
+                                         "3,4,5") from None
+    if not numbers or min(numbers) < 1:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a list of version numbers like "
+                                         "3,4,5")
+    return numbers
+
+
+def _cmd_mlflow_import(args: argparse.Namespace) -> int:
+    from ._mlflow import import_mlflow_versions
+
+    done = import_mlflow_versions(args.models_dir, args.scope, registered_model=args.model,
+                                  tracking_uri=args.tracking_uri,
+                                  versions=None if args.all else args.versions,
+                                  group=args.group)
+    for item in done:
+        print(item.describe())
+    if any(item.action != "unchanged" for item in done):
+        _say(f"evaluate them: python -m promotion leaderboard --scope {args.scope}")
+    return 0
+
+
+def _cmd_mlflow_sync(args: argparse.Namespace) -> int:
+    from ._mlflow import sync_mlflow
+
+    def run(store: Store) -> int:
+        report = sync_mlflow(store, load_scope(args.models_dir, args.scope))
+        if report.pending:
+            _say(f"error: {report.detail} (still pending; retry later)")
+            return 1
+        print(report.detail)
         return 0
     return _with_store(args, run)
 
@@ -292,9 +373,11 @@ def _cmd_history(args: argparse.Namespace) -> int:
 
 def _cmd_rollback(args: argparse.Namespace) -> int:
     def run(store: Store) -> int:
+        started = datetime.now(UTC)
         moved = rollback(store, load_scope(args.models_dir, args.scope), actor=_user(args),
                          reason=args.reason)
         _print_move(moved, moved.model_name, "champion")
+        _print_sync(args, store, started)
         return 0
     return _with_store(args, run)
 

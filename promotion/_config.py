@@ -53,6 +53,20 @@ class GateSettings(BaseModel):
                                   description="Error rate must be below this.")
 
 
+class MlflowMirror(BaseModel):
+    """``scope.json`` field ``mlflow``: mirror this scope's stages to an MLflow registered model."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    tracking_uri: str = Field(
+        min_length=1, description="MLflow tracking (and registry) URI, e.g. "
+                                  "`http://mlflow:5000` or `sqlite:///mlflow.db`.")
+    registered_model: str = Field(
+        min_length=1, description="Registered model whose versions were imported into this "
+                                  "scope; its `champion` alias and `stage` tags follow the "
+                                  "decisions made here.")
+
+
 class ScopeConfig(BaseModel):
     """``models/<scope>/scope.json``: one prediction problem whose models compete."""
 
@@ -88,6 +102,10 @@ class ScopeConfig(BaseModel):
     gates: GateSettings = Field(
         default_factory=GateSettings,
         description="Promotion gate thresholds; see *Gates* (unknown keys refused).")
+    mlflow: MlflowMirror | None = Field(
+        default=None,
+        description="Mirror stages to an MLflow registered model (keys `tracking_uri`, "
+                    "`registered_model`); see *Working with MLflow*.")
 
     @field_validator("holdout")
     @classmethod
@@ -104,6 +122,21 @@ class ScopeConfig(BaseModel):
         return self
 
 
+class MlflowOrigin(BaseModel):
+    """``meta.json`` field ``mlflow``: the registered model version a model was imported from."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    registered_model: str = Field(min_length=1, description="MLflow registered model name.")
+    version: int = Field(ge=1, description="Its version number.")
+    run_id: str | None = Field(default=None, description="Run that logged the version.")
+    source: str = Field(default="", description="The version's source URI in MLflow.")
+    tracking_uri: str = Field(default="", description="Where it was imported from (no "
+                                                      "credentials).")
+    created_ms: int | None = Field(default=None, description="The version's creation time "
+                                                             "(ms since the epoch).")
+
+
 class ModelMeta(BaseModel):
     """``models/<scope>/<model>/meta.json``: describes a model; never holds its metrics."""
 
@@ -116,6 +149,9 @@ class ModelMeta(BaseModel):
     params: dict[str, Any] = Field(default_factory=dict, description="Hyperparameters.")
     training: dict[str, Any] = Field(default_factory=dict, description="Training facts.")
     tags: dict[str, str] = Field(default_factory=dict, description="Free key/value labels.")
+    mlflow: MlflowOrigin | None = Field(
+        default=None, description="Where an imported model came from (written by "
+                                  "`mlflow-import`).")
 
 
 def read_json_model(path: Path, model: type[BaseModel], shown: str) -> Any:

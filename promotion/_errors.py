@@ -33,3 +33,7 @@ class UnknownMetricError(InvalidInputError):
 
 class InvalidTransitionError(PromotionError, ValueError):
     """A promotion or demotion that the lifecycle does not allow."""
+
+
+class MissingDependencyError(PromotionError, ImportError):
+    """An optional package a command needs is not installed."""

@@ -2,7 +2,8 @@
 
 Stages run ``development`` → ``candidate`` → ``production`` (the promoted set) → ``champion``,
 and ``archived``. Every move records who, when, from where, the model version (its file's
-sha256) and why; the store keeps that history append-only.
+sha256) and why; the store keeps that history append-only. A scope with an ``mlflow`` setting
+has each committed move mirrored to MLflow (see ``_mlflow``).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from ._discovery import Scope, model_version
 from ._errors import InvalidInputError, InvalidTransitionError, ModelNotFoundError
 from ._evaluation import ScopeEvaluation
 from ._gates import GATED_STAGES, GateReport, gate_report
+from ._mlflow import mirror_decisions
 from ._scoring import Leaderboard
 from ._store import PROMOTED_STAGES, STAGES, StageRecord, Store, Transition
 
@@ -80,12 +82,15 @@ def transition_model(store: Store, scope: Scope, evaluation: ScopeEvaluation,
             if not override:
                 raise GateFailure(report)
             overridden = True
-    return store.transition(scope.name, model_name, to_stage, actor=actor, reason=reason,
-                            model_sha256=sha,
-                            allowed_from=ALLOWED_FROM[to_stage],
-                            unless=ALREADY_THERE.get(to_stage, frozenset()),
-                            overridden=overridden,
-                            expect_champion=champion_of(stages))
+    moved = store.transition(scope.name, model_name, to_stage, actor=actor, reason=reason,
+                             model_sha256=sha,
+                             allowed_from=ALLOWED_FROM[to_stage],
+                             unless=ALREADY_THERE.get(to_stage, frozenset()),
+                             overridden=overridden,
+                             expect_champion=champion_of(stages))
+    if moved is not None:
+        mirror_decisions(store, scope)  # after the commit: a failure leaves it pending only
+    return moved
 
 
 def promote(store: Store, scope: Scope, evaluation: ScopeEvaluation, board: Leaderboard,
@@ -137,6 +142,7 @@ def rollback(store: Store, scope: Scope, *, actor: str, reason: str) -> Transiti
                              expect_champion=current)
     if moved is None:  # the previous champion is the champion already
         raise InvalidTransitionError(f"'{name}' is already the champion of '{scope.name}'")
+    mirror_decisions(store, scope)
     return moved
 
 

@@ -107,6 +107,16 @@ _annotation = Table(
     Column("at", DateTime(timezone=True), nullable=False),
 )
 
+#: The last attempt to mirror a scope's stages to MLflow; ``pending`` until one succeeds.
+_mlflow_sync = Table(
+    "mlflow_sync", _metadata,
+    Column("scope", String(200), primary_key=True),
+    Column("pending", Boolean, nullable=False),
+    Column("detail", Text, nullable=False),
+    Column("attempted_at", DateTime(timezone=True), nullable=False),
+    Column("pending_since", DateTime(timezone=True), nullable=True),
+)
+
 
 @dataclass(frozen=True)
 class CachedEvaluation:
@@ -158,6 +168,17 @@ class WeightsVersion:
     at: datetime
 
 
+@dataclass(frozen=True)
+class SyncState:
+    """The last attempt to mirror a scope to MLflow: what it did, or why it is pending."""
+
+    scope: str
+    pending: bool
+    detail: str
+    attempted_at: datetime
+    pending_since: datetime | None
+
+
 #: ``expect_champion`` default: do not check who the champion is.
 ANY_CHAMPION = object()
 
@@ -207,6 +228,13 @@ class Store(ABC):
     @abstractmethod
     def annotate(self, scope: str, model_name: str, field: str, text_value: str, *,
                  actor: str) -> None: ...
+
+    # mirroring to MLflow
+    @abstractmethod
+    def sync_state(self, scope: str) -> SyncState | None: ...
+
+    @abstractmethod
+    def record_sync(self, scope: str, *, pending: bool, detail: str) -> SyncState: ...
 
 
 def _now() -> datetime:
@@ -476,6 +504,28 @@ class SqlStore(Store):
                       "text": text_value, "actor": actor, "at": _now()}
             conn.execute(_upsert(conn, _annotation, values, ["scope", "model_name", "field"]))
 
+    # mirroring to MLflow -----------------------------------------------------------------
+    def sync_state(self, scope: str) -> SyncState | None:
+        with self._engine.connect() as conn:
+            row = conn.execute(select(_mlflow_sync).where(_mlflow_sync.c.scope == scope)).first()
+        if row is None:
+            return None
+        return SyncState(row.scope, bool(row.pending), row.detail, _utc(row.attempted_at),
+                         _utc(row.pending_since) if row.pending_since else None)
+
+    def record_sync(self, scope: str, *, pending: bool, detail: str) -> SyncState:
+        """Record a sync attempt; a pending one keeps the time the scope first fell behind."""
+        now = _now()
+        with self._session(lock_scope=scope) as conn:
+            since = conn.execute(
+                select(_mlflow_sync.c.pending_since).where(_mlflow_sync.c.scope == scope)
+            ).scalar_one_or_none()
+            since = (since or now) if pending else None
+            values = {"scope": scope, "pending": pending, "detail": detail,
+                      "attempted_at": now, "pending_since": since}
+            conn.execute(_upsert(conn, _mlflow_sync, values, ["scope"]))
+        return SyncState(scope, pending, detail, now, _utc(since) if since else None)
+
 
 def _upsert(conn: Connection, table: Table, values: dict[str, Any], key: list[str]) -> Any:
     """INSERT ... ON CONFLICT DO UPDATE for the two dialects the store supports."""
@@ -486,7 +536,6 @@ def _upsert(conn: Connection, table: Table, values: dict[str, Any], key: list[st
     statement = insert(table).values(**values)
     changed = {name: statement.excluded[name] for name in values if name not in key}
     return statement.on_conflict_do_update(index_elements=key, set_=changed)
-
 
 def _make_engine(url: str) -> Engine:
     if not url.startswith("sqlite"):

@@ -41,7 +41,8 @@ def test_a_store_from_before_migrations_is_adopted_with_its_data(models_root, ba
     """Databases made by ``create_all`` (the first releases) are revision 0001 as they are."""
     path = models_root / "promotion.db"
     old = create_engine(f"sqlite:///{path}")
-    _store._metadata.create_all(old)
+    first_release = [_store._metadata.tables[name] for name in _migrations._PRE_MIGRATION_TABLES]
+    _store._metadata.create_all(old, tables=first_release)
     with old.begin() as conn:
         conn.exec_driver_sql(
             "INSERT INTO model_stage VALUES ('s', 'm', 'champion', NULL, "

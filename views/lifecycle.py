@@ -31,6 +31,37 @@ def champion_panel(scope: promotion.Scope, stages: dict[str, promotion.StageReco
                f"{plain(record.reason)}")
 
 
+def mlflow_panel(scope: promotion.Scope) -> None:
+    """The MLflow mirror of this scope: what it did last, or that it is behind."""
+    settings = scope.config.mlflow
+    if settings is None:
+        return
+    state = store().sync_state(scope.name)
+    target = f"MLflow model **{plain(settings.registered_model)}**"
+    if state is None:
+        st.caption(f"Decisions here are mirrored to {target}; nothing mirrored yet.")
+    elif state.pending:
+        st.warning(f"{target} is behind the decisions made here (since "
+                   f"{state.pending_since:%Y-%m-%d %H:%M} UTC): {plain(state.detail)}. "
+                   "The decisions are saved; the mirror retries on the next move, or now:",
+                   icon="🔁")
+    else:
+        st.caption(f"Mirrored to {target} at {state.attempted_at:%Y-%m-%d %H:%M} UTC: "
+                   f"{plain(state.detail)}")
+    if state is None or state.pending:
+        st.button("🔁 Sync to MLflow now", key=f"mlflow_sync:{scope.name}",
+                  on_click=sync_now, args=(scope,))
+
+
+def sync_now(scope: promotion.Scope) -> None:
+    try:
+        report = promotion.sync_mlflow(store(), scope)
+    except promotion.PromotionError as err:
+        st.session_state["notice"] = ("error", str(err))
+        return
+    st.session_state["notice"] = ("error" if report.pending else "ok", plain(report.detail))
+
+
 def no_skill_warning(scope: promotion.Scope, board: promotion.Leaderboard,
                      stages: dict[str, promotion.StageRecord]) -> None:
     champion = promotion.champion_of(stages)
@@ -192,6 +223,7 @@ def main() -> None:
     show_notice()
     stages = store().stages(scope.name)
     champion_panel(scope, stages)
+    mlflow_panel(scope)
     no_skill_warning(scope, board, stages)
     stages_table(scope, board, stages)
     act_panel(scope, board, stages)

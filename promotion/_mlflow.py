@@ -1,0 +1,486 @@
+"""MLflow: import registered model versions as a scope's models, mirror decisions back.
+
+MLflow is optional (``requirements-mlflow.txt``). It is imported here only, inside functions,
+so the rest of the package works without it. Mirroring never blocks or loses a local decision:
+a failed attempt is recorded in the store as pending and retried by the next transition or by
+``python -m promotion mlflow-sync``, which sets the full desired state each time.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+import threading
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
+
+import joblib
+
+from ._config import GROUPS, MlflowMirror, MlflowOrigin, ModelMeta, read_json_model
+from ._discovery import META_FILE, MODEL_FILE, Scope, load_scope
+from ._errors import InvalidInputError, MissingDependencyError, PromotionError
+from ._jsonio import dumps
+from ._store import Store
+
+REQUIREMENTS_FILE = "requirements-mlflow.txt"
+#: The alias that follows the scope's champion.
+CHAMPION_ALIAS = "champion"
+#: Version tags written by the mirror: the local stage, and why / who / when / where.
+STAGE_TAG = "stage"
+REASON_TAG = "promotion.reason"
+ACTOR_TAG = "promotion.actor"
+AT_TAG = "promotion.at"
+SCOPE_TAG = "promotion.scope"
+#: Version (or run) tags read on import to describe a model.
+GROUP_TAG = "group"
+MODEL_TYPE_TAG = "model_type"
+
+#: Applied for our calls unless set by the user: an unreachable server fails in one attempt
+#: instead of MLflow's default of 7 retries with backoff (minutes), so a transition never hangs.
+FAIL_FAST_ENV: dict[str, str] = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
+                                 "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
+#: Where an estimator's module says which group it belongs to, when no tag says so.
+GROUP_BY_MODULE: tuple[tuple[str, str], ...] = (
+    ("sklearn.ensemble", "tree"), ("sklearn.tree", "tree"), ("xgboost", "tree"),
+    ("lightgbm", "tree"), ("catboost", "tree"), ("sklearn.neural_network", "neural"),
+    ("sklearn.linear_model", "linear"), ("sklearn.svm", "linear"),
+    ("sklearn.naive_bayes", "linear"), ("sklearn.discriminant_analysis", "linear"),
+    ("sklearn.dummy", "linear"),
+)
+_TAG_VALUE_LIMIT = 5000  # MLflow's limit on a tag value
+# One MLflow call sequence at a time per process: the fail-fast settings are process-wide
+# environment variables, set and restored around each sequence.
+_LOCK = threading.Lock()
+
+
+@dataclass(frozen=True)
+class ImportedVersion:
+    """What importing one registered version did."""
+
+    registered_model: str
+    version: int
+    model_name: str
+    action: Literal["imported", "replaced", "unchanged"]
+    path: str
+
+    def describe(self) -> str:
+        source = f"MLflow model '{self.registered_model}' version {self.version}"
+        if self.action == "unchanged":
+            return f"{self.model_name}: unchanged ({source} already imported), nothing written"
+        return f"{self.model_name}: {self.action} {source} as {self.path}"
+
+
+@dataclass(frozen=True)
+class MirrorPlan:
+    """The MLflow state a scope's stages call for: the champion's version and version tags."""
+
+    registered_model: str
+    champion_version: int | None
+    tags: dict[int, dict[str, str]]
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class SyncReport:
+    """One attempt to mirror a scope to MLflow: what changed, or why it is still pending."""
+
+    scope: str
+    registered_model: str
+    pending: bool
+    detail: str
+    changes: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+
+
+def require_mlflow() -> ModuleType:
+    """The ``mlflow`` module; when it is missing, one message saying how to install it."""
+    # This tool sends no usage data on its users' behalf; MLFLOW_DISABLE_TELEMETRY=false
+    # in the environment lets MLflow send its own.
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    try:
+        import mlflow
+        import mlflow.artifacts
+        import mlflow.models
+        import mlflow.pyfunc
+        import mlflow.sklearn
+    except ImportError as err:
+        raise _missing(err) from None
+    return mlflow
+
+
+def _missing(err: ImportError) -> MissingDependencyError:
+    what = "MLflow is not installed" if err.name in (None, "mlflow") else \
+        f"MLflow support is incomplete (no module '{err.name}')"
+    return MissingDependencyError(f"{what}. Hint: pip install -r {REQUIREMENTS_FILE}")
+
+
+def shown_uri(uri: str) -> str:
+    """A tracking URI without any user name or password in it."""
+    parts = urlsplit(uri)
+    if "@" not in parts.netloc:
+        return uri
+    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
+
+
+@contextmanager
+def _client(tracking_uri: str) -> Iterator[tuple[ModuleType, Any]]:
+    """MLflow and a client for ``tracking_uri`` (also its registry), failing fast."""
+    mlflow = require_mlflow()
+    if tracking_uri.startswith("sqlite:///"):
+        # MLflow would silently create an empty store at a mistyped path.
+        path = Path(tracking_uri.removeprefix("sqlite:///"))
+        if not path.is_file():
+            raise InvalidInputError(f"no MLflow store at {path} (tracking URI "
+                                    f"{shown_uri(tracking_uri)})")
+    with _LOCK:
+        added = [key for key in FAIL_FAST_ENV if key not in os.environ]
+        os.environ.update({key: FAIL_FAST_ENV[key] for key in added})
+        try:
+            yield mlflow, mlflow.MlflowClient(tracking_uri=tracking_uri,
+                                              registry_uri=tracking_uri)
+        finally:
+            for key in added:
+                os.environ.pop(key, None)
+
+
+def _is_not_found(err: Exception) -> bool:
+    return getattr(err, "error_code", None) == "RESOURCE_DOES_NOT_EXIST"
+
+
+def _first_line(err: BaseException, limit: int = 300) -> str:
+    """The gist of an error: the operating system's words for a failed connection, else
+    the first line of the message."""
+    text = str(err).strip()
+    refused = re.search(r"\[Errno -?\d+\] ([^'\")\]]+)", text)
+    if refused:
+        return f"cannot connect ({refused.group(1).strip()})"
+    lines = text.splitlines()
+    return (lines[0] if lines else type(err).__name__)[:limit]
+
+
+# import ---------------------------------------------------------------------------------------
+
+def import_mlflow_versions(models_dir: Path, scope_name: str, *,
+                           registered_model: str | None = None,
+                           tracking_uri: str | None = None,
+                           versions: list[int] | None = None,
+                           group: str | None = None) -> list[ImportedVersion]:
+    """Bring registered versions (``None``: all) into the scope as model folders.
+
+    Each artifact is loaded with MLflow's own loader and must be a scikit-learn-API estimator
+    with ``predict_proba``; it is written as ``model.joblib`` + ``meta.json`` in a temporary
+    folder renamed into place. A version already imported unchanged is left alone. The
+    registered model and tracking URI default to the scope's ``mlflow`` setting.
+    """
+    scope = load_scope(models_dir, scope_name)
+    settings = scope.config.mlflow
+    registered_model = registered_model or (settings.registered_model if settings else None)
+    tracking_uri = tracking_uri or (settings.tracking_uri if settings else None)
+    if not registered_model or not tracking_uri:
+        missing = "--model" if not registered_model else "--tracking-uri"
+        raise InvalidInputError(f"which MLflow model? Hint: pass {missing}, or set scope.json "
+                                f"field 'mlflow' of scope '{scope.name}'")
+    if group is not None and group not in GROUPS:
+        raise InvalidInputError(f"unknown group '{group}'. Hint: groups are {', '.join(GROUPS)}")
+    with _client(tracking_uri) as (mlflow, client):
+        found = _registered_versions(client, registered_model, tracking_uri)
+        chosen = _choose(found, versions, registered_model)
+        return [_import_version(mlflow, client, scope, tracking_uri, found[number], group)
+                for number in chosen]
+
+
+def _registered_versions(client: Any, name: str, tracking_uri: str) -> dict[int, Any]:
+    from mlflow.exceptions import MlflowException
+
+    if "'" in name:
+        raise InvalidInputError(f"MLflow model name {name!r}: quotes are not supported "
+                                "(argument --model)")
+    try:
+        client.get_registered_model(name)
+        found = client.search_model_versions(f"name = '{name}'")
+    except MlflowException as err:
+        if _is_not_found(err):
+            raise InvalidInputError(f"MLflow at {shown_uri(tracking_uri)} has no registered "
+                                    f"model '{name}' (argument --model)") from None
+        raise InvalidInputError(f"MLflow at {shown_uri(tracking_uri)}: "
+                                f"{_first_line(err)}") from None
+    return {int(v.version): v for v in found}
+
+
+def _choose(found: dict[int, Any], versions: list[int] | None, name: str) -> list[int]:
+    if versions is None:
+        ready = sorted(n for n, v in found.items() if str(v.status).upper() == "READY")
+        if not ready:
+            raise InvalidInputError(f"MLflow model '{name}' has no version ready to import")
+        return ready
+    available = ", ".join(map(str, sorted(found))) or "(none)"
+    for number in versions:
+        if number not in found:
+            raise InvalidInputError(f"MLflow model '{name}' has no version {number} "
+                                    f"(argument --versions). Hint: versions are {available}")
+        if str(found[number].status).upper() != "READY":
+            raise InvalidInputError(f"MLflow model '{name}' version {number} is "
+                                    f"{found[number].status}, not READY")
+    return sorted(set(versions))
+
+
+def folder_name(registered_model: str, version: int) -> str:
+    """The model folder an imported version gets: ``<name>_v<version>``, filesystem-safe."""
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", registered_model).strip("._-") or "mlflow"
+    return f"{safe}_v{version}"
+
+
+def _origin(version: Any, tracking_uri: str) -> dict[str, Any]:
+    return {"registered_model": version.name, "version": int(version.version),
+            "run_id": version.run_id or None, "source": version.source or "",
+            "tracking_uri": shown_uri(tracking_uri),
+            "created_ms": int(version.creation_timestamp)
+            if version.creation_timestamp is not None else None}
+
+
+def _import_version(mlflow: ModuleType, client: Any, scope: Scope, tracking_uri: str,
+                    version: Any, group: str | None) -> ImportedVersion:
+    number = int(version.version)
+    name = folder_name(version.name, number)
+    final = scope.folder / name
+    origin = _origin(version, tracking_uri)
+    if final.exists() and _already_imported(final, scope, origin):
+        return ImportedVersion(version.name, number, name, "unchanged", scope.shown(final))
+    action: Literal["imported", "replaced"] = "replaced" if final.exists() else "imported"
+    label = f"MLflow model '{version.name}' version {number}"
+    estimator = _load_estimator(mlflow, tracking_uri, version.name, number, label)
+    run_tags, params = _run_facts(client, version.run_id)
+    meta = _describe(estimator, version, run_tags, params, origin, group, label)
+    _write_model_folder(scope.folder, final, estimator, meta)
+    return ImportedVersion(version.name, number, name, action, scope.shown(final))
+
+
+def _already_imported(folder: Path, scope: Scope, origin: dict[str, Any]) -> bool:
+    """True when ``folder`` holds this very version, unchanged. False when the registered
+    model was made anew since (same number, other version) or the file is gone: replace it.
+    Any other folder of that name is refused, never overwritten."""
+    try:
+        existing: MlflowOrigin | None = read_json_model(
+            folder / META_FILE, ModelMeta, scope.shown(folder / META_FILE)).mlflow
+    except InvalidInputError:
+        existing = None
+    if existing is None or (existing.registered_model, existing.version) != \
+            (origin["registered_model"], origin["version"]):
+        raise InvalidInputError(
+            f"{scope.shown(folder)}: exists and is not an import of MLflow model "
+            f"'{origin['registered_model']}' version {origin['version']}; not overwritten. "
+            "Hint: rename that folder")
+    unchanged = (existing.source, existing.run_id, existing.created_ms) == \
+        (origin["source"], origin["run_id"], origin["created_ms"])
+    return unchanged and (folder / MODEL_FILE).is_file()
+
+
+def _load_estimator(mlflow: ModuleType, tracking_uri: str, name: str, number: int,
+                    label: str) -> Any:
+    """The version's model through MLflow's loaders: the sklearn flavor, else pyfunc's raw."""
+    with tempfile.TemporaryDirectory(prefix="promotion-mlflow-") as tmp:
+        try:
+            local = mlflow.artifacts.download_artifacts(
+                artifact_uri=f"models:/{name}/{number}", dst_path=tmp,
+                tracking_uri=tracking_uri, registry_uri=tracking_uri)
+            flavors = mlflow.models.Model.load(local).flavors
+            if "sklearn" in flavors:
+                estimator = mlflow.sklearn.load_model(local)
+            else:
+                estimator = mlflow.pyfunc.load_model(local).get_raw_model()
+        except ImportError as err:
+            raise _missing(err) from None
+        except Exception as err:  # any loader failure is this version's problem, named
+            raise InvalidInputError(f"{label}: cannot be loaded ({_first_line(err)})") \
+                from None
+    if not callable(getattr(estimator, "predict_proba", None)):
+        raise InvalidInputError(
+            f"{label}: a {type(estimator).__name__} has no predict_proba. Hint: only "
+            "scikit-learn-API classifiers can be ranked here")
+    return estimator
+
+
+def _run_facts(client: Any, run_id: str | None) -> tuple[dict[str, str], dict[str, str]]:
+    """The logging run's tags and parameters; a deleted or unreadable run gives nothing."""
+    from mlflow.exceptions import MlflowException
+
+    if not run_id:
+        return {}, {}
+    try:
+        data = client.get_run(run_id).data
+    except MlflowException:
+        return {}, {}
+    return dict(data.tags), dict(data.params)
+
+
+def _describe(estimator: Any, version: Any, run_tags: dict[str, str], params: dict[str, str],
+              origin: dict[str, Any], group: str | None, label: str) -> dict[str, Any]:
+    """``meta.json`` of an imported version: tags first, then what the estimator shows."""
+    tags = {**run_tags, **dict(version.tags or {})}
+    final = estimator.steps[-1][1] if hasattr(estimator, "steps") else estimator
+    module = type(final).__module__
+    chosen_group = tags.get(GROUP_TAG) or group or next(
+        (g for prefix, g in GROUP_BY_MODULE if module.startswith(prefix)), None)
+    if chosen_group not in GROUPS:
+        raise InvalidInputError(
+            f"{label}: group of a {type(final).__name__} unknown"
+            + (f" (tag '{GROUP_TAG}' is {chosen_group!r})" if chosen_group else "")
+            + f". Hint: tag the version {GROUP_TAG}={'|'.join(GROUPS)}, or pass --group")
+    model_type = tags.get(MODEL_TYPE_TAG) or \
+        re.sub(r"(?<!^)(?=[A-Z])", "_", type(final).__name__).lower()
+    kept = {k: str(v) for k, v in (version.tags or {}).items()
+            if k != STAGE_TAG and not k.startswith("promotion.")}
+    return {"model_type": model_type, "group": chosen_group,
+            "description": version.description or "", "params": params, "tags": kept,
+            "training": {"imported_from": "mlflow"}, "mlflow": origin}
+
+
+def _write_model_folder(scope_dir: Path, final: Path, estimator: Any,
+                        meta: dict[str, Any]) -> None:
+    """Write the folder under a hidden name, then rename it into place (no half folder)."""
+    ModelMeta.model_validate(meta)  # never write a meta.json discovery would refuse
+    tmp = scope_dir / f".{final.name}.import-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    try:
+        joblib.dump(estimator, tmp / MODEL_FILE)
+        (tmp / META_FILE).write_text(dumps(meta) + "\n", encoding="utf-8")
+        if final.exists():
+            old = scope_dir / f".{final.name}.replaced-{uuid.uuid4().hex[:8]}"
+            os.rename(final, old)
+            os.rename(tmp, final)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.rename(tmp, final)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+# mirroring ------------------------------------------------------------------------------------
+
+def mirror_settings(scope: Scope) -> MlflowMirror:
+    """The scope's ``mlflow`` setting; a scope without it is one clear message."""
+    if scope.config.mlflow is None:
+        raise InvalidInputError(
+            f"{scope.shown(scope.folder / 'scope.json')}: field 'mlflow' is not set, so "
+            "nothing is mirrored. Hint: add {\"tracking_uri\": ..., \"registered_model\": ...}")
+    return scope.config.mlflow
+
+
+def mirror_plan(store: Store, scope: Scope) -> MirrorPlan:
+    """What MLflow should show for the scope's current stages (computed locally only)."""
+    settings = mirror_settings(scope)
+    name = settings.registered_model
+    versions = {entry.name: entry.meta.mlflow.version for entry in scope.models
+                if entry.meta is not None and entry.meta.mlflow is not None
+                and entry.meta.mlflow.registered_model == name}
+    tags: dict[int, dict[str, str]] = {}
+    notes: list[str] = []
+    champion: int | None = None
+    for model_name, record in sorted(store.stages(scope.name).items()):
+        version = versions.get(model_name)
+        if version is None:
+            notes.append(f"{model_name} is not from MLflow model '{name}', skipped")
+            if record.stage == "champion":
+                notes.append(f"champion {model_name} is not an MLflow version: alias "
+                             f"'{CHAMPION_ALIAS}' removed")
+            continue
+        if record.stage == "champion":
+            champion = version
+        tags[version] = {STAGE_TAG: record.stage, REASON_TAG: record.reason[:_TAG_VALUE_LIMIT],
+                         ACTOR_TAG: record.updated_by[:_TAG_VALUE_LIMIT],
+                         AT_TAG: record.updated_at.isoformat(), SCOPE_TAG: scope.name}
+    return MirrorPlan(name, champion, tags, notes)
+
+
+def sync_mlflow(store: Store, scope: Scope) -> SyncReport:
+    """Set the scope's full desired state in MLflow (aliases and tags); idempotent.
+
+    The attempt is recorded in the store: pending until it succeeds, so a failure (an
+    unreachable server, say) is shown and retried, never lost. Raises only for a scope
+    without the setting and for MLflow not being installed (recorded as pending too).
+    """
+    settings = mirror_settings(scope)
+    name = settings.registered_model
+    store.record_sync(scope.name, pending=True, detail="started, not finished")
+    try:
+        with _client(settings.tracking_uri) as (_, client):
+            plan = mirror_plan(store, scope)
+            changes, notes = _apply(client, plan)
+            for _ in range(3):  # a decision made meanwhile elsewhere: apply its state too
+                latest = mirror_plan(store, scope)
+                if latest == plan:
+                    break
+                plan = latest
+                more, notes = _apply(client, plan)
+                changes += more
+    except MissingDependencyError as err:
+        store.record_sync(scope.name, pending=True, detail=str(err))
+        raise
+    except Exception as err:  # any failure leaves the sync pending; the decision stands
+        detail = (f"MLflow at {shown_uri(settings.tracking_uri)} not updated: "
+                  f"{_first_line(err)}")
+        store.record_sync(scope.name, pending=True, detail=detail)
+        return SyncReport(scope.name, name, True, detail)
+    notes = plan.notes + notes
+    done = "; ".join(changes) if changes else "already up to date"
+    detail = f"MLflow model '{name}': {done}" + (f"; note: {'; '.join(notes)}" if notes else "")
+    store.record_sync(scope.name, pending=False, detail=detail)
+    return SyncReport(scope.name, name, False, detail, tuple(changes), tuple(notes))
+
+
+def _apply(client: Any, plan: MirrorPlan) -> tuple[list[str], list[str]]:
+    """Change in MLflow only what differs from the plan; returns (changes, notes)."""
+    from mlflow.exceptions import MlflowException
+
+    name = plan.registered_model
+    aliases = client.get_registered_model(name).aliases or {}
+    changes: list[str] = []
+    notes: list[str] = []
+    gone: set[int] = set()
+    for version, wanted in sorted(plan.tags.items()):
+        try:
+            current = client.get_model_version(name, str(version)).tags or {}
+        except MlflowException as err:
+            if not _is_not_found(err):
+                raise
+            notes.append(f"version {version} is no longer in MLflow")
+            gone.add(version)
+            continue
+        differing = {k: v for k, v in wanted.items() if current.get(k) != v}
+        for key, value in differing.items():
+            client.set_model_version_tag(name, str(version), key, value)
+        if differing:
+            changes.append(f"version {version} {STAGE_TAG}={wanted[STAGE_TAG]}")
+    aliased = aliases.get(CHAMPION_ALIAS)
+    target = plan.champion_version
+    if target is None or target in gone:
+        if aliased is not None:
+            client.delete_registered_model_alias(name, CHAMPION_ALIAS)
+            changes.append(f"alias '{CHAMPION_ALIAS}' removed")
+    elif str(aliased) != str(target):
+        client.set_registered_model_alias(name, CHAMPION_ALIAS, str(target))
+        changes.append(f"alias '{CHAMPION_ALIAS}' -> version {target}")
+    return changes, notes
+
+
+def mirror_decisions(store: Store, scope: Scope) -> SyncReport | None:
+    """After a committed transition: mirror the scope if its ``mlflow`` setting asks for it.
+
+    Never raises for MLflow's sake: the local decision is already made; a failure is recorded
+    as pending (see :func:`sync_mlflow`). None when the scope does not mirror.
+    """
+    if scope.config.mlflow is None:
+        return None
+    try:
+        return sync_mlflow(store, scope)
+    except PromotionError as err:
+        return SyncReport(scope.name, scope.config.mlflow.registered_model, True, str(err))
