@@ -88,6 +88,9 @@ class ScopeConfig(BaseModel):
     gates: GateSettings = Field(
         default_factory=GateSettings,
         description="Promotion gate thresholds; see *Gates* (unknown keys refused).")
+    trusted_types: list[str] = Field(
+        default=[],
+        description="Extra types `model.skops` files may hold, by full name; see *Model files*.")
 
     @field_validator("holdout")
     @classmethod
@@ -116,6 +119,9 @@ class ModelMeta(BaseModel):
     params: dict[str, Any] = Field(default_factory=dict, description="Hyperparameters.")
     training: dict[str, Any] = Field(default_factory=dict, description="Training facts.")
     tags: dict[str, str] = Field(default_factory=dict, description="Free key/value labels.")
+    model_file: Literal["model.joblib", "model.skops"] | None = Field(
+        default=None,
+        description="Which file holds the model; default: the one of the two present.")
 
 
 def read_json_model(path: Path, model: type[BaseModel], shown: str) -> Any:
