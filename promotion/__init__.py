@@ -30,6 +30,8 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
                 "compare_ensembles", "derived_texts", "ensemble_table", "export_results",
                 "promoted_set"),
     "_gates": ("Gate", "GateReport", "gate_report", "gate_reports"),
+    "_loading": ("MODEL_FILES", "SHIPPED_TRUSTED_TYPES", "LoadedFile", "ModelLoadError",
+                 "load_model_file"),
     "_lifecycle": ("ALLOWED_FROM", "GateFailure", "champion_of", "demote", "make_champion",
                    "previous_champion", "promote", "promoted_models", "rollback", "stage_of",
                    "transition_model"),
@@ -74,6 +76,7 @@ if TYPE_CHECKING:  # for type checkers and editors; at run time names load lazil
     from ._export import *  # noqa: F403
     from ._gates import *  # noqa: F403
     from ._lifecycle import *  # noqa: F403
+    from ._loading import *  # noqa: F403
     from ._metrics import *  # noqa: F403
     from ._mlflow import *  # noqa: F403
     from ._scoring import *  # noqa: F403

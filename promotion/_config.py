@@ -15,8 +15,8 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
-    model_validator,
 )
 
 from ._errors import InvalidInputError
@@ -106,6 +106,9 @@ class ScopeConfig(BaseModel):
         default=None,
         description="Mirror stages to an MLflow registered model (keys `tracking_uri`, "
                     "`registered_model`); see *Working with MLflow*.")
+    trusted_types: list[str] = Field(
+        default=[],
+        description="Extra types `model.skops` files may hold, by full name; see *Model files*.")
 
     @field_validator("holdout")
     @classmethod
@@ -115,11 +118,14 @@ class ScopeConfig(BaseModel):
             raise ValueError("must be a path inside the scope folder, like 'holdout.csv'")
         return value
 
-    @model_validator(mode="after")
-    def _weights_fit_the_task(self) -> ScopeConfig:
-        if self.weights is not None:
-            validate_weights(self.weights, self.task)
-        return self
+    @field_validator("weights")
+    @classmethod
+    def _weights_fit_the_task(cls, value: dict[str, float] | None, info: ValidationInfo
+                              ) -> dict[str, float] | None:
+        # A field validator (not a model one), so the message names the field 'weights'.
+        if value is not None:
+            validate_weights(value, info.data.get("task"))
+        return value
 
 
 class MlflowOrigin(BaseModel):
@@ -152,6 +158,9 @@ class ModelMeta(BaseModel):
     mlflow: MlflowOrigin | None = Field(
         default=None, description="Where an imported model came from (written by "
                                   "`mlflow-import`).")
+    model_file: Literal["model.joblib", "model.skops"] | None = Field(
+        default=None,
+        description="Which file holds the model; default: the one of the two present.")
 
 
 def read_json_model(path: Path, model: type[BaseModel], shown: str) -> Any:
@@ -176,6 +185,17 @@ def read_json_model(path: Path, model: type[BaseModel], shown: str) -> Any:
         raise InvalidInputError(describe_validation_error(shown, err, model)) from None
 
 
+def _nested_model(model: type[BaseModel], loc: tuple) -> type[BaseModel]:
+    """The settings model that ``loc`` (a path of field names) points into, e.g. gates."""
+    for part in loc:
+        field = model.model_fields.get(str(part))
+        inner = field.annotation if field is not None else None
+        if not (isinstance(inner, type) and issubclass(inner, BaseModel)):
+            break
+        model = inner
+    return model
+
+
 def describe_validation_error(shown: str, err: ValidationError, model: type[BaseModel]) -> str:
     """One line naming the file, the first bad field and what is wrong with it."""
     errors = err.errors(include_url=False)
@@ -183,7 +203,7 @@ def describe_validation_error(shown: str, err: ValidationError, model: type[Base
     field = ".".join(str(part) for part in first["loc"]) or "(root)"
     more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
     if first["type"] == "extra_forbidden":
-        valid = ", ".join(model.model_fields)
+        valid = ", ".join(_nested_model(model, first["loc"][:-1]).model_fields)
         return f"{shown}: unknown key '{field}'{more}. Hint: valid keys are {valid}"
     if first["type"] == "missing":
         return f"{shown}: field '{field}' is missing{more}"

@@ -22,8 +22,9 @@ from ._errors import (
     PromotionError,
     ScopeNotFoundError,
 )
+from ._loading import JOBLIB_FILE, ModelLoadError, inside_root, pick_model_file
 
-MODEL_FILE = "model.joblib"
+MODEL_FILE = JOBLIB_FILE
 META_FILE = "meta.json"
 SCOPE_FILE = "scope.json"
 
@@ -61,10 +62,11 @@ class ModelEntry:
     folder: Path
     meta: ModelMeta | None
     error: str | None = None
+    model_file: str = MODEL_FILE  # model.joblib or model.skops
 
     @property
     def model_path(self) -> Path:
-        return self.folder / MODEL_FILE
+        return self.folder / self.model_file
 
     @property
     def model_type(self) -> str:
@@ -194,16 +196,26 @@ def _read_scope(folder: Path, models_dir: Path) -> Scope:
 
 
 def _read_model_entry(folder: Path, models_dir: Path) -> ModelEntry:
+    shown_folder = shown_path(folder, models_dir)
+    if any(not ch.isprintable() for ch in folder.name):
+        return ModelEntry(folder.name, folder, None,
+                          f"{shown_folder!r}: the folder name (the model name) holds control "
+                          "characters. Hint: rename the folder")
     try:
         meta = read_json_model(
             folder / META_FILE, ModelMeta, shown_path(folder / META_FILE, models_dir)
         )
+        file_name = pick_model_file(folder, meta.model_file, shown_folder)
     except InvalidInputError as err:
         return ModelEntry(folder.name, folder, None, str(err))
-    if not (folder / MODEL_FILE).is_file():
-        shown = shown_path(folder / MODEL_FILE, models_dir)
-        return ModelEntry(folder.name, folder, meta, f"{shown}: file is missing")
-    return ModelEntry(folder.name, folder, meta)
+    shown = shown_path(folder / file_name, models_dir)
+    try:  # nothing outside the models root is ever hashed or loaded
+        inside_root(folder / file_name, models_dir, shown)
+    except ModelLoadError as err:
+        return ModelEntry(folder.name, folder, meta, str(err), file_name)
+    if not (folder / file_name).is_file():
+        return ModelEntry(folder.name, folder, meta, f"{shown}: file is missing", file_name)
+    return ModelEntry(folder.name, folder, meta, None, file_name)
 
 
 def read_holdout(path: Path, config: ScopeConfig, shown: str) -> Holdout:

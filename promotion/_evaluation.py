@@ -35,11 +35,12 @@ from sklearn.metrics import (
 from ._align import ClassMismatch, class_positions, model_columns
 from ._discovery import Holdout, ModelEntry, Scope, file_sha256
 from ._errors import InvalidInputError
+from ._loading import ModelLoadError, load_model_bytes, read_model_bytes
 from ._metrics import chance_levels, get_metric_names
 from ._store import Store
 
 #: Bump when the way metrics are measured changes: old cache entries then stop matching.
-EVALUATION_VERSION = 4
+EVALUATION_VERSION = 5
 #: Environment setting: a Dask scheduler address sends evaluation to that cluster.
 DASK_SCHEDULER_SETTING = "PROMOTION_DASK_SCHEDULER"
 TOP_K = 5
@@ -128,7 +129,12 @@ def evaluate_scope(scope: Scope, store: Store, *, n_jobs: int = -1,
         if entry.error is not None:
             results[entry.name] = _failed(entry, entry.error, None, None)
             continue
-        sha = file_sha256(entry.model_path)
+        try:
+            sha = file_sha256(entry.model_path)
+        except OSError as err:  # removed or unreadable since discovery: that model fails
+            reason = f"{scope.shown(entry.model_path)}: cannot be read ({err.strerror or err})"
+            results[entry.name] = _failed(entry, reason, None, None)
+            continue
         keyed[entry.name] = (entry, sha, cache_key(sha, holdout.sha256, fingerprint))
     cached = store.get_evaluations([key for _, _, key in keyed.values()])
     todo = [(entry, sha, key) for entry, sha, key in keyed.values() if key not in cached]
@@ -143,6 +149,13 @@ def evaluate_scope(scope: Scope, store: Store, *, n_jobs: int = -1,
             progress(done, total, name, True)
     for entry, sha, key, measured in _run_parallel(todo, scope, holdout, n_jobs):
         payload, replicates, rows = measured
+        if payload.pop("transient", False):  # the file changed under us: measure it next time
+            results[entry.name] = _failed(entry, f"{scope.shown(entry.model_path)}: "
+                                                 f"{payload['reason']}", sha, None)
+            done += 1
+            if progress:
+                progress(done, total, entry.name, False)
+            continue
         store.put_evaluation(key, sha, holdout.sha256, payload, replicates, rows)
         results[entry.name] = _from_payload(scope, entry, sha, key, payload, replicates,
                                             cached=False)
@@ -179,7 +192,7 @@ def settings_fingerprint(scope: Scope, holdout: Holdout) -> str:
         "version": EVALUATION_VERSION, "task": cfg.task, "target": cfg.target,
         "classes": [str(c) for c in holdout.classes], "features": list(holdout.features.columns),
         "n_bootstrap": cfg.n_bootstrap, "bootstrap_seed": cfg.bootstrap_seed,
-        "latency_rows": cfg.latency_rows,
+        "latency_rows": cfg.latency_rows, "trusted_types": sorted(cfg.trusted_types),
     }
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
 
@@ -200,15 +213,17 @@ def _run_parallel(todo: list[tuple[ModelEntry, str, str]], scope: Scope, holdout
     job_args = dict(features=holdout.features, y_index=holdout.y_index,
                     n_classes=len(holdout.classes), classes=holdout.classes, task=cfg.task,
                     n_bootstrap=cfg.n_bootstrap, seed=cfg.bootstrap_seed,
-                    latency_rows=cfg.latency_rows)
+                    latency_rows=cfg.latency_rows, models_dir=scope.models_dir,
+                    trusted_types=tuple(cfg.trusted_types))
     # In worker processes even for one model: tracemalloc traces a whole process, and in the
     # app's process other sessions' threads would be counted too.
     if n_jobs == 1:
         for entry, sha, key in todo:
-            yield entry, sha, key, measure_model(entry.model_path, **job_args)
+            yield entry, sha, key, measure_model(entry.model_path, expected_sha256=sha,
+                                                 **job_args)
         return
-    jobs = (joblib.delayed(_measure_tagged)(i, entry.model_path, job_args)
-            for i, (entry, _, _) in enumerate(todo))
+    jobs = (joblib.delayed(_measure_tagged)(i, entry.model_path, sha, job_args)
+            for i, (entry, sha, _) in enumerate(todo))
     with _backend(n_jobs) as parallel:
         for index, measurement in parallel(jobs):
             entry, sha, key = todo[index]
@@ -240,20 +255,29 @@ def _backend(n_jobs: int) -> Iterator[joblib.Parallel]:
         client.close()
 
 
-def _measure_tagged(index: int, path: Path, job_args: dict[str, Any]):
-    return index, measure_model(path, **job_args)
+def _measure_tagged(index: int, path: Path, sha: str, job_args: dict[str, Any]):
+    return index, measure_model(path, expected_sha256=sha, **job_args)
 
 
-def measure_model(path: Path, *, features: pd.DataFrame, y_index: np.ndarray, n_classes: int,
-                  classes: list, task: str, n_bootstrap: int, seed: int, latency_rows: int
+def measure_model(path: Path, *, models_dir: Path, features: pd.DataFrame,
+                  y_index: np.ndarray, n_classes: int, classes: list, task: str,
+                  n_bootstrap: int, seed: int, latency_rows: int,
+                  expected_sha256: str | None = None, trusted_types: tuple[str, ...] = ()
                   ) -> tuple[dict[str, Any], bytes | None, bytes | None]:
     """Load one model file and measure it; returns (payload, replicates, rows) for the store.
 
     Never raises for a bad model: the payload then has ``status: failed`` and the reason.
+    The file must stay inside ``models_dir`` and hash to ``expected_sha256`` (the version the
+    result is stored under) before anything is loaded.
     """
     started = time.perf_counter()
     try:
-        model, load_seconds, load_peak = _load(path)
+        payload_bytes = read_model_bytes(path, models_dir, path.name, expected_sha256,
+                                         "hashed")
+    except ModelLoadError as err:
+        return {"status": "failed", "reason": err.detail, "transient": True}, None, None
+    try:
+        model, load_seconds, load_peak = _load(payload_bytes, path.name, trusted_types)
         columns = _model_columns(model, features)
         class_index = _class_positions(model, classes)
         X = features[columns]
@@ -294,25 +318,24 @@ class _ModelProblem(Exception):
     """A model that cannot be measured; the message is shown as the failure reason."""
 
 
-def _load(path: Path) -> tuple[Any, float, int]:
-    """The model, its load time and the peak memory its unpickling allocates.
+def _load(payload: bytes, file_name: str, trusted_types: tuple[str, ...]
+          ) -> tuple[Any, float, int]:
+    """The model, its load time and the peak memory its loading allocates.
 
-    A first, untimed load imports whatever the pickle needs, so the measured second load
+    A first, untimed load imports whatever the file needs, so the measured second load
     counts the model's own memory, not the libraries a process happened not to have yet.
     """
     try:
-        joblib.load(path)
+        load_model_bytes(payload, file_name, file_name, trusted_types)
         started = time.perf_counter()
         tracemalloc.start()
         try:
-            model = joblib.load(path)
+            model = load_model_bytes(payload, file_name, file_name, trusted_types)
         finally:
             _, peak = tracemalloc.get_traced_memory()
             tracemalloc.stop()
-    except Exception as err:  # an unreadable file is a failed row, never a crash
-        raise _ModelProblem(f"cannot be loaded: {type(err).__name__}: {err}") from None
-    if not callable(getattr(model, "predict_proba", None)):
-        raise _ModelProblem(f"holds a {type(model).__name__}, which has no predict_proba")
+    except ModelLoadError as err:  # an unreadable file is a failed row, never a crash
+        raise _ModelProblem(err.detail) from None
     return model, time.perf_counter() - started, peak
 
 

@@ -1,8 +1,9 @@
 """The prediction engine: serves a scope's exported model cards as a weighted ensemble.
 
-It reads only the exported cards file and the model files the cards name; it imports neither
-the app nor the store. Before unpickling a model it checks that the file stays inside the
-models root and that its sha256 matches the card, hashing the very bytes it then loads.
+It reads only the exported cards file, the model files the cards name and the scope's
+``trusted_types`` setting for skops files; it imports neither the app nor the store. Before
+loading a model it checks that the file stays inside the models root and that its sha256
+matches the card, hashing the very bytes it then loads.
 
     from promotion.engine import PredictionEngine
     engine = PredictionEngine.load("digits", models_dir="models")
@@ -11,15 +12,12 @@ models root and that its sha256 matches the card, hashing the very bytes it then
 
 from __future__ import annotations
 
-import hashlib
-import io
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import joblib
 import numpy as np
 import pandas as pd
 from pydantic import ValidationError
@@ -27,6 +25,7 @@ from pydantic import ValidationError
 from ._align import ClassMismatch, class_positions, model_columns
 from ._cards import EXPORT_AREA, MODEL_CARDS, ModelCard, ModelCards, cards_files
 from ._errors import InvalidInputError
+from ._loading import load_model_file, scope_trusted_types
 
 __all__ = ["LoadedModel", "PredictionEngine", "newest_cards_file", "read_cards"]
 
@@ -149,30 +148,11 @@ class PredictionEngine:
 
 def _load_member(card: ModelCard, models_dir: Path, source: Path) -> LoadedModel:
     where = f"{source}: card '{card.model_name}' field 'model_path'"
-    root = models_dir.resolve()
-    path = (models_dir.parent / card.model_path).resolve()
-    if not path.is_relative_to(root):
-        raise InvalidInputError(f"{where}: '{card.model_path}' leaves the models root {root}; "
-                                "refused")
-    try:
-        payload = path.read_bytes()
-    except FileNotFoundError:
-        raise InvalidInputError(f"{where}: {card.model_path} is missing") from None
-    except OSError as err:
-        raise InvalidInputError(f"{where}: {card.model_path} cannot be read ({err})") from None
-    digest = hashlib.sha256(payload).hexdigest()
-    if digest != card.sha256:
-        raise InvalidInputError(
-            f"{where}: {card.model_path} does not match the card's sha256 (card "
-            f"{card.sha256[:12]}, file {digest[:12]}); refused before loading")
-    try:
-        model = joblib.load(io.BytesIO(payload))  # the bytes that were hashed
-    except Exception as err:
-        raise InvalidInputError(f"{where}: {card.model_path} cannot be loaded: "
-                                f"{type(err).__name__}: {err}") from None
-    if not callable(getattr(model, "predict_proba", None)):
-        raise InvalidInputError(f"{where}: {card.model_path} holds a {type(model).__name__}, "
-                                "which has no predict_proba")
+    # Root, symlink and sha256 checks come before a byte is loaded (see promotion._loading).
+    model = load_model_file(models_dir.parent / card.model_path, models_dir,
+                            f"{where}: {card.model_path}", expected_sha256=card.sha256,
+                            what="card's",
+                            trusted_types=scope_trusted_types(models_dir, card.scope)).model
     try:
         columns = model_columns(model, list(card.feature_names))
         positions = class_positions(model, list(card.classes))

@@ -64,3 +64,22 @@ def make_scope(root: Path, name: str = "tiny", *, task: str = "multiclass",
         estimator = factory().fit(X.iloc[:split], y[:split])
         write_model(scope_dir, model_name, estimator, model_type=model_type, group=group)
     return scope_dir
+
+
+class _MakesAMarker:
+    """Unpickling this runs ``os.mkdir(marker)``: proof of whether a file was ever loaded."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = str(marker)
+
+    def __reduce__(self) -> tuple[Any, tuple[str]]:
+        import os
+
+        return os.mkdir, (self.marker,)
+
+
+def write_marker_pickle(path: Path, marker: Path) -> Path:
+    """A joblib file whose loading creates the folder ``marker``; returns ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    joblib.dump(_MakesAMarker(marker), path)
+    return path

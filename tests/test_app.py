@@ -254,3 +254,28 @@ def test_lifecycle_champion_gates_override_and_rollback(app_root):
     assert history[-1].action == "rollback" and "bayes misbehaves live" in history[-1].reason
     history_table = at.dataframe[-1].value
     assert len(history_table) == len(history)
+
+
+def test_two_sessions_see_each_others_decisions_on_their_next_rerun(app_root):
+    first, second = open_app(), open_app()
+    buttons(first, "promote:")["logreg"].click()
+    first.run()
+    assert "logreg" in buttons(first, "demote:")
+    assert "logreg" not in buttons(second, "demote:")  # not yet rerun: the old page
+    second.run()
+    assert "logreg" in buttons(second, "demote:")
+    assert "**Total Promoted: 1**" in [m.value for m in second.markdown]
+    buttons(second, "demote:")["logreg"].click()
+    second.run()
+    first.run()
+    assert "logreg" in buttons(first, "promote:")
+    assert "**Total Promoted: 0**" in [m.value for m in first.markdown]
+    # The lifecycle page of the first session shows the champion the second one crowned.
+    lifecycle = open_app(page="views/lifecycle.py")
+    lifecycle_move(lifecycle, "bayes", "production", "second opinion")
+    lifecycle_move(lifecycle, "bayes", "champion", "crowned elsewhere")
+    assert promotion.open_store(app_root).stages("tiny")["bayes"].stage == "champion"
+    first.switch_page("views/lifecycle.py")
+    first.run()
+    assert any("Champion: **bayes**" in s.value for s in first.success)
+    assert not first.exception and not second.exception

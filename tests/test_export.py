@@ -148,7 +148,7 @@ def test_a_tampered_model_file_is_refused_before_loading(models_root, exported):
 
 def test_a_missing_model_file_is_named(models_root, exported):
     (models_root / "tiny" / "tree_d3" / "model.joblib").unlink()
-    with pytest.raises(promotion.InvalidInputError, match="tiny/tree_d3/model.joblib is missing"):
+    with pytest.raises(promotion.InvalidInputError, match="tiny/tree_d3/model.joblib: is missing"):
         PredictionEngine.load("tiny", models_dir=models_root)
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
 import os
 import subprocess
 import sys
+from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 from pathlib import Path
@@ -17,8 +19,10 @@ from sqlalchemy import text
 from sqlalchemy.exc import DatabaseError
 
 import promotion
+from promotion._cards import cards_files
 from promotion._evaluation import ModelEvaluation, ScopeEvaluation
 from promotion._gates import gate_reports
+from promotion.engine import PredictionEngine
 
 ROOT = Path(__file__).resolve().parent.parent
 STORE_BACKENDS = ("sqlite", "postgresql")
@@ -212,20 +216,25 @@ def test_no_lottery_model_passes_the_significance_gate(constructed):
 # --- concurrency --------------------------------------------------------------------------
 
 @pytest.mark.slow
-def test_concurrent_decisions_keep_one_champion_and_a_complete_history(models_root, tiny_scope,
-                                                                       store, store_url,
-                                                                       monkeypatch):
+def test_concurrent_decisions_and_exports_lose_nothing(models_root, tiny_scope, store, store_url,
+                                                      monkeypatch):
+    """Processes promoting, demoting, crowning and exporting one scope at once."""
     monkeypatch.setenv("PROMOTION_DB_URL", store_url)  # the worker processes' store
     promotion.scope_state(models_root, "tiny", store)  # evaluate once, cached for the workers
-    workers, operations = 4, 60
+    workers, operations = 6, 50
     with ProcessPoolExecutor(workers) as pool:
         results = list(pool.map(_run_worker, [(str(models_root), seed, operations)
                                               for seed in range(workers)]))
-    changed = sum(1 for result in results for _, _, moved in result if moved)
+    done = [(seed, *op) for seed, result in enumerate(results) for op in result]
+    assert len(done) == workers * operations
+    moves = [(m, target, f"worker-{seed}") for seed, m, target, changed, _ in done
+             if changed and target != "export"]
     history = store.history("tiny")
-    # Every successful decision is in the history (plus the archivings a new champion causes).
-    archived_by_crowning = sum(1 for t in history if t.reason.startswith("replaced as champion"))
-    assert len(history) == changed + archived_by_crowning
+    # No lost update: every move a worker was told it made is in the history, once, and
+    # nothing else is but the archivings a new champion causes.
+    crowning = [t for t in history if t.reason.startswith("replaced as champion")]
+    assert Counter(moves) == Counter((t.model_name, t.to_stage, t.actor) for t in history
+                                     if t not in crowning)
     # Replaying the history from nothing gives exactly the stages stored now.
     replayed: dict[str, str] = {}
     for entry in history:
@@ -233,17 +242,23 @@ def test_concurrent_decisions_keep_one_champion_and_a_complete_history(models_ro
         replayed[entry.model_name] = entry.to_stage
     assert replayed == {n: r.stage for n, r in store.stages("tiny").items()}
     assert sum(stage == "champion" for stage in replayed.values()) <= 1
-    print(f"concurrency: {workers} processes, {workers * operations} operations, "
-          f"{changed} changes, {len(history)} history entries")
+    # Every export made meanwhile is complete and loads; nothing else is where the engine looks.
+    exported = {Path(f) for *_, f in done if f}
+    assert exported, "no export ran: the test proves nothing about exports"
+    assert set(cards_files(models_root, "tiny")) == exported
+    for path in exported:
+        engine = PredictionEngine.load("tiny", models_root, cards_file=path)
+        assert math.fsum(c.ensemble_weight for c in engine.cards) == pytest.approx(1, abs=1e-12)
+        assert sum(c.is_champion for c in engine.cards) <= 1
+    print(f"concurrency: {workers} processes, {len(done)} operations ({len(moves)} moves, "
+          f"{len(exported)} exports), {len(history)} history entries, nothing lost")
 
 
-def _run_worker(args: tuple[str, int, int]) -> list[tuple[str, str, bool]]:
+def _run_worker(args: tuple[str, int, int]) -> list[tuple[str, str, bool, str | None]]:
     from workers import random_decisions
 
     models_dir, seed, operations = args
-    return random_decisions(models_dir, "tiny", seed, operations)
-
-
+    return random_decisions(models_dir, "tiny", seed, operations, export_share=0.2)
 
 
 def test_a_promoted_model_whose_folder_is_gone_can_still_be_archived(models_root, tiny_scope,

@@ -5,7 +5,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from hypothesis import given, settings
+import pytest
+from factories import make_scope
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import promotion
@@ -42,3 +44,122 @@ def test_ranking_is_a_permutation_consistent_with_scores(accuracies, seed):
     assert scores == sorted(scores, reverse=True)
     for row in board.ranked:
         assert row.composite_interval[0] <= row.composite_score <= row.composite_interval[1]
+
+
+# --- ensemble weights, every method -----------------------------------------------------------
+
+@st.composite
+def promoted_sets(draw):
+    """Any non-empty promoted set: composites, holdout predictions and true classes."""
+    n_models = draw(st.integers(1, 8))
+    n_classes = draw(st.integers(2, 6))
+    n_rows = draw(st.integers(4, 60))
+    seed = draw(st.integers(0, 2**31 - 1))
+    rng = np.random.default_rng(seed)
+    probas = [rng.dirichlet(np.ones(n_classes), size=n_rows) for _ in range(n_models)]
+    y = rng.integers(0, n_classes, size=n_rows)
+    composites = draw(st.lists(st.floats(0, 1), min_size=n_models, max_size=n_models))
+    return [f"m{i}" for i in range(n_models)], composites, probas, y, seed
+
+
+@settings(max_examples=80, deadline=None)
+@given(promoted_sets(), st.sampled_from(promotion.METHODS), st.integers(1, 40))
+def test_ensemble_weights_of_every_method_are_non_negative_and_sum_to_one(promoted, method,
+                                                                          size):
+    names, composites, probas, y, seed = promoted
+    if method == "score" and math.fsum(composites) == 0:
+        with pytest.raises(promotion.InvalidInputError, match="all zero"):
+            promotion.ensemble_weights(method, names, composites, probas, y, seed=seed,
+                                       size=size)
+        return
+    weights = promotion.ensemble_weights(method, names, composites, probas, y, seed=seed,
+                                         size=size)
+    assert list(weights) == names
+    assert all(w >= 0 for w in weights.values())
+    assert abs(math.fsum(weights.values()) - 1.0) <= 1e-12
+
+
+# --- promote / demote are idempotent on a real store --------------------------------------------
+
+@pytest.fixture(scope="module")
+def evaluated(tmp_path_factory):
+    root = tmp_path_factory.mktemp("props") / "models"
+    make_scope(root, "tiny", models=("logreg", "tree_d3", "bayes"))
+    store = promotion.open_store(root)
+    state = promotion.scope_state(root, "tiny", store, n_jobs=1)
+    yield root, store, state
+    store.close()
+
+
+ACTIONS = st.lists(st.tuples(st.sampled_from(["logreg", "tree_d3", "bayes"]),
+                             st.sampled_from(["promote", "demote", "champion"])),
+                   min_size=1, max_size=12)
+
+
+@settings(max_examples=30, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ACTIONS)
+def test_promote_demote_and_crowning_are_idempotent(evaluated, actions):
+    root, _, state = evaluated
+    store = promotion.open_store(root, f"sqlite:///{root}/idem-{next(_counter)}.db")
+    try:
+        for model, action in actions:
+            first = _act(store, state, model, action)
+            stages, history = store.stages("tiny"), store.history("tiny")
+            assert _act(store, state, model, action) is None  # the same again: a no-op
+            assert store.stages("tiny") == stages and store.history("tiny") == history
+            if first is not None:
+                assert first.model_name == model
+    finally:
+        store.close()
+
+
+_counter = iter(range(10**9))
+
+
+def _act(store, state, model, action):
+    args = (store, state.scope, state.evaluation, state.board, model)
+    try:
+        if action == "promote":
+            return promotion.promote(*args, actor="a", reason="r", override=True)
+        if action == "demote":
+            return promotion.demote(*args, actor="a", reason="r")
+        return promotion.make_champion(*args, actor="a", reason="r", override=True)
+    except promotion.InvalidTransitionError:
+        return None  # not allowed from the current stage: nothing may have changed either
+
+
+# --- export -> engine load round-trips every card field -----------------------------------------
+
+@pytest.fixture(scope="module")
+def exportable(evaluated):
+    root, store, state = evaluated
+    for name in ("logreg", "tree_d3", "bayes"):
+        promotion.promote(store, state.scope, state.evaluation, state.board, name, actor="a",
+                          reason="r", override=True)
+    promoted = promotion.promoted_set(state.scope, store, state.evaluation, state.board)
+    return root, store, promoted, promotion.build_cards(promoted, store)
+
+
+texts = st.text(max_size=200)
+
+
+@settings(max_examples=25, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.floats(0, 1e6), min_size=3, max_size=3).filter(lambda ws: sum(ws) > 0),
+       st.lists(st.tuples(texts, texts, texts, texts), min_size=3, max_size=3),
+       st.sampled_from(promotion.METHODS))
+def test_export_then_engine_load_round_trips_every_card_field(exportable, raw, words, method):
+    from promotion.engine import PredictionEngine
+
+    root, store, promoted, cards = exportable
+    weights = promotion.normalize(raw)
+    edited = [card.model_copy(update={
+        "ensemble_weight": float(w), "weights_method": method, "strength": s,
+        "known_bias": b, "recommended_use": u, "model_type": t or "x"})
+        for card, w, (s, b, u, t) in zip(cards, weights, words, strict=True)]
+    written = promotion.export_results(promoted, store, method, cards=edited)
+    engine = PredictionEngine.load("tiny", root, cards_file=written.model_cards)
+    assert engine.cards == written.cards
+    for loaded, card in zip(engine.cards, written.cards, strict=True):
+        assert loaded.model_dump() == card.model_dump()  # every field, one by one

@@ -1,31 +1,77 @@
-"""Code run in other processes by the concurrency tests (importable by a fresh interpreter)."""
+"""Code run in other processes by the concurrency and crash tests (importable by a fresh
+interpreter or a fork server)."""
 
 from __future__ import annotations
 
 import random
+from multiprocessing.connection import Connection
 from pathlib import Path
 
 import promotion
 
+TARGETS = ("production", "champion", "archived")
 
-def random_decisions(models_dir: str, scope_name: str, seed: int, operations: int
-                     ) -> list[tuple[str, str, bool]]:
-    """Promote, demote and crown models at random; return (model, target, changed) per op."""
+
+def random_decisions(models_dir: str, scope_name: str, seed: int, operations: int,
+                     export_share: float = 0.0) -> list[tuple[str, str, bool, str | None]]:
+    """Promote, demote, crown and export at random.
+
+    Returns (model, target, changed, cards file) per operation; ``target`` is ``export`` for an
+    export, whose cards file is named when it was written.
+    """
     root = Path(models_dir)
     store = promotion.open_store(root)
     state = promotion.scope_state(root, scope_name, store, n_jobs=1)
     names = [row.model_name for row in state.board.ranked]
     rng = random.Random(seed)
-    done = []
+    done: list[tuple[str, str, bool, str | None]] = []
     for _ in range(operations):
-        model, target = rng.choice(names), rng.choice(["production", "champion", "archived"])
+        if rng.random() < export_share:
+            try:
+                paths = promotion.export_scope(root, scope_name, store, "score")
+            except promotion.InvalidInputError:
+                done.append(("", "export", False, None))  # nothing promoted at that moment
+                continue
+            done.append(("", "export", True, str(paths.model_cards)))
+            continue
+        model, target = rng.choice(names), rng.choice(TARGETS)
         try:
             moved = promotion.transition_model(
                 store, state.scope, state.evaluation, state.board, model, target,
                 actor=f"worker-{seed}", reason=f"random decision {seed}", override=True)
         except promotion.InvalidTransitionError:
-            done.append((model, target, False))  # not allowed from its stage now, or raced
+            done.append((model, target, False, None))  # not allowed from its stage, or raced
             continue
-        done.append((model, target, moved is not None))
+        done.append((model, target, moved is not None, None))
     store.close()
     return done
+
+
+def export_forever(models_dir: str, promoted: promotion.PromotedSet,
+                   cards: list[promotion.ModelCard], conn: Connection) -> None:
+    """Export the same cards again and again, reporting each complete cards file; the test
+    kills this process at random points."""
+    store = promotion.open_store(Path(models_dir))
+    conn.send("ready")
+    while True:
+        paths = promotion.export_results(promoted, store, cards=cards)
+        conn.send(paths.model_cards.name)
+
+
+def decide_forever(models_dir: str, scope_name: str, seed: int, conn: Connection) -> None:
+    """Random transitions without end, reporting each; the test kills this process."""
+    root = Path(models_dir)
+    store = promotion.open_store(root)
+    state = promotion.scope_state(root, scope_name, store, n_jobs=1)
+    names = [row.model_name for row in state.board.ranked]
+    rng = random.Random(seed)
+    conn.send("ready")
+    while True:
+        model, target = rng.choice(names), rng.choice(TARGETS)
+        try:
+            promotion.transition_model(store, state.scope, state.evaluation, state.board,
+                                       model, target, actor=f"crash-{seed}",
+                                       reason="decided before a crash", override=True)
+        except promotion.InvalidTransitionError:
+            pass
+        conn.send(target)

@@ -61,7 +61,8 @@ def folder_signature(folder: Path) -> tuple:
     except OSError:
         return ()
     for child in children:
-        paths = [child / "meta.json", child / "model.joblib"] if child.is_dir() else [child]
+        paths = ([child / "meta.json", *(child / name for name in promotion.MODEL_FILES)]
+                 if child.is_dir() else [child])
         for path in paths:
             try:
                 stat = path.stat()
