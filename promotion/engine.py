@@ -165,7 +165,7 @@ class PredictionEngine:
                 features=self.feature_names, latency_ms=latency, request_ids=ids,
                 served=served_by, probas=np.stack(probas, axis=1) if rows else
                 np.zeros((0, len(self.members), len(self.classes))),
-                inputs=_numeric(X), failed=[",".join(f) or None for f in failed]))
+                inputs=_numeric(X), failed=[json.dumps(f) if f else None for f in failed]))
         return Served(proba, ids, served_by)
 
     def predict_breakdown(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
