@@ -280,3 +280,26 @@ def show_notice() -> None:
     if notice:
         kind, text = notice
         (st.success if kind == "ok" else st.error)(text)
+
+
+def _log_signature(scope: promotion.Scope) -> tuple:
+    """Size and mtime of the scope's prediction log (and its WAL): new traffic reloads it."""
+    path = promotion.log_path(scope.models_dir, scope.name)
+    signature = []
+    for candidate in (path, path.with_name(path.name + "-wal")):
+        try:
+            stat = candidate.stat()
+            signature.append((stat.st_size, stat.st_mtime_ns))
+        except OSError:
+            signature.append((-1, -1))
+    return tuple(signature)
+
+
+@st.cache_resource(show_spinner="Reading the prediction log…", max_entries=8)
+def _live(root: str, scope_name: str, signature: tuple) -> promotion.LiveData:
+    return promotion.load_live(Path(root), scope_name)
+
+
+def live_data(scope: promotion.Scope) -> promotion.LiveData:
+    """The scope's logged requests joined with their outcomes, read again when the log grows."""
+    return _live(str(scope.models_dir), scope.name, _log_signature(scope))
