@@ -113,7 +113,7 @@ class ScopeConfig(BaseModel):
         description="Promotion gate thresholds; see *Gates* (unknown keys refused).")
     deployment: DeploymentSettings = Field(
         default_factory=DeploymentSettings,
-        description="Default serving mode; see *Deployment modes* (unknown keys refused).")
+        description="Default serving mode; see *Production* (unknown keys refused).")
 
     @field_validator("holdout")
     @classmethod

@@ -227,7 +227,8 @@ def wilson(hits: int, n: int, z: float = 1.959964) -> tuple[float, float]:
     p = hits / n
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
+    # Rounding could leave p = 0 or 1 a hair outside its own interval.
+    return min(p, max(0.0, centre - half)), max(p, min(1.0, centre + half))
 
 
 def _hanley_mcneil(auc: float, positives: int, negatives: int, z: float = 1.959964

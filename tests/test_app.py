@@ -12,7 +12,7 @@ import promotion
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 PAGES = ["views/leaderboard.py", "views/explorer.py", "views/comparison.py",
-         "views/lifecycle.py"]
+         "views/lifecycle.py", "views/monitoring.py"]
 
 
 @pytest.fixture
@@ -254,3 +254,73 @@ def test_lifecycle_champion_gates_override_and_rollback(app_root):
     assert history[-1].action == "rollback" and "bayes misbehaves live" in history[-1].reason
     history_table = at.dataframe[-1].value
     assert len(history_table) == len(history)
+
+
+def monitored(app_root: Path, requests: int = 1200) -> None:
+    """tiny: logreg champion, tree_d3 a 10% canary, replayed traffic with outcomes."""
+    store = promotion.open_store(app_root)
+    for name in ("logreg", "tree_d3"):
+        promotion.change_stage(app_root, "tiny", store, name, "production", actor="ana",
+                               reason="test")
+    promotion.change_stage(app_root, "tiny", store, "logreg", "champion", actor="ana",
+                           reason="test")
+    promotion.deploy(app_root, "tiny", store, "canary", canary="tree_d3", canary_share=0.1,
+                     actor="ana", reason="start the canary")
+    promotion.simulate(app_root, "tiny", requests, drift=("f2", 1.0), seed=3, days=8)
+    store.close()
+
+
+def test_monitoring_without_an_export_or_log_says_what_to_do(app_root):
+    at = open_app(page="views/monitoring.py")
+    assert any("Nothing exported to serve yet" in i.value for i in at.info)
+
+
+def test_monitoring_shows_live_metrics_drift_and_applies_the_recommendation(app_root):
+    monitored(app_root)
+    at = open_app(page="views/monitoring.py")
+    assert not at.error
+    assert any("1,200 requests logged, 1,200 with outcomes" in t.value for t in at.text)
+    windows = at.dataframe[1].value
+    assert set(windows["model"]) == {"logreg", "tree_d3"}
+    assert (windows["low"] <= windows["value"]).all()
+    assert (windows["value"] <= windows["high"]).all()
+    drift_table = at.dataframe[-1].value
+    assert drift_table["feature"].iloc[0] == "f2" and drift_table["flagged"].iloc[0]
+    assert any("f2" in w.value for w in at.warning)
+    heading = [h.value for h in at.subheader if h.value.startswith("Recommendation")][0]
+    assert "Wait" not in heading  # 1,200 outcomes over 8 days: a decision is due
+    button = [b for b in at.button if b.key == "apply:tiny"][0]
+    assert button.disabled  # no reason yet
+    at.text_input(key="monitoring_reason").input("weekly review")
+    at.run()
+    [b for b in at.button if b.key == "apply:tiny"][0].click()
+    at.run()
+    assert not at.exception, at.exception
+    assert any(s.value.startswith("Applied:") for s in at.success)
+    decided = promotion.open_store(app_root).deployments("tiny")
+    assert decided[-1].actor == "ana" and "weekly review" in decided[-1].reason
+
+
+def test_lifecycle_deploys_a_canary_with_a_reason(app_root):
+    store = promotion.open_store(app_root)
+    for name in ("logreg", "bayes"):
+        promotion.change_stage(app_root, "tiny", store, name, "production", actor="ana",
+                               reason="test")
+    promotion.change_stage(app_root, "tiny", store, "logreg", "champion", actor="ana",
+                           reason="test")
+    at = open_app(page="views/lifecycle.py")
+    at.selectbox(key="deploy_mode:tiny").set_value("canary")
+    at.run()
+    at.selectbox(key="deploy_canary:tiny").set_value("bayes")
+    at.text_input(key="deploy_reason").input("try bayes on live traffic")
+    at.run()
+    [b for b in at.button if b.key == "deploy:tiny"][0].click()
+    at.run()
+    assert not at.exception, at.exception
+    assert any("canary: bayes answers 10% of requests" in s.value for s in at.success)
+    record = store.deployments("tiny")[-1]
+    assert (record.mode, record.canary_model, record.canary_share, record.actor) == (
+        "canary", "bayes", 0.1, "ana")
+    from promotion.engine import PredictionEngine
+
+    assert PredictionEngine.load("tiny", app_root, log=False).canary == "bayes"
