@@ -159,42 +159,58 @@ class LiveData:
 
 def load_live(models_dir: Path, scope: str) -> LiveData:
     """Everything logged for ``scope`` (empty when nothing was served yet)."""
-    records = read_requests(log_path(models_dir, scope))
+    records, batches = read_requests(log_path(models_dir, scope))
     if not records:
         return LiveData(pd.DataFrame(columns=["request_id", "at", "served", "batch_id",
                                               "export", "mode", "canary", "canary_share"]),
                         {}, {}, {}, np.zeros(0, int), [], [], np.zeros((0, 0), np.float32))
-    classes = [str(c) for c in json.loads(records[-1]["classes"])]
-    features = json.loads(records[-1]["features"])
-    index = {c: i for i, c in enumerate(classes)}
+    newest = batches[max(batches)]
+    classes = [str(c) for c in json.loads(newest["classes"])]
+    features = json.loads(newest["features"])
     n = len(records)
     probas: dict[str, np.ndarray] = {}
     failed: dict[str, np.ndarray] = {}
     latency: dict[str, np.ndarray] = {}
     inputs = np.full((n, len(features)), np.nan, dtype=np.float32)
+    decoded = {batch_id: _decode(batch, len(classes), features)
+               for batch_id, batch in batches.items()}
     for row, record in enumerate(records):
-        models = json.loads(record["models"])
-        block = np.frombuffer(record["probas"], dtype=np.float32).reshape(len(models), -1)
-        times = json.loads(record["latency_ms"])
+        models, block, times, batch_inputs = decoded[record["batch_id"]]
         bad = set(json.loads(record["failed"])) if record["failed"] else set()
         for k, model in enumerate(models):
             if model not in probas:
                 probas[model] = np.full((n, len(classes)), np.nan)
                 failed[model] = np.zeros(n, dtype=bool)
                 latency[model] = np.full(n, np.nan)
-            if block.shape[1] == len(classes):
-                probas[model][row] = block[k]
+            if block is not None:
+                probas[model][row] = block[record["row"], k]
             failed[model][row] = model in bad
             latency[model][row] = times.get(model, np.nan)
-        if json.loads(record["features"]) == features:
-            inputs[row] = np.frombuffer(record["inputs"], dtype=np.float32)
+        if batch_inputs is not None:
+            inputs[row] = batch_inputs[record["row"]]
+    facts = ("export", "mode", "canary", "canary_share")
     frame = pd.DataFrame.from_records(
-        [{k: r[k] for k in ("request_id", "served", "batch_id", "export", "mode", "canary",
-                            "canary_share")} | {"at": r["at"]} for r in records])
+        [{"request_id": r["request_id"], "served": r["served"], "batch_id": r["batch_id"],
+          "at": r["at"]} | {k: batches[r["batch_id"]][k] for k in facts} for r in records])
     frame["at"] = pd.to_datetime(frame["at"], unit="s", utc=True)
+    index = {c: i for i, c in enumerate(classes)}
     y = np.array([index.get(str(r["label"]), -1) if r["label"] is not None else -1
                   for r in records])
     return LiveData(frame, probas, failed, latency, y, classes, features, inputs)
+
+
+def _decode(batch: dict, n_classes: int, features: list[str]
+            ) -> tuple[list[str], np.ndarray | None, dict[str, float], np.ndarray | None]:
+    """A batch's models, probabilities (rows, models, classes), latencies and inputs; arrays
+    of another class or feature layout (an older export) are left out."""
+    models = json.loads(batch["models"])
+    rows = batch["rows"]
+    block = np.frombuffer(batch["probas"], dtype=np.float32)
+    block = (block.reshape(rows, len(models), n_classes)
+             if block.size == rows * len(models) * n_classes else None)
+    inputs = (np.frombuffer(batch["inputs"], dtype=np.float32).reshape(rows, len(features))
+              if json.loads(batch["features"]) == features else None)
+    return models, block, json.loads(batch["latency_ms"]), inputs
 
 
 # --- live metrics ------------------------------------------------------------------------

@@ -6,14 +6,17 @@ transaction, committed before the answer is returned: nothing answered is unlogg
 with ``synchronous=NORMAL`` makes a commit survive the process being killed at any point
 (the OS holds the written pages); only a power loss may drop the last commits.
 
-Tables: ``batch`` (one row per served batch: time, export, mode, models, per-model latency),
-``request`` (one row per request: id, time, served model, every model's probabilities as
-float32, the input features as float32, which models failed) and ``outcome`` (true labels,
-written by ``promotion`` when they arrive; see ``record_outcomes``).
+Tables: ``batch`` (one row per served batch: time, export, mode, models, per-model latency,
+every model's probabilities and the input features as float32 arrays, rows × models × classes
+and rows × features), ``request`` (one row per request: id, time, its row in the batch, the
+served model, which models failed) and ``outcome`` (true labels, written by ``promotion`` when
+they arrive; see ``record_outcomes``). Keeping the arrays per batch makes a request's row small:
+logging stays a small share of the batch's prediction time.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import sqlite3
 from collections.abc import Iterator, Sequence
@@ -39,18 +42,18 @@ CREATE TABLE IF NOT EXISTS batch (
     classes TEXT NOT NULL,
     features TEXT NOT NULL,
     rows INTEGER NOT NULL,
-    latency_ms TEXT NOT NULL
+    latency_ms TEXT NOT NULL,
+    probas BLOB NOT NULL,
+    inputs BLOB NOT NULL
 );
 CREATE TABLE IF NOT EXISTS request (
     request_id TEXT PRIMARY KEY,
     batch_id INTEGER NOT NULL REFERENCES batch(id),
+    row INTEGER NOT NULL,
     at REAL NOT NULL,
     served TEXT NOT NULL,
-    probas BLOB NOT NULL,
-    inputs BLOB NOT NULL,
     failed TEXT
 );
-CREATE INDEX IF NOT EXISTS request_at ON request(at);
 CREATE TABLE IF NOT EXISTS outcome (
     request_id TEXT PRIMARY KEY,
     label TEXT NOT NULL,
@@ -128,20 +131,19 @@ class PredictionLog:
             with transaction(conn):
                 batch_id = conn.execute(
                     "INSERT INTO batch (at, export, mode, canary, canary_share, models, "
-                    "classes, features, rows, latency_ms) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                    "classes, features, rows, latency_ms, probas, inputs) "
+                    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                     (float(batch.at.min()) if len(batch.at) else 0.0, batch.export,
                      batch.mode, batch.canary, batch.canary_share, json.dumps(batch.models),
                      json.dumps([_plain(c) for c in batch.classes]),
                      json.dumps(batch.features), len(batch.request_ids),
-                     json.dumps(batch.latency_ms))).lastrowid
+                     json.dumps(batch.latency_ms), probas.tobytes(),
+                     inputs.tobytes())).lastrowid
                 conn.executemany(
-                    "INSERT INTO request (request_id, batch_id, at, served, probas, inputs, "
-                    "failed) VALUES (?,?,?,?,?,?,?)",
-                    ((rid, batch_id, float(at), served, probas[i].tobytes(),
-                      inputs[i].tobytes(), failed)
-                     for i, (rid, at, served, failed) in enumerate(zip(
-                         batch.request_ids, batch.at, batch.served, batch.failed,
-                         strict=True))))
+                    "INSERT INTO request (request_id, batch_id, row, at, served, failed) "
+                    "VALUES (?,?,?,?,?,?)",
+                    zip(batch.request_ids, itertools.repeat(batch_id), itertools.count(),
+                        batch.at.tolist(), batch.served, batch.failed))
         except sqlite3.IntegrityError:
             raise InvalidInputError(
                 f"{self.path}: a request id of this batch is already logged; request ids "
@@ -162,17 +164,16 @@ def _plain(value: object) -> object:
     return value.item() if hasattr(value, "item") else value
 
 
-def read_requests(path: Path) -> list[dict]:
-    """Every logged request with its batch's facts and its outcome (None when unknown)."""
+def read_requests(path: Path) -> tuple[list[dict], dict[int, dict]]:
+    """Every logged request with its outcome (None when unknown), in time order, and the
+    batches they belong to by id."""
     if not path.exists():
-        return []
+        return [], {}
     with closing(connect(path)) as conn:
         conn.row_factory = sqlite3.Row
         rows = conn.execute(
-            "SELECT r.request_id, r.at, r.served, r.probas, r.inputs, r.failed, "
-            "b.id AS batch_id, b.export, b.mode, b.canary, b.canary_share, b.models, "
-            "b.classes, b.features, b.latency_ms, o.label "
-            "FROM request r JOIN batch b ON b.id = r.batch_id "
-            "LEFT JOIN outcome o ON o.request_id = r.request_id ORDER BY r.at, r.rowid"
-        ).fetchall()
-    return [dict(row) for row in rows]
+            "SELECT r.request_id, r.at, r.served, r.failed, r.batch_id, r.row, o.label "
+            "FROM request r LEFT JOIN outcome o ON o.request_id = r.request_id "
+            "ORDER BY r.at, r.batch_id, r.row").fetchall()
+        batches = {b["id"]: dict(b) for b in conn.execute("SELECT * FROM batch")}
+    return [dict(row) for row in rows], batches

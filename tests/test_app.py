@@ -256,14 +256,20 @@ def test_lifecycle_champion_gates_override_and_rollback(app_root):
     assert len(history_table) == len(history)
 
 
-def monitored(app_root: Path, requests: int = 1200) -> None:
-    """tiny: logreg champion, tree_d3 a 10% canary, replayed traffic with outcomes."""
+def crowned(app_root: Path, challenger: str) -> promotion.SqlStore:
+    """tiny: logreg champion and ``challenger`` in production; returns the store."""
     store = promotion.open_store(app_root)
-    for name in ("logreg", "tree_d3"):
+    for name in ("logreg", challenger):
         promotion.change_stage(app_root, "tiny", store, name, "production", actor="ana",
                                reason="test")
     promotion.change_stage(app_root, "tiny", store, "logreg", "champion", actor="ana",
                            reason="test")
+    return store
+
+
+def monitored(app_root: Path, requests: int = 1200) -> None:
+    """tiny: logreg champion, tree_d3 a 10% canary, replayed traffic with outcomes."""
+    store = crowned(app_root, "tree_d3")
     promotion.deploy(app_root, "tiny", store, "canary", canary="tree_d3", canary_share=0.1,
                      actor="ana", reason="start the canary")
     promotion.simulate(app_root, "tiny", requests, drift=("f2", 1.0), seed=3, days=8)
@@ -302,12 +308,7 @@ def test_monitoring_shows_live_metrics_drift_and_applies_the_recommendation(app_
 
 
 def test_lifecycle_deploys_a_canary_with_a_reason(app_root):
-    store = promotion.open_store(app_root)
-    for name in ("logreg", "bayes"):
-        promotion.change_stage(app_root, "tiny", store, name, "production", actor="ana",
-                               reason="test")
-    promotion.change_stage(app_root, "tiny", store, "logreg", "champion", actor="ana",
-                           reason="test")
+    store = crowned(app_root, "bayes")
     at = open_app(page="views/lifecycle.py")
     at.selectbox(key="deploy_mode:tiny").set_value("canary")
     at.run()
