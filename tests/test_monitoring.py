@@ -341,3 +341,36 @@ def test_simulated_times_are_spread_over_the_days(champion_export):
     report = promotion.simulate(champion_export, "tiny", 100, days=5, end=end)
     assert report.first_at == datetime(2026, 1, 5, tzinfo=UTC)
     assert report.last_at < end
+
+
+def run_cli(*args: str, models_dir: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-m", "promotion", *args, "--models-dir",
+                           str(models_dir)], capture_output=True, text=True, env=env)
+
+
+def test_predict_simulate_and_monitor_from_the_command_line(champion_export, tmp_path):
+    rows = tmp_path / "rows.csv"
+    holdout(champion_export).drop(columns="label").head(4).assign(
+        request_id=["w", "x", "y", "z"]).to_csv(rows, index=False)
+    done = run_cli("predict", "--scope", "tiny", "--input", str(rows), models_dir=champion_export)
+    assert done.returncode == 0, done.stderr
+    out = pd.read_csv(__import__("io").StringIO(done.stdout))
+    assert list(out["request_id"]) == ["w", "x", "y", "z"] and set(out["served_by"]) == {
+        "logreg"}
+    assert {r for (r,) in log_rows(champion_export, "SELECT request_id FROM request")} == set(
+        "wxyz")
+    done = run_cli("simulate", "--scope", "tiny", "--requests", "300", "--drift", "f1:2",
+                   models_dir=champion_export)
+    assert done.returncode == 0, done.stderr
+    assert "300 requests served and logged" in done.stdout and "feature f1 drifted" in done.stdout
+    done = run_cli("monitor", "--scope", "tiny", models_dir=champion_export)
+    assert done.returncode == 0, done.stderr
+    assert "recommendation: wait (300 outcomes < 1,000 needed)" in done.stdout
+    assert "f1" in done.stdout.splitlines()[2] and "DRIFT" in done.stdout.splitlines()[2]
+    for bad, message in ((["--drift", "f1"], "expected FEATURE:SHIFT"),
+                         (["--drift", "nope:1"], "has no feature 'nope'")):
+        done = run_cli("simulate", "--scope", "tiny", "--requests", "10", *bad,
+                       models_dir=champion_export)
+        assert done.returncode == 2 and message in done.stderr
+        assert "Traceback" not in done.stderr
