@@ -15,12 +15,11 @@ Exactly 1,000 outcomes, exactly 5% below, exactly 1% and exactly 2× do not trig
 
 from __future__ import annotations
 
-import json
 import math
-import sqlite3
 import time
+from collections import Counter
 from contextlib import closing
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
@@ -41,7 +40,7 @@ from ._lifecycle import (
     rollback,
     set_deployment,
 )
-from ._predlog import connect, log_path, read_requests, transaction
+from ._predlog import connect, log_path, read_batches, read_outcomes, transaction
 from ._store import Store
 
 MIN_OUTCOMES = 1000
@@ -65,13 +64,15 @@ class OutcomeReport:
     duplicates: list[str] = field(default_factory=list)  # same label again: ignored
     conflicts: list[str] = field(default_factory=list)  # another label: the first is kept
     unknown_labels: list[str] = field(default_factory=list)
+    ambiguous: list[str] = field(default_factory=list)  # logged more than once
 
     def summary(self) -> str:
         parts = [f"{self.written} outcome(s) joined"]
         for name, ids in (("unmatched (no such request logged)", self.unmatched),
                           ("duplicate (same label again, ignored)", self.duplicates),
                           ("conflicting (another label; the first is kept)", self.conflicts),
-                          ("with an unknown label", self.unknown_labels)):
+                          ("with an unknown label", self.unknown_labels),
+                          ("ambiguous (logged more than once; not joined)", self.ambiguous)):
             if ids:
                 shown = ", ".join(ids[:5]) + (f" … (+{len(ids) - 5})" if len(ids) > 5 else "")
                 parts.append(f"{len(ids)} {name}: {shown}")
@@ -98,24 +99,29 @@ def record_outcomes(models_dir: Path, scope: str, labels: pd.DataFrame, *,
     """Join true labels to the logged requests of ``scope``.
 
     A label may arrive any time after its request (late labels are fine). An id that was
-    never logged is reported as unmatched and not kept. The first label of a request wins: a
-    repeat with the same label is reported as a duplicate, one with another label as a
-    conflict; neither changes what is stored.
+    never logged is reported as unmatched and not kept; one logged more than once is reported
+    as ambiguous and not kept. The first label of a request wins: a repeat with the same label
+    is reported as a duplicate, one with another label as a conflict; neither changes what is
+    stored.
     """
     path = log_path(models_dir, scope)
-    if not path.exists():
-        raise InvalidInputError(f"{path}: no prediction log for scope '{scope}' yet. Hint: "
-                                "serve predictions first (python -m promotion predict/simulate)")
+    batches = read_batches(path)
+    if not batches:
+        raise InvalidInputError(f"{path}: no prediction logged for scope '{scope}' yet. "
+                                "Hint: serve predictions first (python -m promotion predict or "
+                                "simulate)")
+    classes = {c for batch in batches for c in batch.classes}
+    logged = Counter(i for batch in batches for i in batch.request_ids)
     report = OutcomeReport(written=0)
     with closing(connect(path)) as conn, transaction(conn):
-        classes = _classes(conn)
-        logged = {r for (r,) in conn.execute("SELECT request_id FROM request")}
         stored = dict(conn.execute("SELECT request_id, label FROM outcome"))
         rows = []
         for request_id, label in zip(labels["request_id"].astype(str).str.strip(),
                                      labels["label"].astype(str).str.strip(), strict=True):
             if request_id not in logged:
                 report.unmatched.append(request_id)
+            elif logged[request_id] > 1:
+                report.ambiguous.append(request_id)
             elif label not in classes:
                 report.unknown_labels.append(request_id)
             elif request_id in stored:
@@ -126,15 +132,7 @@ def record_outcomes(models_dir: Path, scope: str, labels: pd.DataFrame, *,
                 rows.append((request_id, label, time.time(), source))
         conn.executemany("INSERT INTO outcome (request_id, label, recorded_at, source) "
                          "VALUES (?,?,?,?)", rows)
-    return OutcomeReport(len(rows), report.unmatched, report.duplicates, report.conflicts,
-                         report.unknown_labels)
-
-
-def _classes(conn: sqlite3.Connection) -> set[str]:
-    found: set[str] = set()
-    for (text,) in conn.execute("SELECT DISTINCT classes FROM batch"):
-        found |= {str(c) for c in json.loads(text)}
-    return found
+    return replace(report, written=len(rows))
 
 
 # --- the log as arrays -------------------------------------------------------------------
@@ -158,59 +156,48 @@ class LiveData:
 
 
 def load_live(models_dir: Path, scope: str) -> LiveData:
-    """Everything logged for ``scope`` (empty when nothing was served yet)."""
-    records, batches = read_requests(log_path(models_dir, scope))
-    if not records:
+    """Everything logged for ``scope``, in time order (empty when nothing was served yet)."""
+    path = log_path(models_dir, scope)
+    batches = [b for b in read_batches(path) if len(b.request_ids)]
+    if not batches:
         return LiveData(pd.DataFrame(columns=["request_id", "at", "served", "batch_id",
                                               "export", "mode", "canary", "canary_share"]),
                         {}, {}, {}, np.zeros(0, int), [], [], np.zeros((0, 0), np.float32))
-    newest = batches[max(batches)]
-    classes = [str(c) for c in json.loads(newest["classes"])]
-    features = json.loads(newest["features"])
-    n = len(records)
+    classes, features = batches[-1].classes, batches[-1].features
+    sizes = [len(b.request_ids) for b in batches]
+    n, offsets = sum(sizes), np.cumsum([0, *sizes])
     probas: dict[str, np.ndarray] = {}
     failed: dict[str, np.ndarray] = {}
     latency: dict[str, np.ndarray] = {}
     inputs = np.full((n, len(features)), np.nan, dtype=np.float32)
-    decoded = {batch_id: _decode(batch, len(classes), features)
-               for batch_id, batch in batches.items()}
-    for row, record in enumerate(records):
-        models, block, times, batch_inputs = decoded[record["batch_id"]]
-        bad = set(json.loads(record["failed"])) if record["failed"] else set()
-        for k, model in enumerate(models):
+    for batch, start, stop in zip(batches, offsets[:-1], offsets[1:], strict=True):
+        for k, model in enumerate(batch.models):
             if model not in probas:
                 probas[model] = np.full((n, len(classes)), np.nan)
                 failed[model] = np.zeros(n, dtype=bool)
                 latency[model] = np.full(n, np.nan)
-            if block is not None:
-                probas[model][row] = block[record["row"], k]
-            failed[model][row] = model in bad
-            latency[model][row] = times.get(model, np.nan)
-        if batch_inputs is not None:
-            inputs[row] = batch_inputs[record["row"]]
-    facts = ("export", "mode", "canary", "canary_share")
-    frame = pd.DataFrame.from_records(
-        [{"request_id": r["request_id"], "served": r["served"], "batch_id": r["batch_id"],
-          "at": r["at"]} | {k: batches[r["batch_id"]][k] for k in facts} for r in records])
-    frame["at"] = pd.to_datetime(frame["at"], unit="s", utc=True)
+            if batch.classes == classes:  # an export with other classes is left out
+                probas[model][start:stop] = batch.probas[:, k]
+            failed[model][start:stop] = batch.failed[:, k]
+            latency[model][start:stop] = batch.latency_ms.get(model, np.nan)
+        if batch.features == features:
+            inputs[start:stop] = batch.inputs
+    frame = pd.DataFrame({
+        "request_id": [i for b in batches for i in b.request_ids],
+        "at": pd.to_datetime(np.concatenate([b.at for b in batches]), unit="s", utc=True),
+        "served": [s for b in batches for s in b.served],
+        "batch_id": np.repeat([b.id for b in batches], sizes),
+        **{fact: np.repeat(np.array([getattr(b, fact) for b in batches], dtype=object), sizes)
+           for fact in ("export", "mode", "canary", "canary_share")}})
     index = {c: i for i, c in enumerate(classes)}
-    y = np.array([index.get(str(r["label"]), -1) if r["label"] is not None else -1
-                  for r in records])
-    return LiveData(frame, probas, failed, latency, y, classes, features, inputs)
-
-
-def _decode(batch: dict, n_classes: int, features: list[str]
-            ) -> tuple[list[str], np.ndarray | None, dict[str, float], np.ndarray | None]:
-    """A batch's models, probabilities (rows, models, classes), latencies and inputs; arrays
-    of another class or feature layout (an older export) are left out."""
-    models = json.loads(batch["models"])
-    rows = batch["rows"]
-    block = np.frombuffer(batch["probas"], dtype=np.float32)
-    block = (block.reshape(rows, len(models), n_classes)
-             if block.size == rows * len(models) * n_classes else None)
-    inputs = (np.frombuffer(batch["inputs"], dtype=np.float32).reshape(rows, len(features))
-              if json.loads(batch["features"]) == features else None)
-    return models, block, json.loads(batch["latency_ms"]), inputs
+    labels = read_outcomes(path)
+    y = np.array([index.get(labels.get(i, ""), -1) for i in frame["request_id"]])
+    order = np.argsort(frame["at"].to_numpy(), kind="stable")  # replays may be out of order
+    frame = frame.iloc[order].reset_index(drop=True)
+    return LiveData(frame, {m: p[order] for m, p in probas.items()},
+                    {m: f[order] for m, f in failed.items()},
+                    {m: t[order] for m, t in latency.items()}, y[order], classes, features,
+                    inputs[order])
 
 
 # --- live metrics ------------------------------------------------------------------------

@@ -7,16 +7,13 @@ with ``synchronous=NORMAL`` makes a commit survive the process being killed at a
 (the OS holds the written pages); only a power loss may drop the last commits.
 
 Tables: ``batch`` (one row per served batch: time, export, mode, models, per-model latency,
-every model's probabilities and the input features as float32 arrays, rows × models × classes
-and rows × features), ``request`` (one row per request: id, time, its row in the batch, the
-served model, which models failed) and ``outcome`` (true labels, written by ``promotion`` when
-they arrive; see ``record_outcomes``). Keeping the arrays per batch makes a request's row small:
-logging stays a small share of the batch's prediction time.
+and per request, packed as arrays: the request ids, times, the served model, which models
+failed, every model's probabilities and the input features as float32) and ``outcome`` (true
+labels by request id, written by ``promotion`` when they arrive; see ``record_outcomes``).
 """
 
 from __future__ import annotations
 
-import itertools
 import json
 import sqlite3
 from collections.abc import Iterator, Sequence
@@ -25,8 +22,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-
-from ._errors import InvalidInputError
 
 LOG_AREA = "prediction_log"
 
@@ -43,16 +38,12 @@ CREATE TABLE IF NOT EXISTS batch (
     features TEXT NOT NULL,
     rows INTEGER NOT NULL,
     latency_ms TEXT NOT NULL,
+    request_ids TEXT NOT NULL,
+    times BLOB NOT NULL,
+    served BLOB NOT NULL,
+    failed BLOB NOT NULL,
     probas BLOB NOT NULL,
     inputs BLOB NOT NULL
-);
-CREATE TABLE IF NOT EXISTS request (
-    request_id TEXT PRIMARY KEY,
-    batch_id INTEGER NOT NULL REFERENCES batch(id),
-    row INTEGER NOT NULL,
-    at REAL NOT NULL,
-    served TEXT NOT NULL,
-    failed TEXT
 );
 CREATE TABLE IF NOT EXISTS outcome (
     request_id TEXT PRIMARY KEY,
@@ -60,11 +51,13 @@ CREATE TABLE IF NOT EXISTS outcome (
     recorded_at REAL NOT NULL,
     source TEXT NOT NULL
 );
-CREATE TRIGGER IF NOT EXISTS request_no_update BEFORE UPDATE ON request
+CREATE TRIGGER IF NOT EXISTS batch_no_update BEFORE UPDATE ON batch
 BEGIN SELECT RAISE(ABORT, 'the prediction log is append-only'); END;
-CREATE TRIGGER IF NOT EXISTS request_no_delete BEFORE DELETE ON request
+CREATE TRIGGER IF NOT EXISTS batch_no_delete BEFORE DELETE ON batch
 BEGIN SELECT RAISE(ABORT, 'the prediction log is append-only'); END;
 """
+#: ``served`` code of a request answered by the weighted ensemble.
+ENSEMBLE_CODE = -1
 
 
 def log_path(models_dir: Path | str, scope: str) -> Path:
@@ -109,10 +102,10 @@ class LoggedBatch:
     features: list[str]
     latency_ms: dict[str, float]  # per model, per row
     request_ids: Sequence[str]
-    served: Sequence[str]
+    served: np.ndarray  # (rows,) index into models, or ENSEMBLE_CODE
     probas: np.ndarray  # (rows, models, classes)
     inputs: np.ndarray  # (rows, features)
-    failed: Sequence[str | None]
+    failed: np.ndarray  # (rows, models) bool
 
 
 class PredictionLog:
@@ -123,31 +116,24 @@ class PredictionLog:
         self._conn: sqlite3.Connection | None = None
 
     def append(self, batch: LoggedBatch) -> None:
-        """Write ``batch`` in one transaction; a request id seen before is refused whole."""
+        """Write ``batch`` as one row, in one transaction.
+
+        One row per batch, its per-request columns packed as arrays: a row per request would
+        cost several times more than the prediction itself on large batches.
+        """
         conn = self._connection()
-        probas = np.ascontiguousarray(batch.probas, dtype=np.float32)
-        inputs = np.ascontiguousarray(batch.inputs, dtype=np.float32)
-        try:
-            with transaction(conn):
-                batch_id = conn.execute(
-                    "INSERT INTO batch (at, export, mode, canary, canary_share, models, "
-                    "classes, features, rows, latency_ms, probas, inputs) "
-                    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                    (float(batch.at.min()) if len(batch.at) else 0.0, batch.export,
-                     batch.mode, batch.canary, batch.canary_share, json.dumps(batch.models),
-                     json.dumps([_plain(c) for c in batch.classes]),
-                     json.dumps(batch.features), len(batch.request_ids),
-                     json.dumps(batch.latency_ms), probas.tobytes(),
-                     inputs.tobytes())).lastrowid
-                conn.executemany(
-                    "INSERT INTO request (request_id, batch_id, row, at, served, failed) "
-                    "VALUES (?,?,?,?,?,?)",
-                    zip(batch.request_ids, itertools.repeat(batch_id), itertools.count(),
-                        batch.at.tolist(), batch.served, batch.failed))
-        except sqlite3.IntegrityError:
-            raise InvalidInputError(
-                f"{self.path}: a request id of this batch is already logged; request ids "
-                "must be unique (field request_ids)") from None
+        with transaction(conn):
+            conn.execute(
+                "INSERT INTO batch (at, export, mode, canary, canary_share, models, classes, "
+                "features, rows, latency_ms, request_ids, times, served, failed, probas, "
+                "inputs) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (float(batch.at.min()) if len(batch.at) else 0.0, batch.export, batch.mode,
+                 batch.canary, batch.canary_share, json.dumps(batch.models),
+                 json.dumps([_plain(c) for c in batch.classes]), json.dumps(batch.features),
+                 len(batch.request_ids), json.dumps(batch.latency_ms),
+                 "\n".join(batch.request_ids), _blob(batch.at, np.float64),
+                 _blob(batch.served, np.int16), _blob(batch.failed, np.bool_),
+                 _blob(batch.probas, np.float32), _blob(batch.inputs, np.float32)))
 
     def close(self) -> None:
         if self._conn is not None:
@@ -160,20 +146,65 @@ class PredictionLog:
         return self._conn
 
 
+def _blob(values: np.ndarray, dtype: type) -> bytes:
+    return np.ascontiguousarray(values, dtype=dtype).tobytes()
+
+
 def _plain(value: object) -> object:
     return value.item() if hasattr(value, "item") else value
 
 
-def read_requests(path: Path) -> tuple[list[dict], dict[int, dict]]:
-    """Every logged request with its outcome (None when unknown), in time order, and the
-    batches they belong to by id."""
+@dataclass(frozen=True)
+class BatchRecord:
+    """One logged batch, decoded."""
+
+    id: int
+    export: str
+    mode: str
+    canary: str | None
+    canary_share: float | None
+    models: list[str]
+    classes: list[str]
+    features: list[str]
+    latency_ms: dict[str, float]
+    request_ids: list[str]
+    at: np.ndarray
+    served: list[str]
+    failed: np.ndarray  # (rows, models)
+    probas: np.ndarray  # (rows, models, classes)
+    inputs: np.ndarray  # (rows, features)
+
+
+def read_batches(path: Path) -> list[BatchRecord]:
+    """Every logged batch, oldest first (empty when there is no log)."""
     if not path.exists():
-        return [], {}
+        return []
     with closing(connect(path)) as conn:
         conn.row_factory = sqlite3.Row
-        rows = conn.execute(
-            "SELECT r.request_id, r.at, r.served, r.failed, r.batch_id, r.row, o.label "
-            "FROM request r LEFT JOIN outcome o ON o.request_id = r.request_id "
-            "ORDER BY r.at, r.batch_id, r.row").fetchall()
-        batches = {b["id"]: dict(b) for b in conn.execute("SELECT * FROM batch")}
-    return [dict(row) for row in rows], batches
+        rows = conn.execute("SELECT * FROM batch ORDER BY id").fetchall()
+    return [_decode(row) for row in rows]
+
+
+def _decode(row: sqlite3.Row) -> BatchRecord:
+    models = json.loads(row["models"])
+    classes = [str(c) for c in json.loads(row["classes"])]
+    features = json.loads(row["features"])
+    n = row["rows"]
+    codes = np.frombuffer(row["served"], dtype=np.int16)
+    return BatchRecord(
+        row["id"], row["export"], row["mode"], row["canary"], row["canary_share"], models,
+        classes, features, json.loads(row["latency_ms"]),
+        row["request_ids"].split("\n") if n else [],
+        np.frombuffer(row["times"], dtype=np.float64),
+        ["ensemble" if c == ENSEMBLE_CODE else models[c] for c in codes],
+        np.frombuffer(row["failed"], dtype=np.bool_).reshape(n, len(models)),
+        np.frombuffer(row["probas"], dtype=np.float32).reshape(n, len(models), len(classes)),
+        np.frombuffer(row["inputs"], dtype=np.float32).reshape(n, len(features)))
+
+
+def read_outcomes(path: Path) -> dict[str, str]:
+    """The joined labels by request id."""
+    if not path.exists():
+        return {}
+    with closing(connect(path)) as conn:
+        return dict(conn.execute("SELECT request_id, label FROM outcome"))

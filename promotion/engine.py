@@ -35,7 +35,7 @@ from pydantic import ValidationError
 from ._align import ClassMismatch, class_positions, model_columns
 from ._cards import EXPORT_AREA, MODEL_CARDS, ModelCard, ModelCards, cards_files
 from ._errors import InvalidInputError
-from ._predlog import LoggedBatch, PredictionLog, log_path
+from ._predlog import ENSEMBLE_CODE, LoggedBatch, PredictionLog, log_path
 
 __all__ = ["LoadedModel", "PredictionEngine", "Served", "canary_bucket", "newest_cards_file",
            "read_cards"]
@@ -156,17 +156,18 @@ class PredictionEngine:
         ids = _request_ids(request_ids, rows)
         at = _times(times, rows)
         probas, latency, failed = self._score_all(X)
-        proba, served_by = self._answer(probas, ids, failed)
+        proba, served = self._answer(probas, ids, failed)
+        names = [m.card.model_name for m in self.members]
         if self.log is not None:  # committed before the answer leaves: nothing answered unlogged
             self.log.append(LoggedBatch(
                 at=at, export=self.source.name, mode=self.mode, canary=self.canary,
-                canary_share=self.canary_share if self.canary else None,
-                models=[m.card.model_name for m in self.members], classes=self.classes,
-                features=self.feature_names, latency_ms=latency, request_ids=ids,
-                served=served_by, probas=np.stack(probas, axis=1) if rows else
-                np.zeros((0, len(self.members), len(self.classes))),
-                inputs=_numeric(X), failed=[json.dumps(f) if f else None for f in failed]))
-        return Served(proba, ids, served_by)
+                canary_share=self.canary_share if self.canary else None, models=names,
+                classes=self.classes, features=self.feature_names, latency_ms=latency,
+                request_ids=ids, served=served,
+                probas=np.stack(probas, axis=1) if probas else np.zeros((rows, 0, 0)),
+                inputs=_numeric(X), failed=failed))
+        return Served(proba, ids, [ENSEMBLE if code == ENSEMBLE_CODE else names[code]
+                                   for code in served.tolist()])
 
     def predict_breakdown(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
         """Each member's class probabilities (columns in ``classes`` order), unweighted."""
@@ -203,12 +204,13 @@ class PredictionEngine:
         return self.mode == ENSEMBLE or member.card.role == "champion"
 
     def _score_all(self, X: pd.DataFrame
-                   ) -> tuple[list[np.ndarray], dict[str, float], list[list[str]]]:
-        """Every member's probabilities on every row, its time per row, and the failures."""
+                   ) -> tuple[list[np.ndarray], dict[str, float], np.ndarray]:
+        """Every member's probabilities on every row, its time per row, and the failures
+        (rows, members): a raised error or a non-finite output."""
         rows = len(X)
         probas, latency = [], {}
-        failed: list[list[str]] = [[] for _ in range(rows)]
-        for member in self.members:
+        failed = np.zeros((rows, len(self.members)), dtype=bool)
+        for k, member in enumerate(self.members):
             name = member.card.model_name
             started = time.perf_counter()
             try:
@@ -218,29 +220,29 @@ class PredictionEngine:
                     raise
                 proba = np.full((rows, len(self.classes)), np.nan)
             latency[name] = (time.perf_counter() - started) * 1000 / max(rows, 1)
-            for row in np.flatnonzero(~np.isfinite(proba).all(axis=1)):
-                failed[row].append(name)
+            failed[:, k] = ~np.isfinite(proba).all(axis=1)
             probas.append(proba)
         return probas, latency, failed
 
-    def _answer(self, probas: list[np.ndarray], ids: list[str], failed: list[list[str]]
-                ) -> tuple[np.ndarray, list[str]]:
+    def _answer(self, probas: list[np.ndarray], ids: list[str], failed: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray]:
+        """The answer and, per request, who gave it (member index, or ENSEMBLE_CODE)."""
         if self.mode == ENSEMBLE:
             ensemble: Any = 0
             for member, proba in zip(self.members, probas, strict=True):
                 ensemble += proba * member.card.ensemble_weight  # the consumer loop's sums
-            return np.asarray(ensemble), [ENSEMBLE] * len(ids)
+            return np.asarray(ensemble), np.full(len(ids), ENSEMBLE_CODE)
         names = [m.card.model_name for m in self.members]
-        answer = probas[names.index(self.champion)].copy()
-        served = [self.champion] * len(ids)
+        champion = names.index(str(self.champion))
+        answer = probas[champion].copy()
+        served = np.full(len(ids), champion)
         if self.canary is not None:
-            canary_proba = probas[names.index(self.canary)]
-            for row, request_id in enumerate(ids):
-                # A canary that failed on a row falls back to the champion (logged as failed).
-                if (canary_bucket(request_id) < self.canary_share
-                        and self.canary not in failed[row]):
-                    answer[row] = canary_proba[row]
-                    served[row] = self.canary
+            canary = names.index(self.canary)
+            # A canary that failed on a row falls back to the champion (logged as failed).
+            chosen = np.array([canary_bucket(i) < self.canary_share for i in ids], dtype=bool)
+            chosen &= ~failed[:, canary]
+            answer[chosen] = probas[canary][chosen]
+            served[chosen] = canary
         return answer, served
 
     def _features(self, frame: pd.DataFrame) -> pd.DataFrame:
@@ -275,8 +277,9 @@ def _request_ids(request_ids: Sequence[str] | None, rows: int) -> list[str]:
         raise InvalidInputError(f"{len(ids)} request ids for {rows} rows (field request_ids)")
     if len(set(ids)) != rows:
         raise InvalidInputError("request ids repeat within the batch (field request_ids)")
-    if any(not i.strip() for i in ids):
-        raise InvalidInputError("a request id is empty (field request_ids)")
+    if any(not i.strip() or "\n" in i for i in ids):
+        raise InvalidInputError("a request id is empty or holds a line break (field "
+                                "request_ids)")
     return ids
 
 
