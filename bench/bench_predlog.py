@@ -1,10 +1,10 @@
 """Cost of the prediction log against the batch's prediction time, on the demo digits scope.
 
 Three models exported in champion mode (every model scores every row; the champion answers).
-Each batch is served twice, interleaved: by an engine that logs and one that does not; the
-log's cost is the difference of the fastest runs (the machine is shared), as a share of the
-unlogged time. Target (monitoring issue):
-at most 10% for batches of 1,000 rows.
+Direct figure: within each logged ``serve`` call, the time spent writing the log against the
+rest of the call (the prediction), median over the runs. End-to-end figure (noisy on a shared
+machine): the same batch served by an engine that logs and one that does not, interleaved.
+Target (monitoring issue): the log costs at most 10% of the batch's prediction time.
 """
 
 from __future__ import annotations
@@ -43,10 +43,19 @@ def main() -> dict:
     holdout = pd.read_csv(root / "digits" / "holdout.csv").drop(columns="digit")
     logged = PredictionEngine.load("digits", root)
     bare = PredictionEngine.load("digits", root, log=False)
+    append = logged.log.append
+    spent: list[float] = []
+
+    def timed_append(batch) -> None:  # the log's own time, inside the real call
+        started = time.perf_counter()
+        append(batch)
+        spent.append(time.perf_counter() - started)
+
+    logged.log.append = timed_append
     result: dict = {"members": list(MEMBERS), "mode": "champion", "target_share": TARGET}
     for rows in (100, 1000, 10_000):
         batch = holdout.sample(rows, replace=True, random_state=0).reset_index(drop=True)
-        with_log, without = [], []
+        with_log, without, shares = [], [], []
         for run in range(15):
             ids = [f"{rows}-{run}-{i}" for i in range(rows)]
             started = time.perf_counter()
@@ -55,15 +64,18 @@ def main() -> dict:
             started = time.perf_counter()
             logged.serve(batch, ids)
             with_log.append(time.perf_counter() - started)
+            shares.append(spent[-1] / (with_log[-1] - spent[-1]))
         # The machine is shared: the fastest run of each side is the least disturbed one.
         base, total = min(without), min(with_log)
         result[f"rows_{rows}"] = {
-            "predict_ms": round(base * 1000, 2), "predict_and_log_ms": round(total * 1000, 2),
-            "log_share": round((total - base) / base, 4),
-            "log_share_of_medians": round(statistics.median(with_log)
-                                          / statistics.median(without) - 1, 4)}
+            "log_ms_median": round(statistics.median(spent[-15:]) * 1000, 2),
+            "log_share_of_prediction": round(statistics.median(shares), 4),
+            "end_to_end_predict_ms": round(base * 1000, 2),
+            "end_to_end_predict_and_log_ms": round(total * 1000, 2),
+            "end_to_end_share": round((total - base) / base, 4)}
     logged.close()
-    result["within_target_at_1000_rows"] = result["rows_1000"]["log_share"] <= TARGET
+    result["within_target"] = all(result[f"rows_{n}"]["log_share_of_prediction"] <= TARGET
+                                  for n in (100, 1000, 10_000))
     record("predlog", result)
     return result
 
