@@ -29,6 +29,7 @@ import pandas as pd
 from sklearn.metrics import roc_auc_score, top_k_accuracy_score
 
 from ._cards import ModelCard, cards_files, feature_stats_path
+from ._discovery import Scope
 from ._drift import drift_table, read_feature_stats
 from ._errors import InvalidInputError
 from ._evaluation import TOP_K
@@ -500,9 +501,9 @@ def apply_recommendation(models_dir: Path, scope_name: str, store: Store,
     return str(recommendation.plan)
 
 
-def deployment_summary(store: Store, scope: object) -> str:
+def deployment_summary(store: Store, scope: Scope) -> str:
     """The deployment in force, in words."""
-    record = deployment_of(store, scope)  # type: ignore[arg-type]
+    record = deployment_of(store, scope)
     if record.mode == "canary":
         return f"canary: {record.canary_model} answers {record.canary_share:.0%} of requests"
     return f"{record.mode} mode"
