@@ -389,6 +389,11 @@ def _cmd_history(args: argparse.Namespace) -> int:
             flag = " [gates overridden]" if t.overridden else ""
             print(f"{t.at:%Y-%m-%d %H:%M:%S}  {t.model_name}: {t.from_stage} -> {t.to_stage}"
                   f"  by {t.actor}  ({t.action}{flag}) {str(t.model_sha256)[:12]}  {t.reason}")
+        for d in store.deployments(args.scope):
+            canary = f" canary {d.canary_model} at {d.canary_share:.0%}" if d.canary_model \
+                else ""
+            print(f"{d.at:%Y-%m-%d %H:%M:%S}  deployment: {d.mode} mode{canary}  by {d.actor}"
+                  f"  {d.reason}")
         return 0
     return _with_store(args, run)
 

@@ -325,3 +325,22 @@ def test_lifecycle_deploys_a_canary_with_a_reason(app_root):
     from promotion.engine import PredictionEngine
 
     assert PredictionEngine.load("tiny", app_root, log=False).canary == "bayes"
+
+
+def test_cards_exported_from_the_leaderboard_carry_the_newest_deployment(app_root):
+    store = crowned(app_root, "bayes")
+    at = open_app()
+    [b for b in at.button if b.label == "🎫 Generate Model Cards"][0].click()
+    at.run()  # cards built (and cached) in ensemble mode
+    promotion.set_deployment(store, promotion.load_scope(app_root, "tiny"), "champion",
+                             actor="ana", reason="shadow the challenger")
+    at.run()
+    [b for b in at.button if b.key == "export:tiny"][0].click()
+    at.run()
+    assert not at.exception, at.exception
+    import json
+
+    newest = sorted((app_root / "advanced" / "model_cards").glob("model_cards_tiny_*.json"))[-1]
+    roles = {c["model_name"]: (c["deployment_mode"], c["role"])
+             for c in json.loads(newest.read_text())}
+    assert roles == {"logreg": ("champion", "champion"), "bayes": ("champion", "challenger")}

@@ -384,3 +384,13 @@ def test_predict_simulate_and_monitor_from_the_command_line(champion_export, tmp
                        models_dir=champion_export)
         assert done.returncode == 2 and message in done.stderr
         assert "Traceback" not in done.stderr
+
+
+def test_history_lists_deployment_decisions(champion_export, store):
+    promotion.deploy(champion_export, "tiny", store, "canary", canary="bayes",
+                     canary_share=0.05, actor="ana", reason="a small start")
+    done = run_cli("history", "--scope", "tiny", models_dir=champion_export)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert "deployment: champion mode  by ana  shadow" in lines[-2]
+    assert "deployment: canary mode canary bayes at 5%  by ana  a small start" in lines[-1]

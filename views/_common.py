@@ -239,9 +239,12 @@ def _cards(root: str, scope_name: str, signature: tuple, weights: tuple, method:
 def model_cards(scope: promotion.Scope, board: promotion.Leaderboard, method: str
                 ) -> tuple[promotion.PromotedSet, list[promotion.ModelCard], list, dict]:
     """The promoted set's cards and ensemble comparison, rebuilt only when an input changes:
-    the files, the weights, the method, a decision or an analyst's wording."""
+    the files, the weights, the method, a decision (stages, deployment) or an analyst's
+    wording."""
+    deployed = promotion.deployment_of(store(), scope)  # the cards carry the mode
     decisions = tuple(sorted((n, r.stage, r.model_sha256)
-                             for n, r in store().stages(scope.name).items()))
+                             for n, r in store().stages(scope.name).items())) + (
+        (deployed.mode, deployed.canary_model, deployed.canary_share),)
     wording = tuple(sorted((n, f, t) for n, fields in store().annotations(scope.name).items()
                            for f, t in fields.items()))
     return _cards(str(scope.models_dir), scope.name, folder_signature(scope.folder),
