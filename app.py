@@ -45,5 +45,6 @@ page = st.navigation([
     st.Page("views/explorer.py", title="Model Explorer", icon="🔍"),
     st.Page("views/comparison.py", title="Comparison", icon="📊"),
     st.Page("views/lifecycle.py", title="Lifecycle", icon="🏛️"),
+    st.Page("views/monitoring.py", title="Monitoring", icon="📡"),
 ])
 page.run()

@@ -15,15 +15,18 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel, field_validator, model_validator
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+#: Versions this module still reads (version 1 cards predate deployment modes: ensemble).
+READABLE_VERSIONS = (1, 2)
 WEIGHT_TOLERANCE = 1e-9
 
 #: Where exports live under the models root, and how their files are named.
 EXPORT_AREA = "advanced"
 LEADERBOARDS = "leaderboards"
 MODEL_CARDS = "model_cards"
+FEATURE_STATS = "feature_stats"
 _STAMP_FORMAT = "%Y%m%dT%H%M%S%fZ"
-_STAMPED = re.compile(r"^(?P<kind>leaderboard|model_cards)_(?P<scope>.+)_"
+_STAMPED = re.compile(r"^(?P<kind>leaderboard|model_cards|feature_stats)_(?P<scope>.+)_"
                       r"(?P<stamp>\d{8}T\d{12}Z)\.json$")
 
 
@@ -33,6 +36,17 @@ def export_paths(models_dir: Path, scope: str, when: datetime) -> tuple[Path, Pa
     area = Path(models_dir) / EXPORT_AREA
     return (area / LEADERBOARDS / f"leaderboard_{scope}_{stamp}.json",
             area / MODEL_CARDS / f"model_cards_{scope}_{stamp}.json")
+
+
+def feature_stats_path(cards_path: Path) -> Path:
+    """The feature statistics written with the export whose cards file is ``cards_path``.
+
+    Both names carry the same scope and timestamp, so a cards file is always paired with the
+    statistics of its own export, never with a newer or older one.
+    """
+    cards_path = Path(cards_path)
+    name = cards_path.name.removeprefix("model_cards_")
+    return cards_path.parent.parent / FEATURE_STATS / f"feature_stats_{name}"
 
 
 def cards_files(models_dir: Path, scope: str) -> list[Path]:
@@ -49,6 +63,8 @@ def cards_files(models_dir: Path, scope: str) -> list[Path]:
     return [path for _, path in sorted(found)]
 
 WeightsMethod = Literal["score", "equal", "greedy"]
+DeploymentMode = Literal["ensemble", "champion", "canary"]
+Role = Literal["member", "champion", "challenger", "canary"]
 
 
 class _Strict(BaseModel):
@@ -74,7 +90,7 @@ class HoldoutInfo(_Strict):
 class ModelCard(_Strict):
     """One promoted model as the prediction engine and people read it."""
 
-    schema_version: Literal[1] = SCHEMA_VERSION
+    schema_version: Literal[1, 2] = SCHEMA_VERSION
     model_name: str = Field(min_length=1)
     model_type: str
     game: str = Field(description="The scope (the seed's name for it).")
@@ -104,6 +120,19 @@ class ModelCard(_Strict):
     classes: list[int] | list[str] = Field(min_length=2)
     holdout: HoldoutInfo
     generated_at: datetime
+    deployment_mode: DeploymentMode = Field(
+        default="ensemble",
+        description="How the engine serves the export: `ensemble` (weighted), `champion` "
+                    "(the champion answers, challengers in shadow) or `canary` (a challenger "
+                    "answers traffic_share of requests). Version 1 files: ensemble.")
+    role: Role = Field(
+        default="member",
+        description="This model's part: `member` of the ensemble, `champion`, `challenger` "
+                    "(scored in shadow) or `canary`.")
+    traffic_share: float = Field(
+        default=1.0, ge=0, le=1,
+        description="Share of requests whose answer this model decides (ensemble members: 1, "
+                    "each takes part in every answer; shadow challengers: 0).")
 
     @field_validator("ensemble_weight", "composite_score", "health_score")
     @classmethod
@@ -132,7 +161,34 @@ class ModelCards(RootModel[list[ModelCard]]):
             raise ValueError(f"ensemble weights sum to {total:.12g}, not 1")
         if sum(card.is_champion for card in cards) > 1:
             raise ValueError("marks more than one champion")
+        _check_deployment(cards)
         return self
+
+
+def _check_deployment(cards: list[ModelCard]) -> None:
+    """One mode per file; the roles and traffic shares that mode needs."""
+    modes = {card.deployment_mode for card in cards}
+    if len(modes) != 1:
+        raise ValueError(f"mixes deployment modes {sorted(modes)}; a cards file has one")
+    mode = modes.pop()
+    roles = [card.role for card in cards]
+    if mode == "ensemble":
+        if set(roles) != {"member"}:
+            raise ValueError("ensemble mode: every card's role must be 'member'")
+        return
+    if roles.count("champion") != 1:
+        raise ValueError(f"{mode} mode needs exactly one card with role 'champion'")
+    if "member" in roles:
+        raise ValueError(f"{mode} mode: role 'member' is for ensemble mode only")
+    if roles.count("canary") != (1 if mode == "canary" else 0):
+        raise ValueError("canary mode needs exactly one card with role 'canary'"
+                         if mode == "canary" else "champion mode has no canary")
+    serving = math.fsum(card.traffic_share for card in cards
+                        if card.role in ("champion", "canary"))
+    if abs(serving - 1.0) > WEIGHT_TOLERANCE or any(
+            card.traffic_share for card in cards if card.role == "challenger"):
+        raise ValueError("traffic shares must sum to 1 over champion and canary, 0 for "
+                         "shadow challengers")
 
 
 class LeaderboardEntry(_Strict):
@@ -157,7 +213,7 @@ class LeaderboardEntry(_Strict):
 class LeaderboardExport(_Strict):
     """A leaderboard file: every model of a scope, ranked, with what it was measured on."""
 
-    schema_version: Literal[1] = SCHEMA_VERSION
+    schema_version: Literal[1, 2] = SCHEMA_VERSION
     scope: str
     task: Literal["multiclass", "binary"]
     generated_at: datetime

@@ -45,6 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", parents=[common], help="build the demo model zoo")
     demo.add_argument("--force", action="store_true", help="rebuild scopes that exist")
+    demo.add_argument("--monitoring", action="store_true",
+                      help="also deploy a digits champion with a 10%% canary and replay 3,000 "
+                           "requests with outcomes, so the Monitoring page has live data")
     demo.set_defaults(run=_cmd_demo)
 
     board = commands.add_parser("leaderboard", parents=[common],
@@ -68,7 +71,40 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--scope", required=True)
     predict.add_argument("--input", required=True, type=Path, help="CSV of feature rows")
     predict.add_argument("--output", type=Path, help="CSV to write (default: stdout)")
+    predict.add_argument("--no-log", action="store_true",
+                         help="do not write the prediction log (default: logged)")
     predict.set_defaults(run=_cmd_predict)
+
+    deploy = commands.add_parser("deploy", parents=[common],
+                                 help="choose the serving mode (recorded) and export it")
+    deploy.add_argument("--scope", required=True)
+    deploy.add_argument("--mode", required=True, choices=("ensemble", "champion", "canary"))
+    deploy.add_argument("--canary", help="canary mode: the challenger")
+    deploy.add_argument("--share", type=float, help="canary mode: share of requests (0-1)")
+    deploy.add_argument("--reason", required=True)
+    deploy.add_argument("--user", default=None)
+    deploy.set_defaults(run=_cmd_deploy)
+
+    outcomes = commands.add_parser("outcomes", parents=[common],
+                                   help="join true labels (request_id,label CSV) to the log")
+    outcomes.add_argument("--scope", required=True)
+    outcomes.add_argument("--file", required=True, type=Path)
+    outcomes.set_defaults(run=_cmd_outcomes)
+
+    simulate = commands.add_parser("simulate", parents=[common],
+                                   help="replay holdout rows through the engine, with outcomes")
+    simulate.add_argument("--scope", required=True)
+    simulate.add_argument("--requests", required=True, type=int)
+    simulate.add_argument("--drift", help="FEATURE:SHIFT, shift in standard deviations")
+    simulate.add_argument("--seed", type=int, default=0)
+    simulate.add_argument("--days", type=float, default=8.0,
+                          help="spread the requests' times over this many days (default 8)")
+    simulate.set_defaults(run=_cmd_simulate)
+
+    monitor = commands.add_parser("monitor", parents=[common],
+                                  help="the live recommendation and drift of a scope")
+    monitor.add_argument("--scope", required=True)
+    monitor.set_defaults(run=_cmd_monitor)
 
     promote = commands.add_parser("promote", parents=[common],
                                   help="move a model to a stage (gated, with a reason)")
@@ -166,6 +202,11 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     build_demo_zoo(args.models_dir, force=args.force, progress=_say)
     _say(f"demo zoo ready in {args.models_dir} ({time.perf_counter() - started:.1f}s)")
+    if args.monitoring:
+        from ._demo import build_demo_monitoring
+
+        _with_store(args, lambda store: build_demo_monitoring(args.models_dir, store,
+                                                              progress=_say))
     return 0
 
 
@@ -220,16 +261,78 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
     from .engine import PredictionEngine
 
-    engine = PredictionEngine.load(args.scope, args.models_dir)
+    engine = PredictionEngine.load(args.scope, args.models_dir, log=not args.no_log)
     frame = _read_rows(args.input)
-    proba = engine.predict_proba(frame)
+    ids = frame["request_id"].astype(str).tolist() if "request_id" in frame.columns else None
+    try:
+        served = engine.serve(frame, ids)
+    finally:
+        engine.close()
+    proba = served.proba
     out = pd.DataFrame(proba, columns=[f"proba_{c}" for c in engine.classes], index=frame.index)
     out.insert(0, "prediction", [engine.classes[i] for i in proba.argmax(axis=1)])
+    out.insert(0, "served_by", served.served_by)
+    out.insert(0, "request_id", served.request_ids)
     if args.output:
         out.to_csv(args.output, index=False)
         _say(f"{len(out)} rows -> {args.output} (export {engine.source.name})")
     else:
         out.to_csv(sys.stdout, index=False)
+    return 0
+
+
+def _cmd_deploy(args: argparse.Namespace) -> int:
+    from ._service import deploy
+
+    def run(store: Store) -> int:
+        record, paths = deploy(args.models_dir, args.scope, store, args.mode, actor=_user(args),
+                               reason=args.reason, canary=args.canary,
+                               canary_share=args.share)
+        print("nothing changed" if record is None else
+              f"{args.scope}: {record.mode} mode"
+              + (f", canary {record.canary_model} at {record.canary_share:.0%}"
+                 if record.mode == "canary" else "") + f", by {record.actor}")
+        print(paths.model_cards)
+        return 0
+    return _with_store(args, run)
+
+
+def _cmd_outcomes(args: argparse.Namespace) -> int:
+    from ._monitoring import read_labels, record_outcomes
+
+    load_scope(args.models_dir, args.scope)
+    report = record_outcomes(args.models_dir, args.scope, read_labels(args.file),
+                             source=str(args.file))
+    print(report.summary())
+    return 0
+
+
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    from ._monitoring import parse_drift, simulate
+
+    drift = parse_drift(args.drift) if args.drift else None
+    report = simulate(args.models_dir, args.scope, args.requests, drift=drift, seed=args.seed,
+                      days=args.days)
+    print(f"{report.requests} requests served and logged, {report.first_at:%Y-%m-%d %H:%M} to "
+          f"{report.last_at:%Y-%m-%d %H:%M} UTC"
+          + (f", feature {report.drifted} drifted" if report.drifted else ""))
+    print(report.outcomes.summary())
+    return 0
+
+
+def _cmd_monitor(args: argparse.Namespace) -> int:
+    from ._monitoring import drift, load_live, recommend
+    from .engine import PredictionEngine
+
+    scope = load_scope(args.models_dir, args.scope)
+    live = load_live(args.models_dir, args.scope)
+    engine = PredictionEngine.load(args.scope, args.models_dir, log=False)
+    advice = recommend(live, engine.cards, scope.task)
+    print(f"{args.scope}: {len(live.requests)} requests logged, {(live.y >= 0).sum()} outcomes")
+    print(f"recommendation: {advice.action} ({advice.rule})"
+          + (f"; apply: {advice.plan}" if advice.plan else ""))
+    for row in drift(args.models_dir, args.scope, live).itertuples():
+        print(f"  {row.feature:<24} PSI {row.psi:.3f}{'  DRIFT' if row.flagged else ''}")
     return 0
 
 
@@ -367,6 +470,11 @@ def _cmd_history(args: argparse.Namespace) -> int:
             flag = " [gates overridden]" if t.overridden else ""
             print(f"{t.at:%Y-%m-%d %H:%M:%S}  {t.model_name}: {t.from_stage} -> {t.to_stage}"
                   f"  by {t.actor}  ({t.action}{flag}) {str(t.model_sha256)[:12]}  {t.reason}")
+        for d in store.deployments(args.scope):
+            canary = f" canary {d.canary_model} at {d.canary_share:.0%}" if d.canary_model \
+                else ""
+            print(f"{d.at:%Y-%m-%d %H:%M:%S}  deployment: {d.mode} mode{canary}  by {d.actor}"
+                  f"  {d.reason}")
         return 0
     return _with_store(args, run)
 

@@ -17,6 +17,7 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 
 from ._errors import InvalidInputError
@@ -67,6 +68,29 @@ class MlflowMirror(BaseModel):
                                   "decisions made here.")
 
 
+class DeploymentSettings(BaseModel):
+    """``scope.json`` field ``deployment``: how the engine serves the promoted set until a
+    decision on the Lifecycle page (or ``python -m promotion deploy``) replaces it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    mode: Literal["ensemble", "champion", "canary"] = Field(
+        default="ensemble",
+        description="`ensemble` (weighted), `champion` (challengers in shadow) or `canary`.")
+    canary: str | None = Field(default=None, description="Canary mode: the challenger.")
+    canary_share: float | None = Field(
+        default=None, gt=0, le=1,
+        description="Canary mode: share of requests it answers (start at most 0.1).")
+
+    @model_validator(mode="after")
+    def _canary_needs_its_model(self) -> DeploymentSettings:
+        if self.mode == "canary" and (self.canary is None or self.canary_share is None):
+            raise ValueError("canary mode needs 'canary' and 'canary_share'")
+        if self.mode == "canary" and self.canary_share is not None and self.canary_share > 0.1:
+            raise ValueError("a canary starts at a share of at most 0.1")
+        return self
+
+
 class ScopeConfig(BaseModel):
     """``models/<scope>/scope.json``: one prediction problem whose models compete."""
 
@@ -109,6 +133,9 @@ class ScopeConfig(BaseModel):
     trusted_types: list[str] = Field(
         default=[],
         description="Extra types `model.skops` files may hold, by full name; see *Model files*.")
+    deployment: DeploymentSettings = Field(
+        default_factory=DeploymentSettings,
+        description="Default serving mode; see *Production* (unknown keys refused).")
 
     @field_validator("holdout")
     @classmethod

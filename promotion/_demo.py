@@ -691,3 +691,31 @@ def build_demo_zoo(
         f"total {time.perf_counter() - started:.1f}s"
     )
     return [models_dir / scope for scope in scopes]
+
+
+def build_demo_monitoring(models_dir: Path, store: Any, *, scope: str = "digits",
+                          requests: int = 3000, progress: Callable[[str], None] = print
+                          ) -> None:
+    """Give the Monitoring page live data: on ``scope``, the three best models promoted, the
+    best made champion, the second a 10% canary, and ``requests`` replayed holdout rows with
+    their outcomes, spread over eight days. Skipped when the scope already has a log."""
+    from ._lifecycle import GateFailure
+    from ._monitoring import simulate
+    from ._predlog import log_path
+    from ._service import change_stage, deploy, scope_state
+
+    if log_path(models_dir, scope).exists():
+        progress(f"{scope}: a prediction log exists already; monitoring demo skipped")
+        return
+    ranked = [row.model_name for row in scope_state(models_dir, scope, store).board.ranked][:3]
+    for name, stage in [(n, "production") for n in ranked] + [(ranked[0], "champion")]:
+        reason = f"demo: rank {ranked.index(name) + 1} on the holdout"
+        try:
+            change_stage(models_dir, scope, store, name, stage, actor="demo", reason=reason)
+        except GateFailure:  # the demo shows monitoring, whatever the gates say
+            change_stage(models_dir, scope, store, name, stage, actor="demo", reason=reason,
+                         override=True)
+    deploy(models_dir, scope, store, "canary", actor="demo", canary=ranked[1],
+           canary_share=0.10, reason="demo: start the runner-up as a 10% canary")
+    report = simulate(models_dir, scope, requests, seed=0, days=8.0)
+    progress(f"{scope}: {report.requests} requests replayed; {report.outcomes.summary()}")

@@ -18,15 +18,18 @@ from ._cards import (
     ModelCard,
     ModelCards,
     export_paths,
+    feature_stats_path,
 )
 from ._discovery import Holdout, Scope, model_version, shown_path
+from ._drift import feature_stats
 from ._ensemble import DEFAULT_ENSEMBLE_SIZE, EnsembleReport, compare_methods, ensemble_weights
 from ._errors import InvalidInputError
 from ._evaluation import ModelEvaluation, RowPredictions, ScopeEvaluation, load_row_predictions
 from ._jsonio import dumps, write_atomic
+from ._lifecycle import deployment_of
 from ._scoring import Leaderboard, LeaderboardRow
 from ._slices import describe_findings, recommended_use, slice_findings
-from ._store import PROMOTED_STAGES, StageRecord, Store
+from ._store import PROMOTED_STAGES, DeploymentRecord, StageRecord, Store
 
 TEXT_FIELDS: tuple[str, ...] = ("strength", "known_bias", "recommended_use")
 
@@ -38,6 +41,7 @@ class ExportPaths:
     leaderboard: Path
     model_cards: Path
     cards: list[ModelCard]
+    feature_stats: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -130,10 +134,11 @@ def build_cards(promoted: PromotedSet, store: Store, method: str = "score", *,
     holdout_info = _holdout_info(scope, promoted.holdout)
     ranked = _ranked_frame(board)
     written = store.annotations(scope.name)
+    serving = _serving(promoted, deployment_of(store, scope))
     try:
         cards = [_card(promoted, row, proba, weights[row.model_name], method, ranked, written,
-                       holdout_info, now) for row, proba in zip(promoted.rows, promoted.probas,
-                                                                strict=True)]
+                       holdout_info, now).model_copy(update=serving[row.model_name])
+                 for row, proba in zip(promoted.rows, promoted.probas, strict=True)]
         ModelCards(cards)  # the same checks the engine makes on reading
     except ValidationError as err:
         first = err.errors(include_url=False)[0]
@@ -166,6 +171,31 @@ def _card(promoted: PromotedSet, row: LeaderboardRow, proba: np.ndarray, weight:
         classes=list(holdout.classes), holdout=holdout_info, generated_at=now)
 
 
+def _serving(promoted: PromotedSet, deployment: DeploymentRecord) -> dict[str, dict]:
+    """Each card's deployment fields: the mode, its role and its traffic share."""
+    mode = deployment.mode
+    names = [row.model_name for row in promoted.rows]
+    if mode == "ensemble":
+        return {n: {"deployment_mode": mode, "role": "member", "traffic_share": 1.0}
+                for n in names}
+    scope = promoted.scope.name
+    champion = next((n for n in names if promoted.records[n].stage == "champion"), None)
+    if champion is None:
+        raise InvalidInputError(f"scope '{scope}' is deployed in {mode} mode but has no "
+                                "champion. Hint: make a champion, or choose ensemble mode")
+    share = deployment.canary_share or 0.0
+    if mode == "canary" and deployment.canary_model not in names:
+        raise InvalidInputError(f"the canary '{deployment.canary_model}' of scope '{scope}' is "
+                                "not promoted any more. Hint: choose another deployment")
+    serving = {n: {"deployment_mode": mode, "role": "challenger", "traffic_share": 0.0}
+               for n in names}
+    serving[champion].update(role="champion",
+                             traffic_share=1.0 - share if mode == "canary" else 1.0)
+    if mode == "canary":
+        serving[str(deployment.canary_model)].update(role="canary", traffic_share=share)
+    return serving
+
+
 def compare_ensembles(promoted: PromotedSet, *, size: int = DEFAULT_ENSEMBLE_SIZE
                       ) -> tuple[list[EnsembleReport], dict[str, dict[str, float]]]:
     """Each weighting method's ensemble against each single model, on the reporting half."""
@@ -179,8 +209,8 @@ def export_results(promoted: PromotedSet, store: Store, method: str = "score", *
                    cards: list[ModelCard] | None = None) -> ExportPaths:
     """Write the leaderboard and the model cards atomically; return their paths.
 
-    The leaderboard is written first and the cards last: a reader that finds a cards file
-    finds the export complete.
+    The leaderboard and the feature statistics are written first and the cards last: a reader
+    that finds a cards file finds the export complete. The cards carry the deployment in force.
     """
     by_name = {m.model_name: m for m in promoted.evaluation.models}
     for row in promoted.rows:  # the files may have changed since the cards were built
@@ -192,9 +222,13 @@ def export_results(promoted: PromotedSet, store: Store, method: str = "score", *
     scope = promoted.scope
     board_path, cards_path = export_paths(scope.models_dir, scope.name, now)
     board = _leaderboard_export(promoted, store, now)
+    stats_path = feature_stats_path(cards_path)
+    stats = feature_stats(scope.name, promoted.holdout.features, now)
     write_atomic(board_path, dumps(board.model_dump(mode="json")))
+    write_atomic(stats_path, dumps(stats.model_dump(mode="json")))
+    # The cards last: a cards file means its leaderboard and feature statistics are there.
     write_atomic(cards_path, dumps(ModelCards(cards).model_dump(mode="json")))
-    return ExportPaths(board_path, cards_path, cards)
+    return ExportPaths(board_path, cards_path, cards, stats_path)
 
 
 def _leaderboard_export(promoted: PromotedSet, store: Store, now: datetime

@@ -8,13 +8,20 @@ has each committed move mirrored to MLflow (see ``_mlflow``).
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from ._discovery import Scope, model_version
 from ._errors import InvalidInputError, InvalidTransitionError, ModelNotFoundError
 from ._evaluation import ScopeEvaluation
 from ._gates import GATED_STAGES, GateReport, gate_report
 from ._mlflow import mirror_decisions
 from ._scoring import Leaderboard
-from ._store import PROMOTED_STAGES, STAGES, StageRecord, Store, Transition
+from ._store import PROMOTED_STAGES, STAGES, DeploymentRecord, StageRecord, Store, Transition
+
+MODES: tuple[str, ...] = ("ensemble", "champion", "canary")
+#: A canary starts at a share of at most the first step, then moves one step at a time.
+CANARY_STEPS: tuple[float, ...] = (0.10, 0.25, 0.50, 1.00)
+_SHARE_TOLERANCE = 1e-9
 
 #: Where each stage may be entered from.
 ALLOWED_FROM: dict[str, frozenset[str]] = {
@@ -189,3 +196,79 @@ def _current_version(scope: Scope, evaluation: ScopeEvaluation, model_name: str,
             f"{(evaluated.sha256 or '')[:12]}, file now {current[:12]}). Hint: reload to "
             "evaluate the new version first")
     return current
+
+
+def deployment_of(store: Store, scope: Scope) -> DeploymentRecord:
+    """The deployment in force: the last decision, else ``scope.json``, else ensemble."""
+    decided = store.deployments(scope.name)
+    if decided:
+        return decided[-1]
+    default = scope.config.deployment
+    return DeploymentRecord(0, scope.name, default.mode, default.canary, default.canary_share,
+                            "scope.json", "default from scope.json", _epoch())
+
+
+def next_canary_share(share: float) -> float | None:
+    """The next allocation step after ``share`` (None at 100%)."""
+    return next((step for step in CANARY_STEPS if step > share + _SHARE_TOLERANCE), None)
+
+
+def set_deployment(store: Store, scope: Scope, mode: str, *, actor: str, reason: str,
+                   canary: str | None = None, canary_share: float | None = None
+                   ) -> DeploymentRecord | None:
+    """Decide how the promoted set is served; recorded with who and why in the history.
+
+    Champion and canary modes need a champion; a canary is a production model (not the
+    champion) that starts at a share of at most 10% and then rises one step at a time
+    (10 → 25 → 50 → 100%); it may always go down. Returns None when nothing changes.
+    """
+    if mode not in MODES:
+        raise InvalidTransitionError(f"unknown deployment mode '{mode}'. Hint: modes are "
+                                     f"{', '.join(MODES)}")
+    if not reason.strip():
+        raise InvalidTransitionError("a reason is required for a deployment change (field "
+                                     "'reason')")
+    stages = store.stages(scope.name)
+    if mode != "ensemble" and champion_of(stages) is None:
+        raise InvalidTransitionError(f"{mode} mode needs a champion in scope '{scope.name}'. "
+                                     "Hint: make a model champion first")
+    if mode == "canary":
+        _check_canary(store, scope, stages, canary, canary_share)
+    else:
+        canary, canary_share = None, None
+    current = deployment_of(store, scope)
+    if (current.mode, current.canary_model, current.canary_share) == (mode, canary,
+                                                                       canary_share):
+        return None
+    return store.record_deployment(scope.name, mode, canary, canary_share, actor=actor,
+                                   reason=reason)
+
+
+def _check_canary(store: Store, scope: Scope, stages: dict[str, StageRecord],
+                  canary: str | None, share: float | None) -> None:
+    if canary is None or share is None:
+        raise InvalidTransitionError("canary mode needs a canary model and its share "
+                                     "(fields 'canary', 'canary_share')")
+    if stage_of(stages, canary) != "production":
+        raise InvalidTransitionError(f"'{canary}' is {stage_of(stages, canary)}; a canary must "
+                                     "be a production model other than the champion")
+    if not 0 < share <= 1:
+        raise InvalidTransitionError(f"canary share {share:g} must be in (0, 1] (field "
+                                     "'canary_share')")
+    current = deployment_of(store, scope)
+    running = current.mode == "canary" and current.canary_model == canary
+    before = (current.canary_share or 0.0) if running else 0.0
+    if share <= before + _SHARE_TOLERANCE:
+        return  # going down (or staying) is always allowed
+    allowed = next_canary_share(before) if running else CANARY_STEPS[0]
+    if before == 0.0 and share <= CANARY_STEPS[0] + _SHARE_TOLERANCE:
+        return
+    if allowed is None or abs(share - allowed) > _SHARE_TOLERANCE:
+        start = f"{before:.0%}" if running else "a new canary"
+        raise InvalidTransitionError(
+            f"canary share {share:.0%} skips a step from {start}. Hint: steps are "
+            + " → ".join(f"{s:.0%}" for s in CANARY_STEPS) + " (start at most 10%)")
+
+
+def _epoch() -> datetime:
+    return datetime(1970, 1, 1, tzinfo=UTC)

@@ -6,13 +6,15 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from ._cards import cards_files
 from ._discovery import Scope, load_scope
+from ._errors import PromotionError
 from ._evaluation import Progress, ScopeEvaluation, evaluate_scope
 from ._export import ExportPaths, export_results, promoted_set
-from ._lifecycle import transition_model
+from ._lifecycle import set_deployment, transition_model
 from ._metrics import default_weights
 from ._scoring import Leaderboard, rank_models, resolve_weights
-from ._store import Store, Transition
+from ._store import DeploymentRecord, Store, Transition
 
 MODELS_DIR_ENV = "PROMOTION_MODELS_DIR"
 
@@ -70,3 +72,27 @@ def export_scope(models_dir: Path, scope_name: str, store: Store, method: str = 
     state = scope_state(models_dir, scope_name, store)
     promoted = promoted_set(state.scope, store, state.evaluation, state.board)
     return export_results(promoted, store, method)
+
+
+def latest_weights_method(models_dir: Path, scope_name: str) -> str:
+    """The weighting method of the newest export (``score`` when there is none or it is bad)."""
+    from .engine import read_cards  # only pydantic and the cards: light
+
+    found = cards_files(Path(models_dir), scope_name)
+    if not found:
+        return "score"
+    try:
+        return read_cards(found[-1])[0].weights_method
+    except PromotionError:
+        return "score"
+
+
+def deploy(models_dir: Path, scope_name: str, store: Store, mode: str, *, actor: str,
+           reason: str, canary: str | None = None, canary_share: float | None = None
+           ) -> tuple[DeploymentRecord | None, ExportPaths]:
+    """Decide the deployment (checked, recorded) and export, so the engine serves it."""
+    scope = load_scope(models_dir, scope_name)
+    record = set_deployment(store, scope, mode, actor=actor, reason=reason, canary=canary,
+                            canary_share=canary_share)
+    return record, export_scope(models_dir, scope_name, store,
+                                latest_weights_method(models_dir, scope_name))

@@ -20,6 +20,7 @@ from sqlalchemy import (
     Boolean,
     Column,
     DateTime,
+    Float,
     Index,
     Integer,
     LargeBinary,
@@ -117,6 +118,20 @@ _mlflow_sync = Table(
     Column("pending_since", DateTime(timezone=True), nullable=True),
 )
 
+#: Deployment settings of a scope (mode, canary, share), append-only: the newest row is in
+#: force, the older ones are its history.
+_deployment = Table(
+    "deployment", _metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("scope", String(200), nullable=False, index=True),
+    Column("mode", String(20), nullable=False),
+    Column("canary_model", String(400), nullable=True),
+    Column("canary_share", Float, nullable=True),
+    Column("actor", String(200), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+)
+
 
 @dataclass(frozen=True)
 class CachedEvaluation:
@@ -179,6 +194,20 @@ class SyncState:
     pending_since: datetime | None
 
 
+@dataclass(frozen=True)
+class DeploymentRecord:
+    """One decision on how a scope's promoted set is served."""
+
+    id: int
+    scope: str
+    mode: str
+    canary_model: str | None
+    canary_share: float | None
+    actor: str
+    reason: str
+    at: datetime
+
+
 #: ``expect_champion`` default: do not check who the champion is.
 ANY_CHAMPION = object()
 
@@ -224,6 +253,15 @@ class Store(ABC):
 
     @abstractmethod
     def annotations(self, scope: str) -> dict[str, dict[str, str]]: ...
+
+    # deployment settings
+    @abstractmethod
+    def deployments(self, scope: str) -> list[DeploymentRecord]: ...
+
+    @abstractmethod
+    def record_deployment(self, scope: str, mode: str, canary_model: str | None,
+                          canary_share: float | None, *, actor: str, reason: str
+                          ) -> DeploymentRecord: ...
 
     @abstractmethod
     def annotate(self, scope: str, model_name: str, field: str, text_value: str, *,
@@ -526,6 +564,31 @@ class SqlStore(Store):
             conn.execute(_upsert(conn, _mlflow_sync, values, ["scope"]))
         return SyncState(scope, pending, detail, now, _utc(since) if since else None)
 
+    # deployment settings ----------------------------------------------------------------
+    def deployments(self, scope: str) -> list[DeploymentRecord]:
+        """Every deployment decision of a scope, oldest first (the last is in force)."""
+        with self._engine.connect() as conn:
+            rows = conn.execute(select(_deployment).where(_deployment.c.scope == scope)
+                                .order_by(_deployment.c.id))
+            return [DeploymentRecord(r.id, r.scope, r.mode, r.canary_model, r.canary_share,
+                                     r.actor, r.reason, _utc(r.at)) for r in rows]
+
+    def record_deployment(self, scope: str, mode: str, canary_model: str | None,
+                          canary_share: float | None, *, actor: str, reason: str
+                          ) -> DeploymentRecord:
+        if not reason.strip():
+            raise InvalidTransitionError("a reason is required for a deployment change "
+                                         "(field 'reason')")
+        if not actor.strip():
+            raise InvalidTransitionError("who is deciding? Hint: give your name (field 'user')")
+        now = _now()
+        with self._session(lock_scope=scope) as conn:
+            new_id = conn.execute(_deployment.insert().values(
+                scope=scope, mode=mode, canary_model=canary_model, canary_share=canary_share,
+                actor=actor, reason=reason, at=now)).inserted_primary_key[0]
+        return DeploymentRecord(new_id, scope, mode, canary_model, canary_share, actor, reason,
+                                now)
+
 
 def _upsert(conn: Connection, table: Table, values: dict[str, Any], key: list[str]) -> Any:
     """INSERT ... ON CONFLICT DO UPDATE for the two dialects the store supports."""
@@ -536,6 +599,7 @@ def _upsert(conn: Connection, table: Table, values: dict[str, Any], key: list[st
     statement = insert(table).values(**values)
     changed = {name: statement.excluded[name] for name in values if name not in key}
     return statement.on_conflict_do_update(index_elements=key, set_=changed)
+
 
 def _make_engine(url: str) -> Engine:
     if not url.startswith("sqlite"):

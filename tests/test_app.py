@@ -12,7 +12,7 @@ import promotion
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 PAGES = ["views/leaderboard.py", "views/explorer.py", "views/comparison.py",
-         "views/lifecycle.py"]
+         "views/lifecycle.py", "views/monitoring.py"]
 
 
 @pytest.fixture
@@ -279,3 +279,93 @@ def test_two_sessions_see_each_others_decisions_on_their_next_rerun(app_root):
     first.run()
     assert any("Champion: **bayes**" in s.value for s in first.success)
     assert not first.exception and not second.exception
+
+
+def crowned(app_root: Path, challenger: str) -> promotion.SqlStore:
+    """tiny: logreg champion and ``challenger`` in production; returns the store."""
+    store = promotion.open_store(app_root)
+    for name in ("logreg", challenger):
+        promotion.change_stage(app_root, "tiny", store, name, "production", actor="ana",
+                               reason="test")
+    promotion.change_stage(app_root, "tiny", store, "logreg", "champion", actor="ana",
+                           reason="test")
+    return store
+
+
+def monitored(app_root: Path, requests: int = 1200) -> None:
+    """tiny: logreg champion, tree_d3 a 10% canary, replayed traffic with outcomes."""
+    store = crowned(app_root, "tree_d3")
+    promotion.deploy(app_root, "tiny", store, "canary", canary="tree_d3", canary_share=0.1,
+                     actor="ana", reason="start the canary")
+    promotion.simulate(app_root, "tiny", requests, drift=("f2", 1.0), seed=3, days=8)
+    store.close()
+
+
+def test_monitoring_without_an_export_or_log_says_what_to_do(app_root):
+    at = open_app(page="views/monitoring.py")
+    assert any("Nothing exported to serve yet" in i.value for i in at.info)
+
+
+def test_monitoring_shows_live_metrics_drift_and_applies_the_recommendation(app_root):
+    monitored(app_root)
+    at = open_app(page="views/monitoring.py")
+    assert not at.error
+    assert any("1,200 requests logged, 1,200 with outcomes" in t.value for t in at.text)
+    windows = at.dataframe[1].value
+    assert set(windows["model"]) == {"logreg", "tree_d3"}
+    assert (windows["low"] <= windows["value"]).all()
+    assert (windows["value"] <= windows["high"]).all()
+    drift_table = at.dataframe[-1].value
+    assert drift_table["feature"].iloc[0] == "f2" and drift_table["flagged"].iloc[0]
+    assert any("f2" in w.value for w in at.warning)
+    heading = [h.value for h in at.subheader if h.value.startswith("Recommendation")][0]
+    assert "Wait" not in heading  # 1,200 outcomes over 8 days: a decision is due
+    button = [b for b in at.button if b.key == "apply:tiny"][0]
+    assert button.disabled  # no reason yet
+    at.text_input(key="monitoring_reason").input("weekly review")
+    at.run()
+    [b for b in at.button if b.key == "apply:tiny"][0].click()
+    at.run()
+    assert not at.exception, at.exception
+    assert any(s.value.startswith("Applied:") for s in at.success)
+    decided = promotion.open_store(app_root).deployments("tiny")
+    assert decided[-1].actor == "ana" and "weekly review" in decided[-1].reason
+
+
+def test_lifecycle_deploys_a_canary_with_a_reason(app_root):
+    store = crowned(app_root, "bayes")
+    at = open_app(page="views/lifecycle.py")
+    at.selectbox(key="deploy_mode:tiny").set_value("canary")
+    at.run()
+    at.selectbox(key="deploy_canary:tiny").set_value("bayes")
+    at.text_input(key="deploy_reason").input("try bayes on live traffic")
+    at.run()
+    [b for b in at.button if b.key == "deploy:tiny"][0].click()
+    at.run()
+    assert not at.exception, at.exception
+    assert any("canary: bayes answers 10% of requests" in s.value for s in at.success)
+    record = store.deployments("tiny")[-1]
+    assert (record.mode, record.canary_model, record.canary_share, record.actor) == (
+        "canary", "bayes", 0.1, "ana")
+    from promotion.engine import PredictionEngine
+
+    assert PredictionEngine.load("tiny", app_root, log=False).canary == "bayes"
+
+
+def test_cards_exported_from_the_leaderboard_carry_the_newest_deployment(app_root):
+    store = crowned(app_root, "bayes")
+    at = open_app()
+    [b for b in at.button if b.label == "🎫 Generate Model Cards"][0].click()
+    at.run()  # cards built (and cached) in ensemble mode
+    promotion.set_deployment(store, promotion.load_scope(app_root, "tiny"), "champion",
+                             actor="ana", reason="shadow the challenger")
+    at.run()
+    [b for b in at.button if b.key == "export:tiny"][0].click()
+    at.run()
+    assert not at.exception, at.exception
+    import json
+
+    newest = sorted((app_root / "advanced" / "model_cards").glob("model_cards_tiny_*.json"))[-1]
+    roles = {c["model_name"]: (c["deployment_mode"], c["role"])
+             for c in json.loads(newest.read_text())}
+    assert roles == {"logreg": ("champion", "champion"), "bayes": ("champion", "challenger")}

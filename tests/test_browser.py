@@ -72,6 +72,7 @@ def test_promote_survives_a_reload(browser, served):
     ("explorer", "bin", "ROC curve"),
     ("comparison", "tiny", "Pareto front"),
     ("lifecycle", "tiny", "Gate report"),
+    ("monitoring", "tiny", "Nothing exported to serve yet"),
 ])
 def test_pages_render_in_the_browser(browser, served, path, scope, text):
     url, _ = served

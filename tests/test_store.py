@@ -77,9 +77,12 @@ def test_annotations_are_saved_and_cleared(store):
 ])
 def test_the_history_is_append_only_in_the_database(store, statement):
     store.transition("s", "m1", "production", actor="a", reason="kept", model_sha256=None)
-    with pytest.raises(DBAPIError, match="append-only"), store._session() as conn:
-        conn.execute(text(statement))
+    store.record_deployment("s", "champion", None, None, actor="a", reason="kept")
+    for table in ("transition", "deployment"):
+        with pytest.raises(DBAPIError, match="append-only"), store._session() as conn:
+            conn.execute(text(statement.replace("transition", table)))
     assert [t.reason for t in store.history("s")] == ["kept"]
+    assert [d.reason for d in store.deployments("s")] == ["kept"]
 
 
 def test_racing_champions_leave_exactly_one(store, store_url, models_root):

@@ -75,3 +75,25 @@ def decide_forever(models_dir: str, scope_name: str, seed: int, conn: Connection
         except promotion.InvalidTransitionError:
             pass
         conn.send(target)
+
+
+def serve_forever(models_dir: str, scope_name: str) -> None:
+    """Serve holdout batches in a loop; after each answered batch print its request ids.
+
+    The parent reads the ids from the pipe and kills this process at a moment of its choice:
+    every id it has read was answered, so it must be in the log.
+    """
+    import sys
+
+    import pandas as pd
+
+    root = Path(models_dir)
+    frame = pd.read_csv(root / scope_name / "holdout.csv").drop(columns="label")
+    engine = promotion.engine.PredictionEngine.load(scope_name, root)
+    batch = 0
+    while True:
+        ids = [f"b{batch}-r{i}" for i in range(len(frame))]
+        engine.serve(frame, ids)
+        sys.stdout.write(" ".join(ids) + "\n")
+        sys.stdout.flush()
+        batch += 1

@@ -240,9 +240,12 @@ def _cards(root: str, scope_name: str, signature: tuple, weights: tuple, method:
 def model_cards(scope: promotion.Scope, board: promotion.Leaderboard, method: str
                 ) -> tuple[promotion.PromotedSet, list[promotion.ModelCard], list, dict]:
     """The promoted set's cards and ensemble comparison, rebuilt only when an input changes:
-    the files, the weights, the method, a decision or an analyst's wording."""
+    the files, the weights, the method, a decision (stages, deployment) or an analyst's
+    wording."""
+    deployed = promotion.deployment_of(store(), scope)  # the cards carry the mode
     decisions = tuple(sorted((n, r.stage, r.model_sha256)
-                             for n, r in store().stages(scope.name).items()))
+                             for n, r in store().stages(scope.name).items())) + (
+        (deployed.mode, deployed.canary_model, deployed.canary_share),)
     wording = tuple(sorted((n, f, t) for n, fields in store().annotations(scope.name).items()
                            for f, t in fields.items()))
     return _cards(str(scope.models_dir), scope.name, folder_signature(scope.folder),
@@ -281,3 +284,26 @@ def show_notice() -> None:
     if notice:
         kind, text = notice
         (st.success if kind == "ok" else st.error)(text)
+
+
+def _log_signature(scope: promotion.Scope) -> tuple:
+    """Size and mtime of the scope's prediction log (and its WAL): new traffic reloads it."""
+    path = promotion.log_path(scope.models_dir, scope.name)
+    signature = []
+    for candidate in (path, path.with_name(path.name + "-wal")):
+        try:
+            stat = candidate.stat()
+            signature.append((stat.st_size, stat.st_mtime_ns))
+        except OSError:
+            signature.append((-1, -1))
+    return tuple(signature)
+
+
+@st.cache_resource(show_spinner="Reading the prediction log…", max_entries=8)
+def _live(root: str, scope_name: str, signature: tuple) -> promotion.LiveData:
+    return promotion.load_live(Path(root), scope_name)
+
+
+def live_data(scope: promotion.Scope) -> promotion.LiveData:
+    """The scope's logged requests joined with their outcomes, read again when the log grows."""
+    return _live(str(scope.models_dir), scope.name, _log_signature(scope))

@@ -189,6 +189,55 @@ def rollback_panel(scope: promotion.Scope) -> None:
               on_click=rollback_now, args=(scope,))
 
 
+SHARES = (0.05, 0.10, 0.25, 0.50, 1.00)
+
+
+def deploy_now(scope: promotion.Scope) -> None:
+    """Button callback: the deployment decision with its reason, then a fresh export."""
+    state = st.session_state
+    mode = state.get(f"deploy_mode:{scope.name}")
+    try:
+        record, paths = promotion.deploy(
+            scope.models_dir, scope.name, store(), str(mode), actor=current_user(),
+            reason=str(state.get("deploy_reason") or ""),
+            canary=state.get(f"deploy_canary:{scope.name}") if mode == "canary" else None,
+            canary_share=state.get(f"deploy_share:{scope.name}") if mode == "canary" else None)
+    except promotion.PromotionError as err:
+        state["notice"] = ("error", str(err))
+        return
+    state["notice"] = ("ok", "Nothing changed." if record is None else
+                       f"Deployment: {promotion.deployment_summary(store(), scope)}; exported "
+                       f"{plain(paths.model_cards.name)}.")
+
+
+def deployment_panel(scope: promotion.Scope, stages: dict[str, promotion.StageRecord]) -> None:
+    st.subheader("🚦 Deployment")
+    current = promotion.deployment_of(store(), scope)
+    st.caption(f"In force: {promotion.deployment_summary(store(), scope)} · decided by "
+               f"{current.actor}: {current.reason}")
+    left, middle, right = st.columns(3)
+    modes = list(promotion.MODES)
+    mode = left.selectbox("Mode", modes, index=modes.index(current.mode),
+                          key=f"deploy_mode:{scope.name}")
+    if mode == "canary":
+        challengers = sorted(n for n, r in stages.items() if r.stage == "production")
+        middle.selectbox("Canary", challengers, key=f"deploy_canary:{scope.name}")
+        right.selectbox("Share of requests", SHARES, index=1, format_func=lambda s: f"{s:.0%}",
+                        key=f"deploy_share:{scope.name}")
+    st.text_input("Reason for the deployment (required, recorded)", key="deploy_reason")
+    ready = bool(str(st.session_state.get("deploy_reason") or "").strip()) and current_user()
+    st.button("🚦 Deploy and export", key=f"deploy:{scope.name}", disabled=not ready,
+              on_click=deploy_now, args=(scope,))
+    decided = store().deployments(scope.name)
+    if decided:
+        st.dataframe(pd.DataFrame([{
+            "at": d.at, "mode": d.mode, "canary": d.canary_model, "share": d.canary_share,
+            "by": d.actor, "reason": d.reason} for d in reversed(decided)]),
+            hide_index=True, width="stretch", column_config={
+                "at": st.column_config.DatetimeColumn("At (UTC)",
+                                                      format="YYYY-MM-DD HH:mm:ss")})
+
+
 def history_panel(scope: promotion.Scope) -> None:
     st.subheader("📜 History (append-only)")
     entries = store().history(scope.name)
@@ -228,6 +277,7 @@ def main() -> None:
     stages_table(scope, board, stages)
     act_panel(scope, board, stages)
     rollback_panel(scope)
+    deployment_panel(scope, stages)
     history_panel(scope)
 
 

@@ -16,7 +16,7 @@ from sqlalchemy.exc import DBAPIError
 
 #: The newest revision in ``versions/``; a test keeps the two in step. Knowing it here lets an
 #: up-to-date database open without importing Alembic.
-HEAD = "0002"
+HEAD = "0003"
 #: The schema that ``create_all`` made before migrations existed: revision 0001 exactly.
 _PRE_MIGRATION_TABLES = {"evaluation", "model_stage", "transition", "weights", "annotation"}
 

@@ -1,0 +1,84 @@
+"""Cost of the prediction log against the batch's prediction time, on the demo digits scope.
+
+Three models exported in champion mode (every model scores every row; the champion answers).
+Direct figure: within each logged ``serve`` call, the time spent writing the log against the
+rest of the call (the prediction), median over the runs. End-to-end figure (noisy on a shared
+machine): the same batch served by an engine that logs and one that does not, interleaved.
+Target (monitoring issue): the log costs at most 10% of the batch's prediction time.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from _util import record  # noqa: E402
+
+import promotion  # noqa: E402
+from promotion.engine import PredictionEngine  # noqa: E402
+
+MEMBERS = ("xgboost", "mlp_large", "logistic_regression")
+TARGET = 0.10
+
+
+def main() -> dict:
+    root = Path(tempfile.mkdtemp(prefix="bench-predlog-")) / "models"
+    promotion.build_demo_zoo(root, scopes=("digits",), progress=lambda _: None)
+    store = promotion.open_store(root)
+    for name in MEMBERS:
+        promotion.change_stage(root, "digits", store, name, "production", actor="bench",
+                               reason="log benchmark", override=True)
+    promotion.change_stage(root, "digits", store, MEMBERS[0], "champion", actor="bench",
+                           reason="log benchmark", override=True)
+    promotion.deploy(root, "digits", store, "champion", actor="bench", reason="shadow")
+    store.close()
+    holdout = pd.read_csv(root / "digits" / "holdout.csv").drop(columns="digit")
+    logged = PredictionEngine.load("digits", root)
+    bare = PredictionEngine.load("digits", root, log=False)
+    append = logged.log.append
+    spent: list[float] = []
+
+    def timed_append(batch) -> None:  # the log's own time, inside the real call
+        started = time.perf_counter()
+        append(batch)
+        spent.append(time.perf_counter() - started)
+
+    logged.log.append = timed_append
+    result: dict = {"members": list(MEMBERS), "mode": "champion", "target_share": TARGET}
+    for rows in (100, 1000, 10_000):
+        batch = holdout.sample(rows, replace=True, random_state=0).reset_index(drop=True)
+        with_log, without, shares = [], [], []
+        for run in range(15):
+            ids = [f"{rows}-{run}-{i}" for i in range(rows)]
+            started = time.perf_counter()
+            bare.serve(batch, ids)
+            without.append(time.perf_counter() - started)
+            started = time.perf_counter()
+            logged.serve(batch, ids)
+            with_log.append(time.perf_counter() - started)
+            shares.append(spent[-1] / (with_log[-1] - spent[-1]))
+        # The machine is shared: the fastest run of each side is the least disturbed one.
+        base, total = min(without), min(with_log)
+        result[f"rows_{rows}"] = {
+            "log_ms_median": round(statistics.median(spent[-15:]) * 1000, 2),
+            "log_share_of_prediction": round(statistics.median(shares), 4),
+            "end_to_end_predict_ms": round(base * 1000, 2),
+            "end_to_end_predict_and_log_ms": round(total * 1000, 2),
+            "end_to_end_share": round((total - base) / base, 4)}
+    logged.close()
+    result["within_target"] = all(result[f"rows_{n}"]["log_share_of_prediction"] <= TARGET
+                                  for n in (100, 1000, 10_000))
+    record("predlog", result)
+    return result
+
+
+if __name__ == "__main__":
+    print(json.dumps(main(), indent=2))

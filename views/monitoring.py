@@ -1,0 +1,121 @@
+"""📡 Monitoring: live metrics against the health score, champion vs challengers on the same
+requests, the recommendation (one click to apply, with a reason) and drift."""
+
+from __future__ import annotations
+
+import pandas as pd
+import plotly.express as px
+import streamlit as st
+
+import promotion
+from promotion.engine import newest_cards_file, read_cards
+from views._common import current_scope, current_user, live_data, plain, show_notice, store
+
+ACTION_LABELS = {"wait": "⏳ Wait", "rollback": "↩️ Roll back", "increase": "⏫ Increase "
+                 "allocation", "keep": "✅ Keep", "none": "—"}
+
+
+def apply_now(scope: promotion.Scope, advice: promotion.Recommendation) -> None:
+    """Button callback: apply the recommendation through the lifecycle, with the reason."""
+    reason = str(st.session_state.get("monitoring_reason") or "")
+    try:
+        done = promotion.apply_recommendation(scope.models_dir, scope.name, store(), advice,
+                                              actor=current_user(), reason=reason)
+    except promotion.PromotionError as err:
+        st.session_state["notice"] = ("error", str(err))
+        return
+    st.session_state["notice"] = ("ok", f"Applied: {plain(done)}. Recorded in the history and "
+                                        "exported.")
+
+
+def recommendation_panel(scope: promotion.Scope, advice: promotion.Recommendation) -> None:
+    st.subheader(f"Recommendation: {ACTION_LABELS[advice.action]}")
+    st.text(f"Rule: {advice.rule}")
+    if advice.figures is not None:
+        f = advice.figures
+        st.dataframe(pd.DataFrame([{
+            "subject": advice.subject, "baseline": advice.baseline,
+            "outcomes": f.outcomes, "needed": promotion.MIN_OUTCOMES,
+            "days at allocation": round(f.days, 2), "min days": f.min_days,
+            "live": f.live, "baseline live": f.baseline_live, "error rate": f.error_rate,
+            "latency ms/row": f.latency_ms, "baseline latency ms/row": f.baseline_latency_ms,
+        }]), hide_index=True, width="stretch")
+    if not advice.plan:
+        return
+    st.text(f"Applying will: {advice.plan}")
+    st.text_input("Reason (required, recorded)", key="monitoring_reason")
+    ready = bool(str(st.session_state.get("monitoring_reason") or "").strip()) and current_user()
+    st.button(f"{ACTION_LABELS[advice.action]}: apply", key=f"apply:{scope.name}",
+              type="primary", disabled=not ready, on_click=apply_now, args=(scope, advice),
+              help=None if ready else "Enter your name in the sidebar and a reason first")
+
+
+def metrics_panel(scope: promotion.Scope, live: promotion.LiveData,
+                  cards: list[promotion.ModelCard]) -> None:
+    key = promotion.metric_name(scope.task)
+    st.subheader(f"Live {key.replace('_', ' ')} per day, on the same requests")
+    table = promotion.window_metrics(live, scope.task, cards)
+    if table.empty:
+        st.info("No outcomes joined yet. Hint: python -m promotion outcomes --scope "
+                f"{scope.name} --file labels.csv")
+        return
+    figure = px.line(table, x="window", y="value", color="model", markers=True,
+                     error_y=table["high"] - table["value"],
+                     error_y_minus=table["value"] - table["low"],
+                     labels={"value": key, "window": "day (UTC)"})
+    for card in cards:
+        low = card.metrics[key].low if key in card.metrics else None
+        if low is not None:
+            figure.add_hline(y=low, line_dash="dot", annotation_text=f"{card.model_name} "
+                             "holdout lower bound")
+    st.plotly_chart(figure, width="stretch", key=f"live_chart:{scope.name}")
+    st.dataframe(table, hide_index=True, width="stretch", column_config={
+        "window": st.column_config.DatetimeColumn("Day (UTC)", format="YYYY-MM-DD"),
+        "value": st.column_config.NumberColumn(key, format="%.4f"),
+        "low": st.column_config.NumberColumn("95% low", format="%.4f"),
+        "high": st.column_config.NumberColumn("95% high", format="%.4f"),
+        "health_score": st.column_config.NumberColumn("Health score", format="%.4f"),
+        "holdout_low": st.column_config.NumberColumn("Holdout lower bound", format="%.4f")})
+
+
+def drift_panel(scope: promotion.Scope, live: promotion.LiveData) -> None:
+    st.subheader("🌊 Drift: population stability index per feature")
+    try:
+        table = promotion.drift(scope.models_dir, scope.name, live)
+    except promotion.PromotionError as err:
+        st.error(str(err))
+        return
+    flagged = table[table["flagged"]]
+    if len(flagged):
+        st.warning(f"{len(flagged)} feature(s) drifted (PSI > {promotion.PSI_FLAG}): "
+                   + ", ".join(plain(f) for f in flagged["feature"].head(10)))
+    st.dataframe(table, hide_index=True, width="stretch", column_config={
+        "psi": st.column_config.NumberColumn("PSI", format="%.4f")})
+
+
+def main() -> None:
+    scope = current_scope()
+    if scope is None:
+        return
+    st.title(f"📡 Monitoring · {plain(scope.name)}")
+    show_notice()
+    try:
+        source = newest_cards_file(scope.name, scope.models_dir)
+        cards = read_cards(source)
+    except promotion.PromotionError as err:
+        st.info(f"Nothing exported to serve yet: {err}")
+        return
+    st.caption(f"Export {source.name} ({cards[0].deployment_mode} mode) · decided: "
+               f"{promotion.deployment_summary(store(), scope)}")
+    live = live_data(scope)
+    if live.empty:
+        st.info("No prediction logged yet. Hint: python -m promotion simulate --scope "
+                f"{scope.name} --requests 3000 (or python -m promotion demo --monitoring)")
+        return
+    st.text(f"{len(live.requests):,} requests logged, {(live.y >= 0).sum():,} with outcomes")
+    recommendation_panel(scope, promotion.recommend(live, cards, scope.task))
+    metrics_panel(scope, live, cards)
+    drift_panel(scope, live)
+
+
+main()
