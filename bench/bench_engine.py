@@ -58,14 +58,17 @@ def main() -> dict:
         models = bare_load()
         load_bare.append(time.perf_counter() - started)
         started = time.perf_counter()
-        engine = PredictionEngine.load("digits", models_dir=root)
+        # The export issue's targets are about the engine's own overhead: without the log.
+        # The prediction log's cost is bench_predlog.py's; the logged p95 is shown beside.
+        engine = PredictionEngine.load("digits", models_dir=root, log=False)
         load_engine.append(time.perf_counter() - started)
 
     holdout = pd.read_csv(root / "digits" / "holdout.csv").drop(columns="digit")
     singles = [holdout.iloc[[i]] for i in range(300)]
     # Interleaved, so both sides see the same machine state.
     member_times: list[list[float]] = [[] for _ in models]
-    engine_times = []
+    engine_times, logged_times = [], []
+    logged = PredictionEngine.load("digits", models_dir=root)
     for row in singles * 2:
         for times, model in zip(member_times, models, strict=True):
             started = time.perf_counter()
@@ -74,6 +77,10 @@ def main() -> dict:
         started = time.perf_counter()
         engine.predict_proba(row)
         engine_times.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        logged.predict_proba(row)
+        logged_times.append(time.perf_counter() - started)
+    logged.close()
     member_p95 = [p95(times) for times in member_times]
 
     batch = holdout.sample(100_000, replace=True, random_state=0).reset_index(drop=True)
@@ -99,6 +106,7 @@ def main() -> dict:
         "single_row_p95_members_sum_ms": round(sum(member_p95) * 1000, 3),
         "single_row_limit_ms": round(single_limit * 1000, 3),
         "single_row_within_target": p95(engine_times) <= single_limit,
+        "single_row_p95_logged_ms": round(p95(logged_times) * 1000, 3),
         "batch_rows": len(batch),
         "batch_rows_per_s_engine": round(len(batch) / min(through)),
         "batch_rows_per_s_direct": round(len(batch) / min(direct)),

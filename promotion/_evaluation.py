@@ -244,7 +244,7 @@ def _backend(n_jobs: int) -> Iterator[joblib.Parallel]:
     from distributed import Client
 
     try:
-        client = Client(address, timeout="10s", set_as_default=False)
+        client = Client(address, timeout="5s", set_as_default=False)
     except (OSError, TimeoutError) as err:
         raise InvalidInputError(f"cannot reach the Dask scheduler at '{address}' "
                                 f"({DASK_SCHEDULER_SETTING}): {err}") from None

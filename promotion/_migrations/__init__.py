@@ -14,6 +14,8 @@ from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
+from ._guards import append_only
+
 #: The newest revision in ``versions/``; a test keeps the two in step. Knowing it here lets an
 #: up-to-date database open without importing Alembic.
 HEAD = "0003"
@@ -61,4 +63,7 @@ def _upgrade(conn: Connection) -> None:
         return
     if revision is None and _PRE_MIGRATION_TABLES <= set(inspect(conn).get_table_names()):
         command.stamp(config, "0001")
+        # The first releases guarded the history with triggers on SQLite only.
+        for statement in append_only(conn.dialect.name, "transition", "the transition history"):
+            conn.exec_driver_sql(statement)
     command.upgrade(config, "head")

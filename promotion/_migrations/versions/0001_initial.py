@@ -9,29 +9,12 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from promotion._migrations._guards import append_only
+
 revision = "0001"
 down_revision = None
 branch_labels = None
 depends_on = None
-
-_MESSAGE = "the transition history is append-only"
-
-_SQLITE_TRIGGERS = [
-    "CREATE TRIGGER IF NOT EXISTS transition_no_update BEFORE UPDATE ON transition "
-    f"BEGIN SELECT RAISE(ABORT, '{_MESSAGE}'); END",
-    "CREATE TRIGGER IF NOT EXISTS transition_no_delete BEFORE DELETE ON transition "
-    f"BEGIN SELECT RAISE(ABORT, '{_MESSAGE}'); END",
-]
-
-_POSTGRESQL_TRIGGERS = [
-    "CREATE OR REPLACE FUNCTION transition_append_only() RETURNS trigger LANGUAGE plpgsql AS "
-    f"$$ BEGIN RAISE EXCEPTION '{_MESSAGE}'; END $$",
-    "CREATE TRIGGER transition_no_change BEFORE UPDATE OR DELETE ON transition "
-    "FOR EACH ROW EXECUTE FUNCTION transition_append_only()",
-    "CREATE TRIGGER transition_no_truncate BEFORE TRUNCATE ON transition "
-    "FOR EACH STATEMENT EXECUTE FUNCTION transition_append_only()",
-]
-
 
 def upgrade() -> None:
     op.create_table(
@@ -92,9 +75,8 @@ def upgrade() -> None:
         sa.Column("actor", sa.String(200), nullable=False),
         sa.Column("at", sa.DateTime(timezone=True), nullable=False),
     )
-    dialect = op.get_bind().dialect.name
-    for statement in {"sqlite": _SQLITE_TRIGGERS, "postgresql": _POSTGRESQL_TRIGGERS}.get(
-            dialect, []):
+    for statement in append_only(op.get_bind().dialect.name, "transition",
+                                 "the transition history"):
         op.execute(statement)
 
 
