@@ -156,6 +156,9 @@ def build_parser() -> argparse.ArgumentParser:
     which.add_argument("--all", action="store_true", help="every version that is READY")
     mlflow_import.add_argument("--group", choices=GROUPS, default=None,
                                help="group when neither a 'group' tag nor the estimator tells")
+    mlflow_import.add_argument("--trust-pickle", action="store_true",
+                               help="also import versions stored as pickle/cloudpickle (loading "
+                                    "runs any code they hold; only for a source you trust)")
     mlflow_import.set_defaults(run=_cmd_mlflow_import)
 
     mlflow_sync = commands.add_parser(
@@ -413,7 +416,7 @@ def _cmd_mlflow_import(args: argparse.Namespace) -> int:
     done = import_mlflow_versions(args.models_dir, args.scope, registered_model=args.model,
                                   tracking_uri=args.tracking_uri,
                                   versions=None if args.all else args.versions,
-                                  group=args.group)
+                                  group=args.group, trust_pickle=args.trust_pickle)
     for item in done:
         print(item.describe())
     if any(item.action != "unchanged" for item in done):

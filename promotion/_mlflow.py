@@ -25,9 +25,10 @@ from urllib.parse import urlsplit, urlunsplit
 import joblib
 
 from ._config import GROUPS, MlflowMirror, MlflowOrigin, ModelMeta, read_json_model
-from ._discovery import META_FILE, MODEL_FILE, Scope, load_scope
+from ._discovery import META_FILE, Scope, load_scope
 from ._errors import InvalidInputError, MissingDependencyError, PromotionError
 from ._jsonio import dumps
+from ._loading import JOBLIB_FILE, SKOPS_FILE, load_model_bytes, pick_model_file, read_model_bytes
 from ._store import Store
 
 REQUIREMENTS_FILE = "requirements-mlflow.txt"
@@ -56,6 +57,8 @@ GROUP_BY_MODULE: tuple[tuple[str, str], ...] = (
     ("sklearn.dummy", "linear"),
 )
 _TAG_VALUE_LIMIT = 5000  # MLflow's limit on a tag value
+#: The sklearn flavor's safe format (MLflow's default); every other format is a pickle.
+SKOPS_FORMAT = "skops"
 # One MLflow call sequence at a time per process: the fail-fast settings are process-wide
 # environment variables, set and restored around each sequence.
 _LOCK = threading.Lock()
@@ -172,13 +175,18 @@ def import_mlflow_versions(models_dir: Path, scope_name: str, *,
                            registered_model: str | None = None,
                            tracking_uri: str | None = None,
                            versions: list[int] | None = None,
-                           group: str | None = None) -> list[ImportedVersion]:
+                           group: str | None = None,
+                           trust_pickle: bool = False) -> list[ImportedVersion]:
     """Bring registered versions (``None``: all) into the scope as model folders.
 
-    Each artifact is loaded with MLflow's own loader and must be a scikit-learn-API estimator
-    with ``predict_proba``; it is written as ``model.joblib`` + ``meta.json`` in a temporary
-    folder renamed into place. A version already imported unchanged is left alone. The
-    registered model and tracking URI default to the scope's ``mlflow`` setting.
+    A version logged with the sklearn flavor in skops format is loaded like any
+    ``model.skops`` (``promotion._loading``, the scope's trusted types) and its verified bytes
+    are copied as ``model.skops``. Any other artifact is a pickle: refused unless
+    ``trust_pickle``, then loaded with MLflow's own loader and written as ``model.joblib``,
+    with ``meta.json`` field ``training.trusted_pickle`` set. The model must have
+    ``predict_proba``. Each folder is written under a temporary name renamed into place; a
+    version already imported unchanged is left alone. The registered model and tracking URI
+    default to the scope's ``mlflow`` setting.
     """
     scope = load_scope(models_dir, scope_name)
     settings = scope.config.mlflow
@@ -193,8 +201,8 @@ def import_mlflow_versions(models_dir: Path, scope_name: str, *,
     with _client(tracking_uri) as (mlflow, client):
         found = _registered_versions(client, registered_model, tracking_uri)
         chosen = _choose(found, versions, registered_model)
-        return [_import_version(mlflow, client, scope, tracking_uri, found[number], group)
-                for number in chosen]
+        return [_import_version(mlflow, client, scope, tracking_uri, found[number], group,
+                                trust_pickle) for number in chosen]
 
 
 def _registered_versions(client: Any, name: str, tracking_uri: str) -> dict[int, Any]:
@@ -246,8 +254,18 @@ def _origin(version: Any, tracking_uri: str) -> dict[str, Any]:
             if version.creation_timestamp is not None else None}
 
 
+@dataclass(frozen=True)
+class _Artifact:
+    """A version's model, loaded: verified skops bytes to copy, or an object to re-save."""
+
+    estimator: Any
+    file_name: str  # model.skops or model.joblib
+    payload: bytes | None  # the skops bytes the estimator was built from
+    serialization: str  # how MLflow stored it: skops, pickle, cloudpickle, or a flavor name
+
+
 def _import_version(mlflow: ModuleType, client: Any, scope: Scope, tracking_uri: str,
-                    version: Any, group: str | None) -> ImportedVersion:
+                    version: Any, group: str | None, trust_pickle: bool) -> ImportedVersion:
     number = int(version.version)
     name = folder_name(version.name, number)
     final = scope.folder / name
@@ -256,22 +274,26 @@ def _import_version(mlflow: ModuleType, client: Any, scope: Scope, tracking_uri:
         return ImportedVersion(version.name, number, name, "unchanged", scope.shown(final))
     action: Literal["imported", "replaced"] = "replaced" if final.exists() else "imported"
     label = f"MLflow model '{version.name}' version {number}"
-    estimator = _load_estimator(mlflow, tracking_uri, version.name, number, label)
+    artifact = _load_artifact(mlflow, scope, tracking_uri, version.name, number, label,
+                              trust_pickle)
     run_tags, params = _run_facts(client, version.run_id)
-    meta = _describe(estimator, version, run_tags, params, origin, group, label)
-    _write_model_folder(scope.folder, final, estimator, meta)
+    meta = _describe(artifact, version, run_tags, params, origin, group, label)
+    _write_model_folder(scope.folder, final, artifact, meta)
     return ImportedVersion(version.name, number, name, action, scope.shown(final))
 
 
 def _already_imported(folder: Path, scope: Scope, origin: dict[str, Any]) -> bool:
     """True when ``folder`` holds this very version, unchanged. False when the registered
     model was made anew since (same number, other version) or the file is gone: replace it.
-    Any other folder of that name is refused, never overwritten."""
+    Any other folder of that name is refused, never overwritten. A ``model.joblib`` counts
+    only when it was imported with ``trust_pickle`` (one written before that choice existed is
+    replaced, or refused when its artifact is a pickle)."""
     try:
-        existing: MlflowOrigin | None = read_json_model(
-            folder / META_FILE, ModelMeta, scope.shown(folder / META_FILE)).mlflow
+        meta: ModelMeta | None = read_json_model(folder / META_FILE, ModelMeta,
+                                                 scope.shown(folder / META_FILE))
     except InvalidInputError:
-        existing = None
+        meta = None
+    existing: MlflowOrigin | None = meta.mlflow if meta is not None else None
     if existing is None or (existing.registered_model, existing.version) != \
             (origin["registered_model"], origin["version"]):
         raise InvalidInputError(
@@ -280,19 +302,46 @@ def _already_imported(folder: Path, scope: Scope, origin: dict[str, Any]) -> boo
             "Hint: rename that folder")
     unchanged = (existing.source, existing.run_id, existing.created_ms) == \
         (origin["source"], origin["run_id"], origin["created_ms"])
-    return unchanged and (folder / MODEL_FILE).is_file()
+    file_name = pick_model_file(folder, meta.model_file if meta else None, scope.shown(folder))
+    vetted = file_name == SKOPS_FILE or (meta is not None
+                                         and meta.training.get("trusted_pickle") is True)
+    return unchanged and vetted and (folder / file_name).is_file()
 
 
-def _load_estimator(mlflow: ModuleType, tracking_uri: str, name: str, number: int,
-                    label: str) -> Any:
-    """The version's model through MLflow's loaders: the sklearn flavor, else pyfunc's raw."""
+def _load_artifact(mlflow: ModuleType, scope: Scope, tracking_uri: str, name: str,
+                   number: int, label: str, trust_pickle: bool) -> _Artifact:
+    """The version's model. Its MLmodel file (plain YAML) says how it is stored: a skops file
+    is loaded with the scope's trusted types, never MLflow's, whose list comes from that same
+    MLmodel file, written by the model's author; anything else is unpickling, so it needs
+    ``trust_pickle``."""
     with tempfile.TemporaryDirectory(prefix="promotion-mlflow-") as tmp:
         try:
             local = mlflow.artifacts.download_artifacts(
                 artifact_uri=f"models:/{name}/{number}", dst_path=tmp,
                 tracking_uri=tracking_uri, registry_uri=tracking_uri)
             flavors = mlflow.models.Model.load(local).flavors
-            if "sklearn" in flavors:
+        except ImportError as err:
+            raise _missing(err) from None
+        except Exception as err:  # any download or MLmodel failure is this version's, named
+            raise InvalidInputError(f"{label}: cannot be loaded ({_first_line(err)})") \
+                from None
+        sklearn_conf = flavors.get("sklearn")
+        if isinstance(sklearn_conf, dict):
+            # MLflow's own default when the key is missing is pickle.
+            serialization = str(sklearn_conf.get("serialization_format", "pickle"))
+        else:
+            serialization = next(iter(flavors), "unknown") if flavors else "unknown"
+        if serialization == SKOPS_FORMAT and isinstance(sklearn_conf, dict):
+            return _load_skops_artifact(Path(local), sklearn_conf, scope, label)
+        if not trust_pickle:
+            what = (f"logged in {serialization} format" if isinstance(sklearn_conf, dict)
+                    else f"a '{serialization}' model, not the sklearn flavor")
+            raise InvalidInputError(
+                f"{label}: {what}; loading it would unpickle it, which runs any code it "
+                "holds, so it is not imported. Hint: log it with mlflow.sklearn.log_model(..., "
+                'serialization_format="skops"), or pass --trust-pickle if you trust its source')
+        try:
+            if isinstance(sklearn_conf, dict):
                 estimator = mlflow.sklearn.load_model(local)
             else:
                 estimator = mlflow.pyfunc.load_model(local).get_raw_model()
@@ -305,7 +354,21 @@ def _load_estimator(mlflow: ModuleType, tracking_uri: str, name: str, number: in
         raise InvalidInputError(
             f"{label}: a {type(estimator).__name__} has no predict_proba. Hint: only "
             "scikit-learn-API classifiers can be ranked here")
-    return estimator
+    return _Artifact(estimator, JOBLIB_FILE, None, serialization)
+
+
+def _load_skops_artifact(local: Path, conf: dict[str, Any], scope: Scope,
+                         label: str) -> _Artifact:
+    """The skops file the flavor names, checked and loaded as the project loads model.skops."""
+    named = conf.get("pickled_model")
+    if not isinstance(named, str) or not named:
+        raise InvalidInputError(f"{label}: its MLmodel file names no model file (sklearn "
+                                "flavor field 'pickled_model')")
+    shown = f"{label} ({named})"
+    # The download folder is the root: a name with '..' or a symlink out is refused.
+    payload = read_model_bytes(local / named, local, shown)
+    estimator = load_model_bytes(payload, SKOPS_FILE, shown, scope.config.trusted_types)
+    return _Artifact(estimator, SKOPS_FILE, payload, SKOPS_FORMAT)
 
 
 def _run_facts(client: Any, run_id: str | None) -> tuple[dict[str, str], dict[str, str]]:
@@ -321,10 +384,12 @@ def _run_facts(client: Any, run_id: str | None) -> tuple[dict[str, str], dict[st
     return dict(data.tags), dict(data.params)
 
 
-def _describe(estimator: Any, version: Any, run_tags: dict[str, str], params: dict[str, str],
-              origin: dict[str, Any], group: str | None, label: str) -> dict[str, Any]:
+def _describe(artifact: _Artifact, version: Any, run_tags: dict[str, str],
+              params: dict[str, str], origin: dict[str, Any], group: str | None,
+              label: str) -> dict[str, Any]:
     """``meta.json`` of an imported version: tags first, then what the estimator shows."""
     tags = {**run_tags, **dict(version.tags or {})}
+    estimator = artifact.estimator
     final = estimator.steps[-1][1] if hasattr(estimator, "steps") else estimator
     module = type(final).__module__
     chosen_group = tags.get(GROUP_TAG) or group or next(
@@ -338,19 +403,26 @@ def _describe(estimator: Any, version: Any, run_tags: dict[str, str], params: di
         re.sub(r"(?<!^)(?=[A-Z])", "_", type(final).__name__).lower()
     kept = {k: str(v) for k, v in (version.tags or {}).items()
             if k != STAGE_TAG and not k.startswith("promotion.")}
+    training: dict[str, Any] = {"imported_from": "mlflow",
+                                "mlflow_format": artifact.serialization}
+    if artifact.file_name == JOBLIB_FILE:
+        training["trusted_pickle"] = True  # only reachable with trust_pickle
     return {"model_type": model_type, "group": chosen_group,
             "description": version.description or "", "params": params, "tags": kept,
-            "training": {"imported_from": "mlflow"}, "mlflow": origin}
+            "training": training, "mlflow": origin, "model_file": artifact.file_name}
 
 
-def _write_model_folder(scope_dir: Path, final: Path, estimator: Any,
+def _write_model_folder(scope_dir: Path, final: Path, artifact: _Artifact,
                         meta: dict[str, Any]) -> None:
     """Write the folder under a hidden name, then rename it into place (no half folder)."""
     ModelMeta.model_validate(meta)  # never write a meta.json discovery would refuse
     tmp = scope_dir / f".{final.name}.import-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
     try:
-        joblib.dump(estimator, tmp / MODEL_FILE)
+        if artifact.payload is not None:  # the very bytes verified, never re-serialized
+            (tmp / artifact.file_name).write_bytes(artifact.payload)
+        else:
+            joblib.dump(artifact.estimator, tmp / artifact.file_name)
         (tmp / META_FILE).write_text(dumps(meta) + "\n", encoding="utf-8")
         if final.exists():
             old = scope_dir / f".{final.name}.replaced-{uuid.uuid4().hex[:8]}"

@@ -1,5 +1,8 @@
 """MLflow: import registered versions, mirror decisions as alias and tags, survive an outage.
 
+Versions logged in skops format are imported as ``model.skops`` under the scope's trusted
+types; pickled ones (cloudpickle here) only with ``trust_pickle``.
+
 Everything runs against a real local MLflow tracking store (a SQLite file, no server). MLflow
 migrates a new store's schema on first use (seconds), so the store and the logged models are
 built once for the module; each test registers its own model name over those artifacts.
@@ -18,8 +21,9 @@ from pathlib import Path
 
 import joblib
 import pytest
+import skops.io as sio
 from factories import make_data, make_scope
-from sklearn.ensemble import RandomForestClassifier
+from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
 from sklearn.linear_model import LinearRegression, LogisticRegression
 from sklearn.metrics import roc_auc_score
 from sklearn.tree import DecisionTreeClassifier
@@ -28,16 +32,20 @@ import promotion
 
 ROOT = Path(__file__).resolve().parent.parent
 LOGGED_AUC = 0.999  # what the training runs claim; never what the leaderboard shows
+#: What a HistGradientBoostingClassifier holds beyond the trusted defaults (see _loading).
+TREE_PREDICTOR = "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor"
 
 
 @dataclass(frozen=True)
 class Registry:
-    """A real MLflow store holding three logged classifiers (and one regressor)."""
+    """A real MLflow store holding three logged classifiers (and one regressor, one
+    classifier with a type no scope trusts by default)."""
 
     uri: str
     client: object
     sources: list[tuple[str, str]]  # (source, run_id) of each classifier, in version order
     regressor: tuple[str, str]
+    untrusted: tuple[str, str]
 
     def register(self, name: str, *, tags: dict[int, dict[str, str]] | None = None) -> str:
         """A registered model ``name`` whose versions 1..3 are the logged classifiers."""
@@ -52,6 +60,12 @@ class Registry:
 
     def champion(self, name: str) -> int | None:
         return self.client.get_registered_model(name).aliases.get("champion")
+
+    def register_one(self, name: str, logged: tuple[str, str]) -> str:
+        """A registered model ``name`` whose only version is ``logged``."""
+        self.client.create_registered_model(name)
+        self.client.create_model_version(name, logged[0], run_id=logged[1])
+        return name
 
 
 @pytest.fixture(scope="module")
@@ -83,8 +97,12 @@ def registry(tmp_path_factory) -> Iterator[Registry]:
             sources.append(_log(mlflow, experiment, estimator.fit(X.iloc[:300], y[:300]),
                                 options))
         regressor = _log(mlflow, experiment, LinearRegression().fit(X.iloc[:300], y[:300]), {})
+        # Its author lists the type in MLmodel; that list must not be what decides here.
+        untrusted = _log(mlflow, experiment, HistGradientBoostingClassifier(
+            max_iter=10, random_state=0).fit(X.iloc[:300], y[:300]),
+            {"skops_trusted_types": [TREE_PREDICTOR]})
         try:
-            yield Registry(uri, client, sources, regressor)
+            yield Registry(uri, client, sources, regressor, untrusted)
         finally:
             mlflow.set_tracking_uri(previous)
 
@@ -121,15 +139,43 @@ def move(root: Path, store, model: str, stage: str, reason: str):
                                   reason=reason, override=True)
 
 
-def test_imported_versions_rank_on_metrics_measured_here(models_root, store, registry):
+def test_imported_versions_rank_on_metrics_measured_here(models_root, store, registry,
+                                                         tmp_path):
+    import mlflow.artifacts
+
     name = registry.register("credit_rank", tags={2: {"group": "variant"}})
     scope_dir = credit_scope(models_root)
     done = promotion.import_mlflow_versions(models_root, "credit", registered_model=name,
-                                            tracking_uri=registry.uri)
+                                            tracking_uri=registry.uri, versions=[1, 2])
     assert [(d.model_name, d.action) for d in done] == [
-        ("credit_rank_v1", "imported"), ("credit_rank_v2", "imported"),
+        ("credit_rank_v1", "imported"), ("credit_rank_v2", "imported")]
+    for number in (1, 2):  # skops, imported with no flag: the verified bytes, as model.skops
+        folder = scope_dir / f"{name}_v{number}"
+        assert sorted(p.name for p in folder.iterdir()) == ["meta.json", "model.skops"]
+        meta = json.loads((folder / "meta.json").read_text())
+        assert meta["model_file"] == "model.skops"
+        assert meta["training"] == {"imported_from": "mlflow", "mlflow_format": "skops"}
+        logged = Path(mlflow.artifacts.download_artifacts(
+            artifact_uri=registry.version(name, number).source, dst_path=tmp_path / str(number),
+            tracking_uri=registry.uri))
+        assert (folder / "model.skops").read_bytes() == (logged / "model.skops").read_bytes()
+
+    with pytest.raises(promotion.InvalidInputError) as refused:
+        promotion.import_mlflow_versions(models_root, "credit", registered_model=name,
+                                         tracking_uri=registry.uri)
+    message = str(refused.value)
+    assert message.startswith(f"MLflow model '{name}' version 3: logged in cloudpickle format")
+    assert 'serialization_format="skops"' in message and "--trust-pickle" in message
+    assert not (scope_dir / f"{name}_v3").exists()
+
+    done = promotion.import_mlflow_versions(models_root, "credit", registered_model=name,
+                                            tracking_uri=registry.uri, trust_pickle=True)
+    assert [(d.model_name, d.action) for d in done] == [
+        ("credit_rank_v1", "unchanged"), ("credit_rank_v2", "unchanged"),
         ("credit_rank_v3", "imported")]
     meta = json.loads((scope_dir / "credit_rank_v3" / "meta.json").read_text())
+    assert (meta["model_file"], meta["training"]) == ("model.joblib", {
+        "imported_from": "mlflow", "mlflow_format": "cloudpickle", "trusted_pickle": True})
     source, run_id = registry.sources[2]
     assert meta["mlflow"] | {"created_ms": None} == {
         "registered_model": name, "version": 3, "run_id": run_id, "source": source,
@@ -146,7 +192,11 @@ def test_imported_versions_rank_on_metrics_measured_here(models_root, store, reg
     holdout = promotion.load_scope(models_root, "credit").load_holdout()
     for number in (1, 2, 3):
         folder = scope_dir / f"{name}_v{number}"
-        model = joblib.load(folder / "model.joblib")
+        if number == 3:
+            model = joblib.load(folder / "model.joblib")
+        else:
+            payload = (folder / "model.skops").read_bytes()
+            model = sio.loads(payload, trusted=sio.get_untrusted_types(data=payload))
         measured = roc_auc_score(holdout.y == holdout.classes[1],
                                  model.predict_proba(holdout.features)[:, 1])
         row = board.row(folder.name)
@@ -175,8 +225,9 @@ def test_a_version_registered_anew_replaces_its_folder(models_root, registry):
     registry.client.create_model_version("credit_again", source, run_id=run_id)
     again = promotion.import_mlflow_versions(models_root, "credit", versions=[1],
                                              registered_model="credit_again",
-                                             tracking_uri=registry.uri)
+                                             tracking_uri=registry.uri, trust_pickle=True)
     assert again[0].action == "replaced"
+    assert not (scope_dir / "credit_again_v1" / "model.skops").exists()
     meta = json.loads((scope_dir / "credit_again_v1" / "meta.json").read_text())
     assert (meta["mlflow"]["source"], meta["group"]) == (source, "tree")
     assert type(joblib.load(scope_dir / "credit_again_v1" / "model.joblib")) is \
@@ -201,8 +252,8 @@ def test_bad_imports_are_one_message_and_leave_no_folder(models_root, registry):
         attempt(versions=[7])
     with pytest.raises(promotion.InvalidInputError, match="has no registered model 'nope'"):
         attempt(registered_model="nope")
-    with pytest.raises(promotion.InvalidInputError, match="LinearRegression has no "
-                                                          "predict_proba"):
+    with pytest.raises(promotion.InvalidInputError, match="holds a LinearRegression, which "
+                                                          "has no predict_proba"):
         attempt(registered_model="credit_regressor")
     with pytest.raises(promotion.InvalidInputError, match="no MLflow store at"):
         attempt(tracking_uri=f"sqlite:///{models_root / 'missing.db'}")
@@ -219,10 +270,39 @@ def test_bad_imports_are_one_message_and_leave_no_folder(models_root, registry):
     assert not (models_root / "missing.db").exists()
 
 
+def test_a_skops_version_with_an_untrusted_type_waits_for_the_scope_to_trust_it(
+        models_root, store, registry):
+    scope_dir = credit_scope(models_root)
+    name = registry.register_one("credit_hgb", registry.untrusted)
+    for trust_pickle in (False, True):  # trusting pickles does not trust skops types
+        with pytest.raises(promotion.InvalidInputError) as refused:
+            promotion.import_mlflow_versions(models_root, "credit", registered_model=name,
+                                             tracking_uri=registry.uri, trust_pickle=trust_pickle)
+        assert str(refused.value).startswith(
+            f"MLflow model '{name}' version 1 (model.skops): holds types that are not trusted: "
+            f"{TREE_PREDICTOR}; refused. Hint: if you trust them, list them in scope.json "
+            "field 'trusted_types'")
+        assert sorted(p.name for p in scope_dir.iterdir()) == [
+            "holdout.csv", "logreg", "scope.json"]
+
+    settings = json.loads((scope_dir / "scope.json").read_text())
+    (scope_dir / "scope.json").write_text(json.dumps(settings | {
+        "trusted_types": [TREE_PREDICTOR]}))
+    done = promotion.import_mlflow_versions(models_root, "credit", registered_model=name,
+                                            tracking_uri=registry.uri)
+    assert [(d.model_name, d.action) for d in done] == [("credit_hgb_v1", "imported")]
+    folder = scope_dir / "credit_hgb_v1"
+    assert sorted(p.name for p in folder.iterdir()) == ["meta.json", "model.skops"]
+    assert json.loads((folder / "meta.json").read_text())["group"] == "tree"
+    board, _ = promotion.build_leaderboard(models_root, "credit", store, n_jobs=1)
+    row = board.row("credit_hgb_v1")
+    assert row.ok and row.rank is not None and 0.5 < row.metrics["roc_auc"] < 1
+
+
 def test_transitions_move_the_champion_alias_and_stage_tags(models_root, store, registry):
     name = registry.register("credit_mirror")
     credit_scope(models_root, {"tracking_uri": registry.uri, "registered_model": name})
-    promotion.import_mlflow_versions(models_root, "credit")  # names from scope.json
+    promotion.import_mlflow_versions(models_root, "credit", trust_pickle=True)  # scope.json
 
     move(models_root, store, f"{name}_v3", "production", "best forest")
     move(models_root, store, "logreg", "production", "baseline")
@@ -268,7 +348,8 @@ def test_an_unreachable_mlflow_keeps_the_decision_and_sync_converges(models_root
     name = registry.register("credit_outage")
     down = {"tracking_uri": f"http://127.0.0.1:{closed_port()}", "registered_model": name}
     scope_dir = credit_scope(models_root, down)
-    promotion.import_mlflow_versions(models_root, "credit", tracking_uri=registry.uri)
+    promotion.import_mlflow_versions(models_root, "credit", tracking_uri=registry.uri,
+                                     versions=[1, 2])
 
     moved = move(models_root, store, f"{name}_v2", "production", "during the outage")
     assert moved is not None and moved.to_stage == "production"
@@ -319,9 +400,21 @@ def test_the_cli_imports_warns_and_syncs(models_root, registry, capsys):
                                            "registered_model": name})
     status, out, err = cli(capsys, "mlflow-import", "--scope", "credit", "--tracking-uri",
                            registry.uri, "--versions", "1,3", models_dir=models_root)
+    assert (status, out) == (2, "")
+    assert err.splitlines() == [
+        f"error: MLflow model '{name}' version 3: logged in cloudpickle format; loading it "
+        "would unpickle it, which runs any code it holds, so it is not imported. Hint: log it "
+        'with mlflow.sklearn.log_model(..., serialization_format="skops"), or pass '
+        "--trust-pickle if you trust its source"]
+    assert sorted(p.name for p in scope_dir.iterdir()) == [
+        f"{name}_v1", "holdout.csv", "logreg", "scope.json"]  # v1 came first and is safe
+    status, out, err = cli(capsys, "mlflow-import", "--scope", "credit", "--tracking-uri",
+                           registry.uri, "--versions", "1,3", "--trust-pickle",
+                           models_dir=models_root)
     assert status == 0, err
     assert out.splitlines() == [
-        f"{name}_v1: imported MLflow model '{name}' version 1 as models/credit/{name}_v1",
+        f"{name}_v1: unchanged (MLflow model '{name}' version 1 already imported), nothing "
+        "written",
         f"{name}_v3: imported MLflow model '{name}' version 3 as models/credit/{name}_v3"]
     status, out, err = cli(capsys, "mlflow-import", "--scope", "credit", "--tracking-uri",
                            registry.uri, "--versions", "3", models_dir=models_root)
