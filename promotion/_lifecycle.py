@@ -16,7 +16,15 @@ from ._evaluation import ScopeEvaluation
 from ._gates import GATED_STAGES, GateReport, gate_report
 from ._mlflow import mirror_decisions
 from ._scoring import Leaderboard
-from ._store import PROMOTED_STAGES, STAGES, DeploymentRecord, StageRecord, Store, Transition
+from ._store import (
+    ANY_CHAMPION,
+    PROMOTED_STAGES,
+    STAGES,
+    DeploymentRecord,
+    StageRecord,
+    Store,
+    Transition,
+)
 
 MODES: tuple[str, ...] = ("ensemble", "champion", "canary")
 #: A canary starts at a share of at most the first step, then moves one step at a time.
@@ -246,7 +254,8 @@ def set_deployment(store: Store, scope: Scope, mode: str, *, actor: str, reason:
     # The store re-reads the champion, the canary's stage and the newest decision under the
     # scope's lock: a move or decision made since the reads above refuses this one.
     return store.record_deployment(scope.name, mode, canary, canary_share, actor=actor,
-                                   reason=reason, expect_champion=champion,
+                                   reason=reason,
+                                   expect_champion=champion if mode != "ensemble" else ANY_CHAMPION,
                                    expect_latest=current.id)
 
 
