@@ -325,12 +325,13 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 
 def _cmd_monitor(args: argparse.Namespace) -> int:
     from ._monitoring import drift, load_live, recommend
-    from .engine import PredictionEngine
+    from .engine import newest_cards_file, read_cards
 
     scope = load_scope(args.models_dir, args.scope)
     live = load_live(args.models_dir, args.scope)
-    engine = PredictionEngine.load(args.scope, args.models_dir, log=False)
-    advice = recommend(live, engine.cards, scope.task)
+    # The cards are all the advice needs: no model is loaded (nor unpickled) to read them.
+    cards = read_cards(newest_cards_file(args.scope, args.models_dir))
+    advice = recommend(live, cards, scope.task)
     print(f"{args.scope}: {len(live.requests)} requests logged, {(live.y >= 0).sum()} outcomes")
     print(f"recommendation: {advice.action} ({advice.rule})"
           + (f"; apply: {advice.plan}" if advice.plan else ""))
@@ -469,15 +470,20 @@ def _cmd_history(args: argparse.Namespace) -> int:
         if args.json:
             print(dumps([vars(t) | {"at": t.at.isoformat()} for t in entries]))
             return 0
+        lines: list[tuple[datetime, str]] = []
         for t in entries:
             flag = " [gates overridden]" if t.overridden else ""
-            print(f"{t.at:%Y-%m-%d %H:%M:%S}  {t.model_name}: {t.from_stage} -> {t.to_stage}"
-                  f"  by {t.actor}  ({t.action}{flag}) {str(t.model_sha256)[:12]}  {t.reason}")
+            lines.append((t.at, f"{t.at:%Y-%m-%d %H:%M:%S}  {t.model_name}: {t.from_stage} -> "
+                          f"{t.to_stage}  by {t.actor}  ({t.action}{flag}) "
+                          f"{str(t.model_sha256)[:12]}  {t.reason}"))
         for d in store.deployments(args.scope):
             canary = f" canary {d.canary_model} at {d.canary_share:.0%}" if d.canary_model \
                 else ""
-            print(f"{d.at:%Y-%m-%d %H:%M:%S}  deployment: {d.mode} mode{canary}  by {d.actor}"
-                  f"  {d.reason}")
+            lines.append((d.at, f"{d.at:%Y-%m-%d %H:%M:%S}  deployment: {d.mode} mode{canary}"
+                          f"  by {d.actor}  {d.reason}"))
+        # One story in time order (stable: a move and the decision it caused stay in order).
+        for _, line in sorted(lines, key=lambda entry: entry[0]):
+            print(line)
         return 0
     return _with_store(args, run)
 

@@ -78,8 +78,10 @@ def bin_shares(bins: FeatureBins, values: np.ndarray) -> np.ndarray:
         slots = len(edges) + 1
     else:  # a value never seen in the holdout counts in an extra "other" bin
         position = np.searchsorted(edges, values[finite])
+        # A holdout column with no finite value has no edges: every live value is "other".
         known = (position < len(edges)) & (edges[np.minimum(position, len(edges) - 1)]
-                                           == values[finite])
+                                           == values[finite]) if len(edges) else (
+            np.zeros(len(position), dtype=bool))
         index = np.where(known, position, len(edges))
         slots = len(edges) + 1
     counts = np.bincount(index, minlength=slots).astype(float)

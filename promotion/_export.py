@@ -187,6 +187,9 @@ def _serving(promoted: PromotedSet, deployment: DeploymentRecord) -> dict[str, d
     if mode == "canary" and deployment.canary_model not in names:
         raise InvalidInputError(f"the canary '{deployment.canary_model}' of scope '{scope}' is "
                                 "not promoted any more. Hint: choose another deployment")
+    if mode == "canary" and deployment.canary_model == champion:
+        raise InvalidInputError(f"the canary '{champion}' of scope '{scope}' is its champion "
+                                "now. Hint: choose champion mode")
     serving = {n: {"deployment_mode": mode, "role": "challenger", "traffic_share": 0.0}
                for n in names}
     serving[champion].update(role="champion",

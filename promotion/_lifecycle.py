@@ -16,7 +16,15 @@ from ._evaluation import ScopeEvaluation
 from ._gates import GATED_STAGES, GateReport, gate_report
 from ._mlflow import mirror_decisions
 from ._scoring import Leaderboard
-from ._store import PROMOTED_STAGES, STAGES, DeploymentRecord, StageRecord, Store, Transition
+from ._store import (
+    ANY_CHAMPION,
+    PROMOTED_STAGES,
+    STAGES,
+    DeploymentRecord,
+    StageRecord,
+    Store,
+    Transition,
+)
 
 MODES: tuple[str, ...] = ("ensemble", "champion", "canary")
 #: A canary starts at a share of at most the first step, then moves one step at a time.
@@ -96,6 +104,7 @@ def transition_model(store: Store, scope: Scope, evaluation: ScopeEvaluation,
                              overridden=overridden,
                              expect_champion=champion_of(stages))
     if moved is not None:
+        follow_transition(store, scope, moved)
         mirror_decisions(store, scope)  # after the commit: a failure leaves it pending only
     return moved
 
@@ -149,6 +158,7 @@ def rollback(store: Store, scope: Scope, *, actor: str, reason: str) -> Transiti
                              expect_champion=current)
     if moved is None:  # the previous champion is the champion already
         raise InvalidTransitionError(f"'{name}' is already the champion of '{scope.name}'")
+    follow_transition(store, scope, moved)
     mirror_decisions(store, scope)
     return moved
 
@@ -229,22 +239,50 @@ def set_deployment(store: Store, scope: Scope, mode: str, *, actor: str, reason:
         raise InvalidTransitionError("a reason is required for a deployment change (field "
                                      "'reason')")
     stages = store.stages(scope.name)
-    if mode != "ensemble" and champion_of(stages) is None:
+    champion = champion_of(stages)
+    if mode != "ensemble" and champion is None:
         raise InvalidTransitionError(f"{mode} mode needs a champion in scope '{scope.name}'. "
                                      "Hint: make a model champion first")
+    current = deployment_of(store, scope)
     if mode == "canary":
-        _check_canary(store, scope, stages, canary, canary_share)
+        _check_canary(current, stages, canary, canary_share)
     else:
         canary, canary_share = None, None
-    current = deployment_of(store, scope)
     if (current.mode, current.canary_model, current.canary_share) == (mode, canary,
                                                                        canary_share):
         return None
+    # The store re-reads the champion, the canary's stage and the newest decision under the
+    # scope's lock: a move or decision made since the reads above refuses this one.
     return store.record_deployment(scope.name, mode, canary, canary_share, actor=actor,
-                                   reason=reason)
+                                   reason=reason,
+                                   expect_champion=champion if mode != "ensemble" else ANY_CHAMPION,
+                                   expect_latest=current.id)
 
 
-def _check_canary(store: Store, scope: Scope, stages: dict[str, StageRecord],
+def follow_transition(store: Store, scope: Scope, moved: Transition) -> DeploymentRecord | None:
+    """Keep the deployment servable after a stage move; returns the decision it recorded.
+
+    The canary made champion, or taken out of the promoted set, ends the canary (champion
+    mode); the champion taken out of the promoted set ends champion and canary modes
+    (ensemble). Each change is recorded with the move's actor and a reason naming the move.
+    """
+    current = deployment_of(store, scope)
+    name, left = moved.model_name, moved.to_stage not in PROMOTED_STAGES
+    if current.mode != "ensemble" and moved.from_stage == "champion" and left:
+        mode, why = "ensemble", f"champion {name} left production: {moved.reason}"
+    elif current.mode == "canary" and current.canary_model == name and (
+            left or moved.to_stage == "champion"):
+        became = "became champion" if moved.to_stage == "champion" else "left production"
+        mode, why = "champion", f"canary {name} {became}: {moved.reason}"
+    else:
+        return None
+    champion = champion_of(store.stages(scope.name))
+    return store.record_deployment(scope.name, mode, None, None, actor=moved.actor,
+                                   reason=why, expect_champion=champion,
+                                   expect_latest=current.id)
+
+
+def _check_canary(current: DeploymentRecord, stages: dict[str, StageRecord],
                   canary: str | None, share: float | None) -> None:
     if canary is None or share is None:
         raise InvalidTransitionError("canary mode needs a canary model and its share "
@@ -255,7 +293,6 @@ def _check_canary(store: Store, scope: Scope, stages: dict[str, StageRecord],
     if not 0 < share <= 1:
         raise InvalidTransitionError(f"canary share {share:g} must be in (0, 1] (field "
                                      "'canary_share')")
-    current = deployment_of(store, scope)
     running = current.mode == "canary" and current.canary_model == canary
     before = (current.canary_share or 0.0) if running else 0.0
     if share <= before + _SHARE_TOLERANCE:

@@ -41,7 +41,7 @@ from ._lifecycle import (
     rollback,
     set_deployment,
 )
-from ._predlog import connect, log_path, read_batches, read_outcomes, transaction
+from ._predlog import connect, guarded, log_path, read_batches, read_outcomes, transaction
 from ._store import Store
 
 MIN_OUTCOMES = 1000
@@ -114,7 +114,7 @@ def record_outcomes(models_dir: Path, scope: str, labels: pd.DataFrame, *,
     classes = {c for batch in batches for c in batch.classes}
     logged = Counter(i for batch in batches for i in batch.request_ids)
     report = OutcomeReport(written=0)
-    with closing(connect(path)) as conn, transaction(conn):
+    with guarded(path), closing(connect(path)) as conn, transaction(conn):
         stored = dict(conn.execute("SELECT request_id, label FROM outcome"))
         rows = []
         for request_id, label in zip(labels["request_id"].astype(str).str.strip(),
@@ -341,7 +341,10 @@ def recommend(live: LiveData, cards: list[ModelCard], task: str) -> Recommendati
     """The recommendation from the log's current allocation and its outcomes."""
     if live.empty:
         return Recommendation("none", "no prediction logged yet")
-    last = live.requests.iloc[-1]
+    # The newest batch by id, as the allocation period goes: a replay logged last may carry
+    # earlier request times than the batch before it.
+    requests = live.requests
+    last = requests.loc[requests["batch_id"] == requests["batch_id"].max()].iloc[0]
     mode = str(last["mode"])
     if mode == "ensemble":
         return Recommendation("none", "ensemble mode serves the weighted set; choose champion "
@@ -548,6 +551,8 @@ def simulate(models_dir: Path, scope_name: str, requests: int, *,
 
     if requests < 1:
         raise InvalidInputError(f"--requests {requests}: must be at least 1")
+    if not (math.isfinite(days) and days > 0):
+        raise InvalidInputError(f"--days {days:g}: must be more than 0")
     holdout = load_scope(models_dir, scope_name).load_holdout()
     rng = np.random.default_rng(seed)
     picked = rng.integers(0, len(holdout.y), size=requests)

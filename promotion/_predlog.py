@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ._errors import InvalidInputError
+
 LOG_AREA = "prediction_log"
 
 _SCHEMA = """
@@ -63,6 +65,18 @@ ENSEMBLE_CODE = -1
 def log_path(models_dir: Path | str, scope: str) -> Path:
     """Where the prediction log of ``scope`` lives under the models root."""
     return Path(models_dir) / "advanced" / LOG_AREA / f"{scope}.sqlite"
+
+
+@contextmanager
+def guarded(path: Path) -> Iterator[None]:
+    """Turn a failure of the log file (locked, corrupt, read-only) into one clear message."""
+    try:
+        yield
+    except (sqlite3.Error, OSError) as err:
+        raise InvalidInputError(
+            f"{path}: the prediction log cannot be used ({err}). Hint: check that the file is "
+            "a prediction log and the folder is writable; move a damaged file aside to start "
+            "a new log") from None
 
 
 def connect(path: Path) -> sqlite3.Connection:
@@ -124,8 +138,7 @@ class PredictionLog:
         One row per batch, its per-request columns packed as arrays: a row per request would
         cost several times more than the prediction itself on large batches.
         """
-        conn = self._connection()
-        with transaction(conn):
+        with guarded(self.path), transaction(self._connection()) as conn:
             conn.execute(
                 "INSERT INTO batch (at, export, mode, canary, canary_share, models, classes, "
                 "features, rows, latency_ms, request_ids, times, served, failed, probas, "
@@ -182,7 +195,7 @@ def read_batches(path: Path) -> list[BatchRecord]:
     """Every logged batch, oldest first (empty when there is no log)."""
     if not path.exists():
         return []
-    with closing(connect(path)) as conn:
+    with guarded(path), closing(connect(path)) as conn:
         conn.row_factory = sqlite3.Row
         rows = conn.execute("SELECT * FROM batch ORDER BY id").fetchall()
     return [_decode(row) for row in rows]
@@ -209,5 +222,5 @@ def read_outcomes(path: Path) -> dict[str, str]:
     """The joined labels by request id."""
     if not path.exists():
         return {}
-    with closing(connect(path)) as conn:
+    with guarded(path), closing(connect(path)) as conn:
         return dict(conn.execute("SELECT request_id, label FROM outcome"))

@@ -260,8 +260,9 @@ class Store(ABC):
 
     @abstractmethod
     def record_deployment(self, scope: str, mode: str, canary_model: str | None,
-                          canary_share: float | None, *, actor: str, reason: str
-                          ) -> DeploymentRecord: ...
+                          canary_share: float | None, *, actor: str, reason: str,
+                          expect_champion: str | None | object = ANY_CHAMPION,
+                          expect_latest: int | None = None) -> DeploymentRecord: ...
 
     @abstractmethod
     def annotate(self, scope: str, model_name: str, field: str, text_value: str, *,
@@ -412,12 +413,7 @@ class SqlStore(Store):
                     unless: frozenset[str], overridden: bool, action: str,
                     expect_champion: str | None | object, now: datetime) -> Transition | None:
         with self._session(lock_scope=scope) as conn:
-            if expect_champion is not ANY_CHAMPION:
-                champion = self._champion_of(conn, scope)
-                if champion != expect_champion:
-                    raise InvalidTransitionError(
-                        f"the champion of scope '{scope}' changed meanwhile (now "
-                        f"{champion or 'none'}); look again and retry")
+            self._check_champion(conn, scope, expect_champion)
             current = self._stage_of(conn, scope, model_name)
             if current == to_stage or current in unless:
                 return None
@@ -431,6 +427,17 @@ class SqlStore(Store):
             self._set_stage(conn, scope, model_name, to_stage, model_sha256, actor, reason, now)
             return self._record(conn, scope, model_name, model_sha256, current, to_stage,
                                 actor, reason, overridden, action, now)
+
+    def _check_champion(self, conn: Connection, scope: str,
+                        expect_champion: str | None | object) -> None:
+        """Refuse a write decided on a champion that is no longer the scope's."""
+        if expect_champion is ANY_CHAMPION:
+            return
+        champion = self._champion_of(conn, scope)
+        if champion != expect_champion:
+            raise InvalidTransitionError(
+                f"the champion of scope '{scope}' changed meanwhile (now "
+                f"{champion or 'none'}); look again and retry")
 
     def _champion_of(self, conn: Connection, scope: str) -> str | None:
         return conn.execute(
@@ -574,8 +581,15 @@ class SqlStore(Store):
                                      r.actor, r.reason, _utc(r.at)) for r in rows]
 
     def record_deployment(self, scope: str, mode: str, canary_model: str | None,
-                          canary_share: float | None, *, actor: str, reason: str
-                          ) -> DeploymentRecord:
+                          canary_share: float | None, *, actor: str, reason: str,
+                          expect_champion: str | None | object = ANY_CHAMPION,
+                          expect_latest: int | None = None) -> DeploymentRecord:
+        """Append a deployment decision, checked against the state the caller decided on.
+
+        Inside the scope's write lock: with ``expect_champion``, the champion must still be
+        that model; a canary must still be in production; with ``expect_latest``, the newest
+        decision must still be that id (0: none yet). Otherwise nothing is written.
+        """
         if not reason.strip():
             raise InvalidTransitionError("a reason is required for a deployment change "
                                          "(field 'reason')")
@@ -583,6 +597,20 @@ class SqlStore(Store):
             raise InvalidTransitionError("who is deciding? Hint: give your name (field 'user')")
         now = _now()
         with self._session(lock_scope=scope) as conn:
+            self._check_champion(conn, scope, expect_champion)
+            if canary_model is not None:
+                stage = self._stage_of(conn, scope, canary_model)
+                if stage != "production":
+                    raise InvalidTransitionError(
+                        f"the canary '{canary_model}' of scope '{scope}' changed meanwhile (now "
+                        f"{stage}); look again and retry")
+            if expect_latest is not None:
+                latest = conn.execute(select(func.max(_deployment.c.id)).where(
+                    _deployment.c.scope == scope)).scalar_one_or_none() or 0
+                if latest != expect_latest:
+                    raise InvalidTransitionError(
+                        f"the deployment of scope '{scope}' changed meanwhile; look again "
+                        "and retry")
             new_id = conn.execute(_deployment.insert().values(
                 scope=scope, mode=mode, canary_model=canary_model, canary_share=canary_share,
                 actor=actor, reason=reason, at=now)).inserted_primary_key[0]

@@ -343,7 +343,8 @@ def test_lifecycle_deploys_a_canary_with_a_reason(app_root):
     [b for b in at.button if b.key == "deploy:tiny"][0].click()
     at.run()
     assert not at.exception, at.exception
-    assert any("canary: bayes answers 10% of requests" in s.value for s in at.success)
+    # Escaped for markdown (a ':' could start an emoji code); shown as written.
+    assert any("canary\\: bayes answers 10% of requests" in s.value for s in at.success)
     record = store.deployments("tiny")[-1]
     assert (record.mode, record.canary_model, record.canary_share, record.actor) == (
         "canary", "bayes", 0.1, "ana")
@@ -369,3 +370,27 @@ def test_cards_exported_from_the_leaderboard_carry_the_newest_deployment(app_roo
     roles = {c["model_name"]: (c["deployment_mode"], c["role"])
              for c in json.loads(newest.read_text())}
     assert roles == {"logreg": ("champion", "champion"), "bayes": ("champion", "challenger")}
+
+
+def test_monitoring_shows_a_damaged_log_as_one_error(app_root):
+    store = crowned(app_root, "tree_d3")
+    promotion.deploy(app_root, "tiny", store, "champion", actor="ana", reason="shadow")
+    store.close()
+    path = promotion.log_path(app_root, "tiny")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"\x00garbage, not a database\xff" * 200)
+    at = open_app(page="views/monitoring.py")
+    assert not at.exception
+    assert [e.value for e in at.error] == [
+        e.value for e in at.error if "the prediction log cannot be used" in e.value]
+    assert len(at.error) == 1 and str(path) in at.error[0].value
+
+
+def test_deployment_texts_show_as_written(app_root):
+    store = crowned(app_root, "bayes")
+    promotion.deploy(app_root, "tiny", store, "canary", canary="bayes", canary_share=0.1,
+                     actor="*ana*", reason="try `bayes` on **live** traffic")
+    store.close()
+    at = open_app(page="views/lifecycle.py")
+    caption = [c.value for c in at.caption if c.value.startswith("In force:")][0]
+    assert "\\*ana\\*" in caption and "\\*\\*live\\*\\*" in caption and "\\`bayes\\`" in caption

@@ -284,3 +284,98 @@ def test_rollback_to_a_missing_file_is_one_clear_message(models_root, tiny_scope
     with pytest.raises(promotion.InvalidInputError, match="tiny/logreg/model.joblib: cannot be"):
         promotion.rollback(store, promotion.load_scope(models_root, "tiny"), actor="a",
                            reason="r")
+
+
+# --- moves that change what is served -----------------------------------------------------
+
+def canary_running(models_root, store, canary: str = "bayes") -> promotion.Scope:
+    """logreg champion, tree_d3 and bayes in production, ``canary`` at 10%, exported."""
+    for name in ("logreg", "tree_d3", "bayes"):
+        move(models_root, store, name, "production")
+    move(models_root, store, "logreg", "champion")
+    promotion.deploy(models_root, "tiny", store, "canary", canary=canary, canary_share=0.10,
+                     actor="ana", reason="start the canary")
+    return promotion.load_scope(models_root, "tiny")
+
+
+def served(models_root, store) -> tuple[str, str | None, dict[str, str]]:
+    """Export again and read what the engine would serve: mode, canary, roles."""
+    promotion.export_scope(models_root, "tiny", store)
+    engine = PredictionEngine.load("tiny", models_root, log=False)
+    return engine.mode, engine.canary, {c.model_name: c.role for c in engine.cards}
+
+
+def test_the_canary_made_champion_ends_the_canary(models_root, tiny_scope, store):
+    scope = canary_running(models_root, store)
+    move(models_root, store, "bayes", "champion", reason="won on live data", override=True)
+    decided = promotion.deployment_of(store, scope)
+    assert (decided.mode, decided.canary_model, decided.canary_share) == ("champion", None,
+                                                                          None)
+    assert (decided.actor, decided.reason) == ("ana", "canary bayes became champion: won on "
+                                                      "live data")
+    assert served(models_root, store) == ("champion", None, {"bayes": "champion",
+                                                      "tree_d3": "challenger"})
+
+
+def test_the_canary_leaving_production_ends_the_canary(models_root, tiny_scope, store):
+    scope = canary_running(models_root, store, canary="tree_d3")
+    move(models_root, store, "tree_d3", "archived", reason="too slow")
+    decided = promotion.deployment_of(store, scope)
+    assert (decided.mode, decided.canary_model) == ("champion", None)
+    assert decided.reason == "canary tree_d3 left production: too slow"
+    assert served(models_root, store) == ("champion", None, {"logreg": "champion",
+                                                      "bayes": "challenger"})
+    # Another model's move leaves the deployment alone.
+    before = len(store.deployments("tiny"))
+    move(models_root, store, "bayes", "candidate", reason="back to review")
+    assert len(store.deployments("tiny")) == before
+
+
+@pytest.mark.parametrize("mode", ["champion", "canary"])
+def test_the_champion_leaving_production_falls_back_to_the_ensemble(models_root, tiny_scope,
+                                                                    store, mode):
+    scope = canary_running(models_root, store)
+    if mode == "champion":
+        promotion.set_deployment(store, scope, "champion", actor="ana", reason="shadow only")
+    state = promotion.scope_state(models_root, "tiny", store)
+    promotion.demote(store, state.scope, state.evaluation, state.board, "logreg",
+                     actor="ops", reason="bad data source")
+    decided = promotion.deployment_of(store, scope)
+    assert (decided.mode, decided.canary_model, decided.actor) == ("ensemble", None, "ops")
+    assert decided.reason == "champion logreg left production: bad data source"
+    assert served(models_root, store) == ("ensemble", None, {"tree_d3": "member",
+                                                             "bayes": "member"})
+
+
+def test_a_rollback_keeps_champion_mode_serving(models_root, tiny_scope, store):
+    scope = canary_running(models_root, store, canary="tree_d3")
+    move(models_root, store, "bayes", "champion", reason="try bayes", override=True)
+    promotion.rollback(store, scope, actor="ops", reason="bayes slipped")
+    assert promotion.deployment_of(store, scope).mode == "canary"  # tree_d3 still a canary
+    assert served(models_root, store) == ("canary", "tree_d3", {"logreg": "champion",
+                                                         "tree_d3": "canary"})
+
+
+def test_a_deployment_decided_on_a_stale_state_is_refused(models_root, tiny_scope, store):
+    scope = canary_running(models_root, store)
+    newest = store.deployments("tiny")[-1].id
+    stale = [
+        ({"expect_champion": "bayes"}, "champion of scope 'tiny' changed meanwhile"),
+        ({"expect_champion": "logreg", "expect_latest": newest - 1},
+         "deployment of scope 'tiny' changed meanwhile"),
+    ]
+    for expect, message in stale:
+        with pytest.raises(promotion.InvalidTransitionError, match=message):
+            store.record_deployment("tiny", "champion", None, None, actor="a",
+                                    reason="decided on old facts", **expect)
+    # The canary was archived after the decision was checked: the store sees it.
+    move(models_root, store, "tree_d3", "archived")
+    with pytest.raises(promotion.InvalidTransitionError,
+                       match="canary 'tree_d3' of scope 'tiny' changed meanwhile"):
+        store.record_deployment("tiny", "canary", "tree_d3", 0.1, actor="a", reason="late",
+                                expect_champion="logreg", expect_latest=newest)
+    assert store.deployments("tiny")[-1].id == newest  # nothing written
+    assert promotion.deployment_of(store, scope).canary_model == "bayes"
+    # With the state as it is, the same decision goes through.
+    assert store.record_deployment("tiny", "champion", None, None, actor="a", reason="now",
+                                   expect_champion="logreg", expect_latest=newest).id > newest

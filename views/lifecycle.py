@@ -206,15 +206,16 @@ def deploy_now(scope: promotion.Scope) -> None:
         state["notice"] = ("error", str(err))
         return
     state["notice"] = ("ok", "Nothing changed." if record is None else
-                       f"Deployment: {promotion.deployment_summary(store(), scope)}; exported "
+                       f"Deployment: {plain(promotion.deployment_summary(store(), scope))}; "
+                       "exported "
                        f"{plain(paths.model_cards.name)}.")
 
 
 def deployment_panel(scope: promotion.Scope, stages: dict[str, promotion.StageRecord]) -> None:
     st.subheader("🚦 Deployment")
     current = promotion.deployment_of(store(), scope)
-    st.caption(f"In force: {promotion.deployment_summary(store(), scope)} · decided by "
-               f"{current.actor}: {current.reason}")
+    st.caption(f"In force: {plain(promotion.deployment_summary(store(), scope))} · decided "
+               f"by {plain(current.actor)}: {plain(current.reason)}")
     left, middle, right = st.columns(3)
     modes = list(promotion.MODES)
     mode = left.selectbox("Mode", modes, index=modes.index(current.mode),

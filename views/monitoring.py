@@ -105,9 +105,13 @@ def main() -> None:
     except promotion.PromotionError as err:
         st.info(f"Nothing exported to serve yet: {err}")
         return
-    st.caption(f"Export {source.name} ({cards[0].deployment_mode} mode) · decided: "
-               f"{promotion.deployment_summary(store(), scope)}")
-    live = live_data(scope)
+    st.caption(f"Export {plain(source.name)} ({cards[0].deployment_mode} mode) · decided: "
+               f"{plain(promotion.deployment_summary(store(), scope))}")
+    try:
+        live = live_data(scope)
+    except promotion.PromotionError as err:  # a locked, damaged or unreadable log
+        st.error(str(err))
+        return
     if live.empty:
         st.info("No prediction logged yet. Hint: python -m promotion simulate --scope "
                 f"{scope.name} --requests 3000 (or python -m promotion demo --monitoring)")
