@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from processes import plain_main
 
 import promotion
 from promotion._evaluation import DASK_SCHEDULER_SETTING, load_row_predictions
@@ -20,8 +21,8 @@ def cluster():
 
     # Worker processes import scikit-learn before they answer; on two busy cores that can take
     # longer than dask's default connect timeout.
-    with dask.config.set({"distributed.comm.timeouts.connect": "120s",
-                          "distributed.comm.timeouts.tcp": "120s"}), \
+    with plain_main(), dask.config.set({"distributed.comm.timeouts.connect": "120s",
+                                        "distributed.comm.timeouts.tcp": "120s"}), \
             distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                      dashboard_address=None) as running:
         yield running

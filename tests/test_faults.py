@@ -14,13 +14,11 @@ import os
 import random
 import signal
 import sqlite3
-import sys
-import types
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from processes import plain_main
 from workers import decide_forever, export_forever
 
 import promotion
@@ -42,21 +40,6 @@ def fork_server() -> multiprocessing.context.BaseContext:
     return context
 
 
-@contextmanager
-def _plain_main() -> Iterator[None]:
-    """Start children with no main module to prepare.
-
-    Streamlit's AppTest, run earlier in the same test process, leaves app.py as ``__main__``;
-    the fork server and its children would then import (and run) the app on start.
-    """
-    saved = sys.modules["__main__"]
-    sys.modules["__main__"] = types.ModuleType("__main__")
-    try:
-        yield
-    finally:
-        sys.modules["__main__"] = saved
-
-
 def _burn(rounds: int) -> None:
     digest = b"x" * 1024
     for _ in range(rounds):
@@ -69,7 +52,7 @@ def _kill_at_random(context, target: Callable, args: tuple, rng: random.Random,
     return every report it made (all of them describe finished steps)."""
     receiver, sender = context.Pipe(duplex=False)
     process = context.Process(target=target, args=(*args, sender), daemon=True)
-    with _plain_main():
+    with plain_main():
         process.start()
     sender.close()
     try:
