@@ -66,6 +66,23 @@ def record(name: str, result: dict[str, Any]) -> None:
     RESULTS.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
+def promoted_digits(prefix: str, members: tuple[str, ...], reason: str
+                    ) -> tuple[Path, Any]:
+    """A fresh demo ``digits`` scope with ``members`` promoted (gates overridden, recorded);
+    returns its models root and open store."""
+    import tempfile
+
+    import promotion
+
+    root = Path(tempfile.mkdtemp(prefix=prefix)) / "models"
+    promotion.build_demo_zoo(root, scopes=("digits",), progress=lambda _: None)
+    store = promotion.open_store(root)
+    for name in members:
+        promotion.change_stage(root, "digits", store, name, "production", actor="bench",
+                               reason=reason, override=True)
+    return root, store
+
+
 class Sampler(threading.Thread):
     """Samples per-core busy fractions every ``interval`` seconds until stopped."""
 

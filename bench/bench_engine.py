@@ -11,7 +11,6 @@ import hashlib
 import json
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -21,7 +20,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from _util import record  # noqa: E402
+from _util import promoted_digits, record  # noqa: E402
 
 import promotion  # noqa: E402
 from promotion.engine import PredictionEngine  # noqa: E402
@@ -34,12 +33,7 @@ def p95(values: list[float]) -> float:
 
 
 def main() -> dict:
-    root = Path(tempfile.mkdtemp(prefix="bench-engine-")) / "models"
-    promotion.build_demo_zoo(root, scopes=("digits",), progress=lambda _: None)
-    store = promotion.open_store(root)
-    for name in MEMBERS:
-        promotion.change_stage(root, "digits", store, name, "production", actor="bench",
-                               reason="engine benchmark")
+    root, store = promoted_digits("bench-engine-", MEMBERS, "engine benchmark")
     paths = promotion.export_scope(root, "digits", store)
     cards = json.loads(paths.model_cards.read_text())
     files = [root.parent / c["model_path"] for c in cards]

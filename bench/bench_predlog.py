@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -20,7 +19,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from _util import record  # noqa: E402
+from _util import promoted_digits, record  # noqa: E402
 
 import promotion  # noqa: E402
 from promotion.engine import PredictionEngine  # noqa: E402
@@ -30,12 +29,7 @@ TARGET = 0.10
 
 
 def main() -> dict:
-    root = Path(tempfile.mkdtemp(prefix="bench-predlog-")) / "models"
-    promotion.build_demo_zoo(root, scopes=("digits",), progress=lambda _: None)
-    store = promotion.open_store(root)
-    for name in MEMBERS:
-        promotion.change_stage(root, "digits", store, name, "production", actor="bench",
-                               reason="log benchmark", override=True)
+    root, store = promoted_digits("bench-predlog-", MEMBERS, "log benchmark")
     promotion.change_stage(root, "digits", store, MEMBERS[0], "champion", actor="bench",
                            reason="log benchmark", override=True)
     promotion.deploy(root, "digits", store, "champion", actor="bench", reason="shadow")

@@ -136,7 +136,8 @@ class PredictionEngine:
         if cards[0].scope != scope:
             raise InvalidInputError(f"{source}: holds cards of scope '{cards[0].scope}', "
                                     f"not '{scope}'")
-        members = [_load_member(card, models_dir, source) for card in cards]
+        trusted = scope_trusted_types(models_dir, scope)  # read scope.json once, not per card
+        members = [_load_member(card, models_dir, source, trusted) for card in cards]
         return cls(members, source, PredictionLog(log_path(models_dir, scope)) if log else None)
 
     @property
@@ -299,13 +300,14 @@ def _numeric(X: pd.DataFrame) -> np.ndarray:
     return X.apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float32)
 
 
-def _load_member(card: ModelCard, models_dir: Path, source: Path) -> LoadedModel:
+def _load_member(card: ModelCard, models_dir: Path, source: Path,
+                 trusted_types: tuple[str, ...]) -> LoadedModel:
     where = f"{source}: card '{card.model_name}' field 'model_path'"
     # Root, symlink and sha256 checks come before a byte is loaded (see promotion._loading).
     model = load_model_file(models_dir.parent / card.model_path, models_dir,
                             f"{where}: {card.model_path}", expected_sha256=card.sha256,
                             what="card's",
-                            trusted_types=scope_trusted_types(models_dir, card.scope)).model
+                            trusted_types=trusted_types).model
     try:
         columns = model_columns(model, list(card.feature_names))
         positions = class_positions(model, list(card.classes))
