@@ -60,7 +60,14 @@ def main() -> dict:
     ten_thousand = replace(evaluation, models=[
         replace(m, model_name=f"{m.model_name}_copy{copy}")
         for copy in range(10) for m in evaluation.models])
-    rank_10k = timed(lambda: promotion.rank_models(ten_thousand, weights[1]), 10)
+    # The first ranking of a freshly loaded evaluation also gathers each weighted metric's
+    # scored replicates (once per metric, kept with the evaluation); later rankings, whatever
+    # the weights, only re-weight them. Both are reported; the runs rotate the weights.
+    rank_10k_first = timed(lambda: promotion.rank_models(ten_thousand, weights[1]), 1)
+    for w in weights:
+        promotion.rank_models(ten_thousand, w)
+    turn = iter(range(10**6))
+    rank_10k = timed(lambda: promotion.rank_models(ten_thousand, weights[next(turn) % 3]), 15)
 
     from streamlit.testing.v1 import AppTest
 
@@ -78,6 +85,7 @@ def main() -> dict:
         "models": N_MODELS, "cold_evaluation_s": round(cold_s, 2),
         "rerank_after_weight_change": summary(rerank_single), "rerank_target_s": 0.05,
         "rank_10000": summary(rank_10k), "rank_10000_target_s": 0.1,
+        "rank_10000_first_of_an_evaluation_s": round(rank_10k_first[0], 3),
         "page_run_first_s": round(first[0], 3), "page_run_warm": summary(warm),
         "page_run_after_weight_change_s": round(after_weight[0], 3), "page_target_s": 1.0,
     }

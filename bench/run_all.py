@@ -60,7 +60,10 @@ def table(results: dict) -> str:
     board = results.get("leaderboard_1000")
     if board:
         rows += [
-            ("rank 10,000 models with cached metrics", _ms(board["rank_10000"]["median_s"]),
+            ("rank 10,000 models with cached metrics",
+             f"{_ms(board['rank_10000']['median_s'])} median, weights changing every run"
+             + (f"; {_ms(first)} for the first ranking of a newly loaded evaluation"
+                if (first := board.get("rank_10000_first_of_an_evaluation_s")) else ""),
              "≤ 100 ms", board["rank_10000"]["median_s"] <= 0.1),
             ("re-rank 1,000 models after a weight change",
              _ms(board["rerank_after_weight_change"]["median_s"]), "≤ 50 ms",

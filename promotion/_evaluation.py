@@ -18,6 +18,7 @@ import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +37,7 @@ from ._align import ClassMismatch, class_positions, model_columns
 from ._discovery import Holdout, ModelEntry, Scope, file_sha256
 from ._errors import InvalidInputError
 from ._loading import ModelLoadError, load_model_bytes, read_model_bytes
-from ._metrics import chance_levels, get_metric_names
+from ._metrics import chance_levels, get_metric_names, metric_score
 from ._store import Store
 
 #: Bump when the way metrics are measured changes: old cache entries then stop matching.
@@ -86,17 +87,19 @@ class ScopeEvaluation:
     _columns: dict[str, tuple[np.ndarray, np.ndarray]] = field(
         default_factory=dict, init=False, repr=False, compare=False)
 
-    @property
+    @cached_property
     def ok_models(self) -> list[ModelEvaluation]:
         return [m for m in self.models if m.ok]
 
-    def metric_column(self, name: str) -> tuple[np.ndarray, np.ndarray]:
-        """One metric over the ok models: point values (M,) and replicates (M, B), cached."""
+    def scored_column(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """One metric over the ok models on the 0..1 score scale: points (M,) and bootstrap
+        replicates (M, B), cached. Scores do not depend on weights, so a weight change only
+        re-weights these. Replicates stay float32, the precision they are stored in."""
         if name not in self._columns:
             ok = self.ok_models
             points = np.array([m.metrics.get(name, np.nan) for m in ok], dtype=float)
             n_boot = next((m.replicates.shape[0] for m in ok if m.replicates is not None), 1)
-            reps = np.empty((len(ok), n_boot))
+            reps = np.empty((len(ok), n_boot), dtype=np.float32)
             for i, model in enumerate(ok):
                 index = model.replicate_names.index(name) if name in model.replicate_names \
                     else None
@@ -104,8 +107,15 @@ class ScopeEvaluation:
                     reps[i] = model.replicates[:, index]
                 else:  # measured once: no sampling spread
                     reps[i] = points[i]
-            self._columns[name] = (points, reps)
+            self._columns[name] = (metric_score(name, points, self.chance),
+                                   metric_score(name, reps, self.chance))
         return self._columns[name]
+
+    @cached_property
+    def name_order(self) -> np.ndarray:
+        """Indices of the ok models sorted by name: the tie-break of every ranking."""
+        names = [m.model_name for m in self.ok_models]
+        return np.array(sorted(range(len(names)), key=names.__getitem__), dtype=np.intp)
 
 
 @dataclass(frozen=True)

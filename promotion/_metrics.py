@@ -164,12 +164,15 @@ def constant_guess_top_k(counts: np.ndarray, k: int, splits: int = 400) -> float
 def metric_score(name: str, values: np.ndarray, chance: Mapping[str, float]) -> np.ndarray:
     """Normalize metric values onto 0..1 (anchor → 0, perfect → 1, clipped).
 
-    NaN stays NaN; informational metrics have no score (NaN).
+    NaN stays NaN; informational metrics have no score (NaN). Float32 input (bootstrap
+    replicates) stays float32; anything else is computed in float64.
     """
     metric = get_metric(name)
-    values = np.asarray(values, dtype=float)
+    values = np.asarray(values)
+    if values.dtype != np.float32:
+        values = values.astype(float, copy=False)
     if metric.kind == "info":  # shown, never scored
-        return np.full(values.shape, np.nan)
+        return np.full(values.shape, np.nan, dtype=values.dtype)
     if metric.log_anchors is not None:
         best, worst = metric.log_anchors
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -180,7 +183,7 @@ def metric_score(name: str, values: np.ndarray, chance: Mapping[str, float]) -> 
     perfect = 1.0 if metric.greater_is_better else 0.0
     base = chance[name]
     if perfect == base:
-        return np.where(np.isnan(values), np.nan, 0.0)
+        return np.where(np.isnan(values), np.nan, 0.0).astype(values.dtype, copy=False)
     return np.clip((values - base) / (perfect - base), 0.0, 1.0)
 
 

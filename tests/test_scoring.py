@@ -88,3 +88,16 @@ def test_leaderboard_dict_has_the_documented_fields(evaluation):
     for key in ("rank", "model_name", "model_type", "group", "composite_score",
                 "health_score", "metrics", "intervals", "status", "reason"):
         assert key in first
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_interval_is_numpys_linear_percentile(dtype):
+    from promotion._scoring import percentile_interval
+
+    replicates = np.random.default_rng(3).normal(0.6, 0.1, (40, 500)).astype(dtype)
+    replicates[[4, 17], 9] = np.nan  # resamples without a value are skipped, not propagated
+    low, high = percentile_interval(replicates)
+    want_low, want_high = np.nanpercentile(replicates.astype(float), [2.5, 97.5], axis=-1)
+    np.testing.assert_allclose(low, want_low, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(high, want_high, rtol=0, atol=1e-12)
+    assert low.dtype == high.dtype == np.float64
