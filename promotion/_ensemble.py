@@ -13,7 +13,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.metrics import log_loss
 
 from ._errors import InvalidInputError
 from ._evaluation import point_metrics
@@ -49,6 +48,8 @@ def holdout_halves(n_rows: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 def greedy_selection(probas: Sequence[np.ndarray], y: np.ndarray, size: int,
                      labels: np.ndarray) -> np.ndarray:
     """Caruana ensemble selection with replacement, minimizing log loss; returns weights."""
+    from sklearn.metrics import log_loss  # here: importing scikit-learn takes over a second
+
     counts = np.zeros(len(probas))
     total = np.zeros_like(probas[0])
     for step in range(1, size + 1):

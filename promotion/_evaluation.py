@@ -25,13 +25,6 @@ from typing import Any
 import joblib
 import numpy as np
 import pandas as pd
-from sklearn.metrics import (
-    accuracy_score,
-    balanced_accuracy_score,
-    log_loss,
-    roc_auc_score,
-    top_k_accuracy_score,
-)
 
 from ._align import ClassMismatch, class_positions, model_columns
 from ._discovery import Holdout, ModelEntry, Scope, file_sha256
@@ -445,6 +438,16 @@ def _quietly(func: Callable[[Any], Any], arg: Any) -> None:
 def point_metrics(proba: np.ndarray, errors: np.ndarray, y: np.ndarray, task: str
                   ) -> dict[str, float]:
     """The quality metrics of class probabilities against class indices, by scikit-learn."""
+    # Imported here, not at the top: scikit-learn and the SciPy under it take over a second to
+    # import, and a leaderboard served from the cache never measures (the app's first page).
+    from sklearn.metrics import (
+        accuracy_score,
+        balanced_accuracy_score,
+        log_loss,
+        roc_auc_score,
+        top_k_accuracy_score,
+    )
+
     labels = np.arange(proba.shape[1])
     predicted = proba.argmax(axis=1)
     with warnings.catch_warnings():

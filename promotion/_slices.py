@@ -15,7 +15,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from ._discovery import Holdout
 from ._evaluation import RowPredictions, row_statistics
@@ -88,6 +87,8 @@ def slice_findings(rows: RowPredictions, holdout: Holdout, task: str) -> list[Sl
 
 def _fisher(masks: np.ndarray, errors: np.ndarray) -> np.ndarray:
     """Two-sided Fisher exact p-value of each slice's error count against the other rows'."""
+    from scipy import stats  # here: SciPy's import is slow and cards are made on demand
+
     inside_errors = masks @ errors
     inside_n = masks.sum(axis=1)
     total_errors, total = errors.sum(), len(errors)
@@ -99,6 +100,8 @@ def _fisher(masks: np.ndarray, errors: np.ndarray) -> np.ndarray:
 
 def _welch(masks: np.ndarray, loss: np.ndarray) -> np.ndarray:
     """Two-sided Welch t-test p-value of each slice's mean loss against the other rows'."""
+    from scipy import stats  # here: SciPy's import is slow and cards are made on demand
+
     inside_n = masks.sum(axis=1)
     outside_n = len(loss) - inside_n
     inside_mean = masks @ loss / inside_n

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -394,3 +396,26 @@ def test_deployment_texts_show_as_written(app_root):
     at = open_app(page="views/lifecycle.py")
     caption = [c.value for c in at.caption if c.value.startswith("In force:")][0]
     assert "\\*ana\\*" in caption and "\\*\\*live\\*\\*" in caption and "\\`bayes\\`" in caption
+
+
+FIRST_PAGE = """
+import sys
+from streamlit.testing.v1 import AppTest
+at = AppTest.from_file(sys.argv[1], default_timeout=180)
+at.query_params["scope"] = "tiny"
+at.run()
+assert not at.exception, at.exception
+assert any(m.value == "**Total Promoted: 0**" for m in at.markdown)
+print(" ".join(sorted(m for m in ("sklearn", "scipy") if m in sys.modules)))
+"""
+
+
+def test_the_first_page_from_the_cache_does_not_import_the_training_stack(app_root):
+    """scikit-learn and SciPy take most of a cold start to import; a leaderboard served from
+    the evaluation cache must not need them (they load when something is measured)."""
+    promotion.evaluate_scope(promotion.load_scope(app_root, "tiny"),
+                             promotion.open_store(app_root), n_jobs=1)
+    done = subprocess.run([sys.executable, "-c", FIRST_PAGE, APP], capture_output=True,
+                          text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == ""
