@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -271,8 +271,10 @@ class PredictionEngine:
 
 
 def _request_ids(request_ids: Sequence[str] | None, rows: int) -> list[str]:
-    if request_ids is None:
-        return [uuid.uuid4().hex for _ in range(rows)]
+    if request_ids is None:  # 128 random bits each, as hex; one urandom call, not one per row
+        # (uuid4() per row cost a fifth of a 100,000-row batch)
+        pool = os.urandom(16 * rows).hex()
+        return [pool[i:i + 32] for i in range(0, 32 * rows, 32)]
     ids = [str(i) for i in request_ids]
     if len(ids) != rows:
         raise InvalidInputError(f"{len(ids)} request ids for {rows} rows (field request_ids)")

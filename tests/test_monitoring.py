@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -488,3 +489,11 @@ def test_a_holdout_feature_without_any_value_counts_live_values_as_other():
     table = drift_table(stats, live, ["f0", "f1"])
     assert table["feature"].tolist() == ["f0", "f1"]
     assert table["flagged"].tolist() == [True, False]
+
+
+def test_generated_request_ids_are_random_and_unique_across_batches(champion_export):
+    engine = PredictionEngine.load("tiny", champion_export, log=False)
+    frame = holdout(champion_export).drop(columns="label")
+    first, second = engine.serve(frame).request_ids, engine.serve(frame).request_ids
+    assert len(first) == len(frame) and all(re.fullmatch("[0-9a-f]{32}", i) for i in first)
+    assert len(set(first) | set(second)) == 2 * len(frame)
