@@ -158,15 +158,9 @@ class PredictionEngine:
         at = _times(times, rows)
         probas, latency, failed = self._score_all(X)
         proba, served = self._answer(probas, ids, failed)
-        names = [m.card.model_name for m in self.members]
         if self.log is not None:  # committed before the answer leaves: nothing answered unlogged
-            self.log.append(LoggedBatch(
-                at=at, export=self.source.name, mode=self.mode, canary=self.canary,
-                canary_share=self.canary_share if self.canary else None, models=names,
-                classes=self.classes, features=self.feature_names, latency_ms=latency,
-                request_ids=ids, served=served,
-                probas=np.stack(probas, axis=1) if probas else np.zeros((rows, 0, 0)),
-                inputs=_numeric(X), failed=failed))
+            self._log(X, at, ids, probas, latency, served, failed)
+        names = [m.card.model_name for m in self.members]
         return Served(proba, ids, [ENSEMBLE if code == ENSEMBLE_CODE else names[code]
                                    for code in served.tolist()])
 
@@ -199,6 +193,20 @@ class PredictionEngine:
         """Close the prediction log's connection."""
         if self.log is not None:
             self.log.close()
+
+    def _log(self, X: pd.DataFrame, at: np.ndarray, ids: list[str], probas: list[np.ndarray],
+             latency: dict[str, float], served: np.ndarray, failed: np.ndarray) -> None:
+        """Write one served batch to the prediction log: all the work logging adds is here."""
+        assert self.log is not None
+        rows = len(X)
+        self.log.append(LoggedBatch(
+            at=at, export=self.source.name, mode=self.mode, canary=self.canary,
+            canary_share=self.canary_share if self.canary else None,
+            models=[m.card.model_name for m in self.members], classes=self.classes,
+            features=self.feature_names, latency_ms=latency, request_ids=ids, served=served,
+            probas=np.stack(probas, axis=1, dtype=np.float32) if probas else np.zeros(
+                (rows, 0, 0), dtype=np.float32),
+            inputs=_numeric(X), failed=failed))
 
     def _required(self, member: LoadedModel) -> bool:
         # A failing model that decides answers fails the batch; a shadow one is only logged.
