@@ -4,8 +4,8 @@ Three models exported in champion mode (every model scores every row; the champi
 Direct figure: within each logged ``serve`` call, the time of all the work logging adds
 (packing the batch and writing it) against the rest of the call (the prediction), median
 over the runs. End-to-end figure: the same batch served by an engine that logs and one that
-does not, interleaved in alternating order; the median of the paired differences against the median unlogged
-time. It is noisy here: a 10,000-row batch's prediction alone varies by ±10%.
+does not, interleaved in alternating order; the median of the paired differences against
+the median unlogged time. It is noisy here: a batch's prediction alone varies by ±10%.
 Target (monitoring issue): the log costs at most 10% of the batch's prediction time.
 """
 

@@ -17,7 +17,7 @@ import pandas as pd
 from ._config import GROUP_PHASE
 from ._errors import ModelNotFoundError
 from ._evaluation import ModelEvaluation, ScopeEvaluation
-from ._metrics import default_weights, metric_score, validate_weights
+from ._metrics import default_weights, validate_weights
 
 
 class LeaderboardRow(NamedTuple):
@@ -131,7 +131,7 @@ def rank_models(evaluation: ScopeEvaluation, weights: Mapping[str, float] | None
         for rank, model, point, low, high, is_tied in zip(
             range(1, len(order) + 1), map(ok.__getitem__, order.tolist()),
             points[order].tolist(), lows[order].tolist(), highs[order].tolist(),
-            tied[order].tolist())
+            tied[order].tolist(), strict=True)
     ]
     unscorable = [
         _failed_row(ok[i], "metric(s) " + ", ".join(
