@@ -53,9 +53,9 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
                  "default_models_dir", "deploy", "effective_weights", "export_scope",
                  "latest_weights_method", "scope_state"),
     "_slices": ("INSUFFICIENT", "SliceFinding", "slice_findings"),
-    "_store": ("PROMOTED_STAGES", "STAGES", "DeploymentRecord", "SqlStore", "StageRecord",
-               "Store", "SyncState", "Transition", "WeightsVersion", "default_db_url",
-               "open_store"),
+    "_store": ("PROMOTED_STAGES", "STAGES", "DeploymentRecord", "SchemaStatus", "SqlStore",
+               "StageRecord", "Store", "SyncState", "Transition", "WeightsVersion",
+               "default_db_url", "open_store", "public_url", "schema_status"),
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 

@@ -174,6 +174,14 @@ def build_parser() -> argparse.ArgumentParser:
     gates.add_argument("--stage", choices=("production", "champion"), default="champion")
     gates.set_defaults(run=_cmd_gates)
 
+    migrate = commands.add_parser(
+        "migrate", parents=[common],
+        help="bring the store's schema to the newest revision (opening the store does this "
+             "too; run it ahead when the app's database role may not change tables)")
+    migrate.add_argument("--check", action="store_true",
+                         help="only report; exit 1 when an upgrade is due")
+    migrate.set_defaults(run=_cmd_migrate)
+
     schemas = commands.add_parser("schemas", help="write the export files' JSON Schemas")
     schemas.add_argument("--out", type=Path, default=Path("schemas"))
     schemas.set_defaults(run=_cmd_schemas, models_dir=None)
@@ -511,6 +519,24 @@ def _cmd_gates(args: argparse.Namespace) -> int:
         print("all gates pass" if report.passed else "blocked unless overridden with a reason")
         return 0 if report.passed else 1
     return _with_store(args, run)
+
+
+def _cmd_migrate(args: argparse.Namespace) -> int:
+    from ._store import schema_status
+
+    before = schema_status(args.models_dir)
+    shown = before.revision or "no tables"
+    if before.current:
+        print(f"{before.where}: at revision {before.head}, nothing to do")
+        return 0
+    if args.check:
+        print(f"{before.where}: at {shown}; revision {before.head} is due "
+              "(python -m promotion migrate)")
+        return 1
+    open_store(args.models_dir).close()
+    after = schema_status(args.models_dir)
+    print(f"{after.where}: {shown} -> revision {after.revision}")
+    return 0
 
 
 def _cmd_schemas(args: argparse.Namespace) -> int:

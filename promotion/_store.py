@@ -36,10 +36,10 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, OperationalError
+from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, NoSuchModuleError
 
 from ._errors import InvalidInputError, InvalidTransitionError
-from ._migrations import upgrade_schema
+from ._migrations import HEAD, schema_revision, upgrade_schema
 
 DB_FILE = "promotion.db"
 STAGES: tuple[str, ...] = ("development", "candidate", "production", "champion", "archived")
@@ -295,13 +295,50 @@ def open_store(models_dir: Path, url: str | None = None) -> SqlStore:
     url = url or default_db_url(models_dir)
     if url.startswith("sqlite:///"):
         Path(models_dir).mkdir(parents=True, exist_ok=True)
-    try:
+    with _opening(url):
         return SqlStore(url)
-    except (ArgumentError, NoSuchModuleError, OperationalError) as err:
-        shown = url.split("@")[-1]  # never echo a password
-        raise InvalidInputError(f"cannot open the store at '{shown}' (PROMOTION_DB_URL): "
-                                f"{str(err.orig if hasattr(err, 'orig') else err)[:200]}"
-                                ) from None
+
+
+@dataclass(frozen=True)
+class SchemaStatus:
+    """Where a store's schema stands: its revision (None: no tables yet) and the newest."""
+
+    where: str  # the database, without any password
+    revision: str | None
+    head: str
+
+    @property
+    def current(self) -> bool:
+        return self.revision == self.head
+
+
+def schema_status(models_dir: Path, url: str | None = None) -> SchemaStatus:
+    """The store's schema revision against the newest one, without changing the database."""
+    url = url or default_db_url(models_dir)
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
+        return SchemaStatus(public_url(url), None, HEAD)  # not created yet: nothing to read
+    with _opening(url):
+        engine = _make_engine(url)
+        try:
+            return SchemaStatus(public_url(url), schema_revision(engine), HEAD)
+        finally:
+            engine.dispose()
+
+
+def public_url(url: str) -> str:
+    """A database URL fit to show: everything before the host (user, password) dropped."""
+    scheme, _, rest = url.partition("://")
+    return f"{scheme}://{rest.split('@')[-1]}" if rest else url
+
+
+@contextmanager
+def _opening(url: str) -> Iterator[None]:
+    try:
+        yield
+    except (ArgumentError, NoSuchModuleError, DBAPIError) as err:
+        why = " ".join(str(err.orig if isinstance(err, DBAPIError) else err).split())
+        raise InvalidInputError(f"cannot open the store at '{public_url(url)}' "
+                                f"(PROMOTION_DB_URL): {why[:200]}") from None
 
 
 class SqlStore(Store):

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from browser import free_port
 from sqlalchemy import create_engine, inspect
 from sqlalchemy.exc import DBAPIError
 
 import promotion
 from promotion import _migrations, _store
+from promotion._cli import main
 
 STORE_BACKENDS = ("sqlite", "postgresql")
 
@@ -59,3 +62,48 @@ def test_a_store_from_before_migrations_is_adopted_with_its_data(models_root, ba
         conn.exec_driver_sql("UPDATE transition SET reason = 'rewritten'")
     assert [t.reason for t in store.history("s")] == ["kept"]
     store.close()
+
+
+def _at_revision(url: str, revision: str) -> None:
+    """A database left at an older revision, as an older release would have left it."""
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        config = Config()
+        config.set_main_option("script_location", str(_migrations.__path__[0]))
+        config.attributes["connection"] = conn
+        command.upgrade(config, revision)
+    engine.dispose()
+
+
+def test_migrate_reports_upgrades_and_checks(store_url, models_root, monkeypatch, capsys):
+    monkeypatch.setenv("PROMOTION_DB_URL", store_url)
+    _at_revision(store_url, "0002")
+    where = promotion.public_url(store_url)
+    assert main(["migrate", "--check", "--models-dir", str(models_root)]) == 1
+    assert capsys.readouterr().out == (
+        f"{where}: at 0002; revision {_migrations.HEAD} is due (python -m promotion migrate)\n")
+    assert promotion.schema_status(models_root).revision == "0002"  # --check changed nothing
+    assert main(["migrate", "--models-dir", str(models_root)]) == 0
+    assert capsys.readouterr().out == f"{where}: 0002 -> revision {_migrations.HEAD}\n"
+    assert main(["migrate", "--check", "--models-dir", str(models_root)]) == 0
+    assert capsys.readouterr().out == f"{where}: at revision {_migrations.HEAD}, nothing to do\n"
+    assert promotion.schema_status(models_root).current
+
+
+def test_migrate_creates_a_new_sqlite_store(models_root, capsys):
+    assert main(["migrate", "--check", "--models-dir", str(models_root)]) == 1
+    assert "at no tables; revision" in capsys.readouterr().out
+    assert not (models_root / "promotion.db").exists()
+    assert main(["migrate", "--models-dir", str(models_root)]) == 0
+    assert capsys.readouterr().out.endswith(f"no tables -> revision {_migrations.HEAD}\n")
+
+
+def test_an_unreachable_store_is_one_message_without_the_password(models_root, monkeypatch,
+                                                                  capsys):
+    url = f"postgresql+psycopg://ana:s3cret@127.0.0.1:{free_port()}/nothing"
+    monkeypatch.setenv("PROMOTION_DB_URL", url)
+    assert main(["migrate", "--models-dir", str(models_root)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: cannot open the store at "
+                          "'postgresql+psycopg://127.0.0.1:") and "s3cret" not in err
+    assert err.count("\n") == 1

@@ -30,12 +30,20 @@ def current_revision(conn: Connection) -> str | None:
     return conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one_or_none()
 
 
+def schema_revision(engine: Engine) -> str | None:
+    """The revision the database is at, read without changing anything."""
+    with engine.connect() as conn:
+        return current_revision(conn)
+
+
 def upgrade_schema(engine: Engine) -> None:
-    """Bring the database to ``HEAD``; safe when several processes open it at once."""
+    """Bring the database to ``HEAD``; safe when several processes open it at once.
+
+    Failing to connect is left to the caller, who names the database; failing to change it
+    (e.g. a role without the right to create tables) is one message here."""
+    if schema_revision(engine) == HEAD:
+        return
     try:
-        with engine.connect() as conn:
-            if current_revision(conn) == HEAD:
-                return
         with engine.connect() as conn:
             # SQLite: BEGIN IMMEDIATE (see the store's engine); PostgreSQL: an advisory lock.
             # The second process to get here finds the work done.
@@ -47,8 +55,8 @@ def upgrade_schema(engine: Engine) -> None:
                 _upgrade(conn)
     except DBAPIError as err:
         from .._errors import InvalidInputError
-        raise InvalidInputError(f"cannot bring the store's schema up to date: {err.orig}"
-                                ) from None
+        raise InvalidInputError("cannot bring the store's schema up to date: "
+                                + " ".join(str(err.orig).split())) from None
 
 
 def _upgrade(conn: Connection) -> None:
