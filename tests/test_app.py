@@ -11,6 +11,7 @@ from factories import make_scope
 from streamlit.testing.v1 import AppTest
 
 import promotion
+from views._common import plain
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 PAGES = ["views/leaderboard.py", "views/explorer.py", "views/comparison.py",
@@ -39,6 +40,11 @@ def open_app(scope: str = "tiny", page: str | None = None,
         at.run()
     assert not at.exception, at.exception
     return at
+
+
+def errors(at: AppTest) -> list[str]:
+    """The error messages as a reader sees them (markdown escapes removed)."""
+    return [e.value.replace("\\", "") for e in at.error]
 
 
 def buttons(at: AppTest, prefix: str) -> dict[str, object]:
@@ -239,7 +245,7 @@ def test_lifecycle_champion_gates_override_and_rollback(app_root):
     assert "❌ fail" in set(verdicts["verdict"])
     [b for b in at.button if b.key == "move:tiny"][0].click()
     at.run()
-    assert any("cannot move to champion: gates fail" in e.value for e in at.error)
+    assert any("cannot move to champion: gates fail" in e for e in errors(at))
     lifecycle_move(at, "bayes", "champion", "faster on our hardware", override=True)
     stages = promotion.open_store(app_root).stages("tiny")
     assert (stages["bayes"].stage, stages["logreg"].stage) == ("champion", "archived")
@@ -383,9 +389,10 @@ def test_monitoring_shows_a_damaged_log_as_one_error(app_root):
     path.write_bytes(b"\x00garbage, not a database\xff" * 200)
     at = open_app(page="views/monitoring.py")
     assert not at.exception
-    assert [e.value for e in at.error] == [
-        e.value for e in at.error if "the prediction log cannot be used" in e.value]
-    assert len(at.error) == 1 and str(path) in at.error[0].value
+    assert [e for e in errors(at) if "the prediction log cannot be used" in e] == errors(at)
+    assert len(at.error) == 1 and str(path) in errors(at)[0]
+    # Shown as written: the path's underscores are escaped, not read as markdown emphasis.
+    assert plain(str(path)) in at.error[0].value and "\\_" in at.error[0].value
 
 
 def test_deployment_texts_show_as_written(app_root):

@@ -161,7 +161,7 @@ def _evaluate_with_progress(scope: promotion.Scope) -> None:
     try:
         promotion.evaluate_scope(scope, store(), progress=report)
     except promotion.PromotionError as err:
-        st.error(str(err))
+        show_error(err)
 
 
 def current_scope() -> promotion.Scope | None:
@@ -174,7 +174,7 @@ def current_scope() -> promotion.Scope | None:
         root = models_dir()
         return _load_scope(str(root), name, folder_signature(root / name))
     except promotion.PromotionError as err:
-        st.error(str(err))
+        show_error(err)
         return None
 
 
@@ -184,6 +184,11 @@ _MARKDOWN_SPECIALS = set("\\`*_{}[]()#+-.!|<>~$:")
 def plain(text: object) -> str:
     """``text`` escaped so that Streamlit's markdown shows it exactly as written."""
     return "".join("\\" + ch if ch in _MARKDOWN_SPECIALS else ch for ch in str(text))
+
+
+def show_error(err: object) -> None:
+    """An error shown exactly as written: paths and model names are not markdown."""
+    st.error(plain(err))
 
 
 def scope_problems() -> None:
@@ -217,7 +222,7 @@ def leaderboard(scope: promotion.Scope) -> promotion.Leaderboard | None:
         result = evaluation(scope)
         return promotion.rank_models(result, promotion.effective_weights(scope, store()))
     except promotion.PromotionError as err:
-        st.error(str(err))
+        show_error(err)
         return None
 
 

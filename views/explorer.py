@@ -15,6 +15,7 @@ from views._common import (
     model_evaluation,
     plain,
     scope_and_board,
+    show_error,
     show_notice,
     store,
 )
@@ -154,7 +155,7 @@ def main() -> None:
     try:
         judge_chart(scope, row)
     except promotion.PromotionError as err:
-        st.error(str(err))
+        show_error(err)
     meta = scope.model(row.model_name).meta
     if meta is not None:
         with st.expander("meta.json (as written; it describes, it does not measure)"):

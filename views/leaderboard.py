@@ -19,6 +19,7 @@ from views._common import (
     plain,
     scope_and_board,
     scope_problems,
+    show_error,
     show_notice,
     store,
 )
@@ -45,7 +46,7 @@ def decide(action: str, scope: promotion.Scope, model_name: str) -> None:
             promotion.demote(store(), scope, result, board, model_name, actor=current_user(),
                              reason=reason)
     except promotion.PromotionError as err:
-        st.session_state["notice"] = ("error", str(err))
+        st.session_state["notice"] = ("error", plain(err))
         return
     verb = "Promoted" if action == "promote" else "Demoted"
     st.session_state["notice"] = ("ok", f"{verb} {plain(model_name)}.")
@@ -59,7 +60,7 @@ def save_weights(scope: promotion.Scope, names: list[str]) -> None:
         saved = store().save_weights(scope.name, weights, actor=current_user() or "unknown")
         st.session_state[f"weights_version:{scope.name}"] = saved.version
     except (promotion.PromotionError, ValueError) as err:
-        st.session_state["notice"] = ("error", f"Weights not saved: {err}")
+        st.session_state["notice"] = ("error", plain(f"Weights not saved: {err}"))
 
 
 def header(board: promotion.Leaderboard, evaluation_note: str) -> None:
@@ -204,7 +205,7 @@ def cards_section(scope: promotion.Scope, board: promotion.Leaderboard,
     try:
         chosen, cards, reports, singles = model_cards(scope, board, method)
     except promotion.PromotionError as err:
-        st.error(str(err))
+        show_error(err)
         return
     st.markdown("**What the ensemble buys**, measured on the half of the holdout that greedy "
                 "selection did not see:")
@@ -250,7 +251,7 @@ def export_buttons(scope: promotion.Scope, chosen: promotion.PromotedSet,
         try:
             paths = promotion.export_results(chosen, store(), method, cards=cards)
         except promotion.PromotionError as err:
-            st.error(str(err))
+            show_error(err)
             return
         st.session_state[f"exported:{scope.name}"] = (str(paths.leaderboard),
                                                       str(paths.model_cards))

@@ -57,7 +57,7 @@ def sync_now(scope: promotion.Scope) -> None:
     try:
         report = promotion.sync_mlflow(store(), scope)
     except promotion.PromotionError as err:
-        st.session_state["notice"] = ("error", str(err))
+        st.session_state["notice"] = ("error", plain(err))
         return
     st.session_state["notice"] = ("error" if report.pending else "ok", plain(report.detail))
 
@@ -122,7 +122,7 @@ def move(scope: promotion.Scope, model_name: str, target: str) -> None:
             store(), scope, evaluation(scope), board, model_name, target, actor=current_user(),
             reason=reason, override=bool(st.session_state.get("lifecycle_override")))
     except promotion.PromotionError as err:
-        st.session_state["notice"] = ("error", str(err))
+        st.session_state["notice"] = ("error", plain(err))
         return
     now = promotion.stage_of(store().stages(scope.name), model_name)
     st.session_state["notice"] = ("ok", f"{plain(model_name)} is {now}: nothing changed."
@@ -170,7 +170,7 @@ def rollback_now(scope: promotion.Scope) -> None:
     try:
         moved = promotion.rollback(store(), scope, actor=current_user(), reason=reason)
     except promotion.PromotionError as err:
-        st.session_state["notice"] = ("error", str(err))
+        st.session_state["notice"] = ("error", plain(err))
         return
     st.session_state["notice"] = ("ok", f"Rolled back: {plain(moved.model_name)} is champion "
                                         "again.")
@@ -203,7 +203,7 @@ def deploy_now(scope: promotion.Scope) -> None:
             canary=state.get(f"deploy_canary:{scope.name}") if mode == "canary" else None,
             canary_share=state.get(f"deploy_share:{scope.name}") if mode == "canary" else None)
     except promotion.PromotionError as err:
-        state["notice"] = ("error", str(err))
+        state["notice"] = ("error", plain(err))
         return
     state["notice"] = ("ok", "Nothing changed." if record is None else
                        f"Deployment: {plain(promotion.deployment_summary(store(), scope))}; "

@@ -9,7 +9,15 @@ import streamlit as st
 
 import promotion
 from promotion.engine import newest_cards_file, read_cards
-from views._common import current_scope, current_user, live_data, plain, show_notice, store
+from views._common import (
+    current_scope,
+    current_user,
+    live_data,
+    plain,
+    show_error,
+    show_notice,
+    store,
+)
 
 ACTION_LABELS = {"wait": "⏳ Wait", "rollback": "↩️ Roll back", "increase": "⏫ Increase "
                  "allocation", "keep": "✅ Keep", "none": "—"}
@@ -22,7 +30,7 @@ def apply_now(scope: promotion.Scope, advice: promotion.Recommendation) -> None:
         done = promotion.apply_recommendation(scope.models_dir, scope.name, store(), advice,
                                               actor=current_user(), reason=reason)
     except promotion.PromotionError as err:
-        st.session_state["notice"] = ("error", str(err))
+        st.session_state["notice"] = ("error", plain(err))
         return
     st.session_state["notice"] = ("ok", f"Applied: {plain(done)}. Recorded in the history and "
                                         "exported.")
@@ -83,7 +91,7 @@ def drift_panel(scope: promotion.Scope, live: promotion.LiveData) -> None:
     try:
         table = promotion.drift(scope.models_dir, scope.name, live)
     except promotion.PromotionError as err:
-        st.error(str(err))
+        show_error(err)
         return
     flagged = table[table["flagged"]]
     if len(flagged):
@@ -110,7 +118,7 @@ def main() -> None:
     try:
         live = live_data(scope)
     except promotion.PromotionError as err:  # a locked, damaged or unreadable log
-        st.error(str(err))
+        show_error(err)
         return
     if live.empty:
         st.info("No prediction logged yet. Hint: python -m promotion simulate --scope "
