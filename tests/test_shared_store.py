@@ -32,20 +32,30 @@ def rerun_with_reason(page, reason: str) -> None:
     settle(page, "Promoted Models Summary")
 
 
-def make_champion(page, url: str, model: str, reason: str) -> None:
+def gates_pass(root: Path, store, model: str) -> bool:
+    """What the page's gate report will say for crowning ``model`` now."""
+    state = promotion.scope_state(root, "tiny", store, n_jobs=1)
+    return promotion.gate_report(model, "champion", state.board, state.evaluation,
+                                 state.scope.config.gates,
+                                 promotion.champion_of(store.stages("tiny"))).passed
+
+
+def make_champion(page, url: str, model: str, reason: str, *, override: bool) -> None:
     page.goto(f"{url}/lifecycle?scope=tiny")
     settle(page, "Move a model")
     page.locator('[data-testid="stSelectbox"]').filter(has_text="Model").first.click()
     page.get_by_role("option", name=f"{model} (production)").click()
-    settle(page, "Gate report")
+    # The default model's report is on the page already: wait for this model's.
+    settle(page, f"for {model} → champion")
     page.get_by_label("Reason (required, recorded)").fill(reason)
     page.keyboard.press("Enter")
-    settle(page, "Gate report")
-    override = page.get_by_role("checkbox", name=re.compile("Override the failing gates"))
-    if override.count():
+    settle(page, f"for {model} → champion")
+    if override:  # known beforehand: the checkbox may arrive a moment after the report
+        box = page.get_by_role("checkbox", name=re.compile("Override the failing gates"))
+        box.wait_for(timeout=120_000)
         page.get_by_text("Override the failing gates", exact=False).click()
-        playwright_api.expect(override).to_be_checked()
-        settle(page, "Gate report")
+        playwright_api.expect(box).to_be_checked()
+        settle(page, f"for {model} → champion")
     page.get_by_role("button", name="👑 Make Champion").click()
     settle(page, f"{model}: production → champion")
 
@@ -79,8 +89,10 @@ def test_two_app_processes_share_decisions_on_postgresql(tmp_path: Path, postgre
         by_reason = {r.reason: r.model_name for r in store.stages("tiny").values()}
         from_a, from_b = by_reason["promoted in the first app"], by_reason[
             "promoted in the second app"]
-        make_champion(a, first, from_a, "crowned in the first app")
-        make_champion(b, second, from_b, "crowned in the second app")
+        make_champion(a, first, from_a, "crowned in the first app",
+                      override=not gates_pass(root, store, from_a))
+        make_champion(b, second, from_b, "crowned in the second app",
+                      override=not gates_pass(root, store, from_b))
         browser.close()
 
     stages = {name: record.stage for name, record in store.stages("tiny").items()}
