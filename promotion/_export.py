@@ -25,7 +25,7 @@ from ._drift import feature_stats
 from ._ensemble import DEFAULT_ENSEMBLE_SIZE, EnsembleReport, compare_methods, ensemble_weights
 from ._errors import InvalidInputError
 from ._evaluation import ModelEvaluation, RowPredictions, ScopeEvaluation, load_row_predictions
-from ._jsonio import dumps, write_atomic
+from ._jsonio import dumps, sweep_stale_temps, write_atomic
 from ._lifecycle import deployment_of
 from ._scoring import Leaderboard, LeaderboardRow
 from ._slices import describe_findings, recommended_use, slice_findings
@@ -227,6 +227,8 @@ def export_results(promoted: PromotedSet, store: Store, method: str = "score", *
     board = _leaderboard_export(promoted, store, now)
     stats_path = feature_stats_path(cards_path)
     stats = feature_stats(scope.name, promoted.holdout.features, now)
+    for folder in {board_path.parent, cards_path.parent, stats_path.parent}:
+        sweep_stale_temps(folder)  # what an export killed mid-write left behind
     write_atomic(board_path, dumps(board.model_dump(mode="json")))
     write_atomic(stats_path, dumps(stats.model_dump(mode="json")))
     # The cards last: a cards file means its leaderboard and feature statistics are there.

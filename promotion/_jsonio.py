@@ -6,6 +6,7 @@ import json
 import math
 import os
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,11 @@ def dumps(value: Any) -> str:
     return json.dumps(json_ready(value), indent=2, allow_nan=False, ensure_ascii=False)
 
 
+#: How old a writer's temporary file must be to count as left by a killed writer: a write
+#: takes well under a second, so an hour never catches one still running.
+STALE_TEMP_SECONDS = 3600
+
+
 def write_atomic(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` through a temporary file and a rename, durably."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -41,3 +47,20 @@ def write_atomic(path: Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def sweep_stale_temps(folder: Path) -> list[Path]:
+    """Remove the temporary files that killed writers left in ``folder``; return them.
+
+    Only ``write_atomic``'s own names (hidden, ending ``.tmp``) older than STALE_TEMP_SECONDS.
+    """
+    removed = []
+    cutoff = time.time() - STALE_TEMP_SECONDS
+    for candidate in folder.glob(".*.tmp"):
+        try:
+            if candidate.is_file() and candidate.stat().st_mtime < cutoff:
+                candidate.unlink()
+                removed.append(candidate)
+        except FileNotFoundError:  # another process swept it first
+            continue
+    return removed

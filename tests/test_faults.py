@@ -23,6 +23,7 @@ from workers import decide_forever, export_forever
 
 import promotion
 from promotion._cards import EXPORT_AREA, LEADERBOARDS, MODEL_CARDS, cards_files
+from promotion._jsonio import STALE_TEMP_SECONDS
 from promotion.engine import PredictionEngine, newest_cards_file, read_cards
 
 PROMOTED = ("logreg", "tree_d3", "bayes")
@@ -113,6 +114,16 @@ def test_kills_during_exports_never_leave_a_partial_file_where_the_engine_looks(
           f"{len(files)} complete cards files, {mid_write} kills landed mid-write "
           "(temporary files left, never read), no partial file where the engine looks")
     assert len(files) > kills / 2  # the kills interrupted a loop that was really exporting
+    # The next export sweeps what killed writers left, once it is surely not being written.
+    (area / LEADERBOARDS / ".leaderboard_tiny_killed.json.a1b2.tmp").write_text("[")
+    left = [*(area / MODEL_CARDS).glob(".*.tmp"), *(area / LEADERBOARDS).glob(".*.tmp")]
+    for path in left:
+        old = path.stat().st_mtime - STALE_TEMP_SECONDS - 1
+        os.utime(path, (old, old))
+    in_progress = area / MODEL_CARDS / ".model_cards_tiny_now.json.x1y2.tmp"
+    in_progress.write_text("{")
+    promotion.export_scope(models_root, "tiny", store)
+    assert not any(path.exists() for path in left) and in_progress.exists()
 
 
 @pytest.mark.slow
