@@ -427,10 +427,13 @@ def _cmd_mlflow_import(args: argparse.Namespace) -> int:
                                   versions=None if args.all else args.versions,
                                   group=args.group, trust_pickle=args.trust_pickle)
     for item in done:
-        print(item.describe())
-    if any(item.action != "unchanged" for item in done):
+        if item.action == "refused":
+            print(f"error: {item.reason}", file=sys.stderr)
+        else:
+            print(item.describe())
+    if any(item.action in ("imported", "replaced") for item in done):
         _say(f"evaluate them: python -m promotion leaderboard --scope {args.scope}")
-    return 0
+    return USER_ERROR if any(item.action == "refused" for item in done) else 0
 
 
 def _cmd_mlflow_sync(args: argparse.Namespace) -> int:

@@ -71,11 +71,14 @@ class ImportedVersion:
     registered_model: str
     version: int
     model_name: str
-    action: Literal["imported", "replaced", "unchanged"]
-    path: str
+    action: Literal["imported", "replaced", "unchanged", "refused"]
+    path: str | None  # None when refused: nothing was written
+    reason: str | None = None  # why it was refused
 
     def describe(self) -> str:
         source = f"MLflow model '{self.registered_model}' version {self.version}"
+        if self.action == "refused":
+            return f"{self.model_name}: not imported: {self.reason}"
         if self.action == "unchanged":
             return f"{self.model_name}: unchanged ({source} already imported), nothing written"
         return f"{self.model_name}: {self.action} {source} as {self.path}"
@@ -177,7 +180,8 @@ def import_mlflow_versions(models_dir: Path, scope_name: str, *,
                            versions: list[int] | None = None,
                            group: str | None = None,
                            trust_pickle: bool = False) -> list[ImportedVersion]:
-    """Bring registered versions (``None``: all) into the scope as model folders.
+    """Bring registered versions (``None``: all) into the scope as model folders; a version
+    that cannot be imported is returned as ``refused`` with its reason, and the others go on.
 
     A version logged with the sklearn flavor in skops format is loaded like any
     ``model.skops`` (``promotion._loading``, the scope's trusted types) and its verified bytes
@@ -201,8 +205,21 @@ def import_mlflow_versions(models_dir: Path, scope_name: str, *,
     with _client(tracking_uri) as (mlflow, client):
         found = _registered_versions(client, registered_model, tracking_uri)
         chosen = _choose(found, versions, registered_model)
-        return [_import_version(mlflow, client, scope, tracking_uri, found[number], group,
-                                trust_pickle) for number in chosen]
+        return [_import_or_refuse(mlflow, client, scope, tracking_uri, found[number], group,
+                                  trust_pickle) for number in chosen]
+
+
+def _import_or_refuse(mlflow: ModuleType, client: Any, scope: Scope, tracking_uri: str,
+                      version: Any, group: str | None, trust_pickle: bool) -> ImportedVersion:
+    """One version imported, or refused with the reason: a refusal writes nothing and does
+    not stop the versions after it."""
+    try:
+        return _import_version(mlflow, client, scope, tracking_uri, version, group,
+                               trust_pickle)
+    except InvalidInputError as err:
+        number = int(version.version)
+        return ImportedVersion(version.name, number, folder_name(version.name, number),
+                               "refused", None, str(err))
 
 
 def _registered_versions(client: Any, name: str, tracking_uri: str) -> dict[int, Any]:

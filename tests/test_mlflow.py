@@ -160,10 +160,13 @@ def test_imported_versions_rank_on_metrics_measured_here(models_root, store, reg
             tracking_uri=registry.uri))
         assert (folder / "model.skops").read_bytes() == (logged / "model.skops").read_bytes()
 
-    with pytest.raises(promotion.InvalidInputError) as refused:
-        promotion.import_mlflow_versions(models_root, "credit", registered_model=name,
-                                         tracking_uri=registry.uri)
-    message = str(refused.value)
+    done = promotion.import_mlflow_versions(models_root, "credit", registered_model=name,
+                                            tracking_uri=registry.uri)
+    assert [(d.model_name, d.action, d.path) for d in done] == [
+        ("credit_rank_v1", "unchanged", f"models/credit/{name}_v1"),
+        ("credit_rank_v2", "unchanged", f"models/credit/{name}_v2"),
+        ("credit_rank_v3", "refused", None)]
+    message = done[2].reason
     assert message.startswith(f"MLflow model '{name}' version 3: logged in cloudpickle format")
     assert 'serialization_format="skops"' in message and "--trust-pickle" in message
     assert not (scope_dir / f"{name}_v3").exists()
@@ -247,14 +250,18 @@ def test_bad_imports_are_one_message_and_leave_no_folder(models_root, registry):
         args = {"registered_model": "credit_bad", "tracking_uri": registry.uri} | kwargs
         return promotion.import_mlflow_versions(models_root, "credit", **args)
 
+    def refusal(**kwargs) -> str:  # a version that cannot be imported is reported, not raised
+        [only] = attempt(**kwargs)
+        assert (only.action, only.path) == ("refused", None)
+        return only.reason
+
     with pytest.raises(promotion.InvalidInputError, match=r"has no version 7 .*versions are "
                                                           r"1, 2, 3"):
         attempt(versions=[7])
     with pytest.raises(promotion.InvalidInputError, match="has no registered model 'nope'"):
         attempt(registered_model="nope")
-    with pytest.raises(promotion.InvalidInputError, match="holds a LinearRegression, which "
-                                                          "has no predict_proba"):
-        attempt(registered_model="credit_regressor")
+    assert "holds a LinearRegression, which has no predict_proba" in refusal(
+        registered_model="credit_regressor")
     with pytest.raises(promotion.InvalidInputError, match="no MLflow store at"):
         attempt(tracking_uri=f"sqlite:///{models_root / 'missing.db'}")
     with pytest.raises(promotion.InvalidInputError, match="pass --model"):
@@ -262,9 +269,7 @@ def test_bad_imports_are_one_message_and_leave_no_folder(models_root, registry):
     (scope_dir / "credit_bad_v2").mkdir()
     (scope_dir / "credit_bad_v2" / "meta.json").write_text('{"model_type": "x", '
                                                            '"group": "tree"}')
-    with pytest.raises(promotion.InvalidInputError, match="is not an import of MLflow model "
-                                                          "'credit_bad' version 2"):
-        attempt(versions=[2])
+    assert "is not an import of MLflow model 'credit_bad' version 2" in refusal(versions=[2])
     assert sorted(p.name for p in scope_dir.iterdir()) == [
         "credit_bad_v2", "holdout.csv", "logreg", "scope.json"]
     assert not (models_root / "missing.db").exists()
@@ -275,10 +280,10 @@ def test_a_skops_version_with_an_untrusted_type_waits_for_the_scope_to_trust_it(
     scope_dir = credit_scope(models_root)
     name = registry.register_one("credit_hgb", registry.untrusted)
     for trust_pickle in (False, True):  # trusting pickles does not trust skops types
-        with pytest.raises(promotion.InvalidInputError) as refused:
-            promotion.import_mlflow_versions(models_root, "credit", registered_model=name,
-                                             tracking_uri=registry.uri, trust_pickle=trust_pickle)
-        assert str(refused.value).startswith(
+        [refused] = promotion.import_mlflow_versions(
+            models_root, "credit", registered_model=name, tracking_uri=registry.uri,
+            trust_pickle=trust_pickle)
+        assert refused.action == "refused" and refused.reason.startswith(
             f"MLflow model '{name}' version 1 (model.skops): holds types that are not trusted: "
             f"{TREE_PREDICTOR}; refused. Hint: if you trust them, list them in scope.json "
             "field 'trusted_types'")
@@ -400,14 +405,17 @@ def test_the_cli_imports_warns_and_syncs(models_root, registry, capsys):
                                            "registered_model": name})
     status, out, err = cli(capsys, "mlflow-import", "--scope", "credit", "--tracking-uri",
                            registry.uri, "--versions", "1,3", models_dir=models_root)
-    assert (status, out) == (2, "")
+    assert status == 2
+    assert out.splitlines() == [
+        f"{name}_v1: imported MLflow model '{name}' version 1 as models/credit/{name}_v1"]
     assert err.splitlines() == [
         f"error: MLflow model '{name}' version 3: logged in cloudpickle format; loading it "
         "would unpickle it, which runs any code it holds, so it is not imported. Hint: log it "
         'with mlflow.sklearn.log_model(..., serialization_format="skops"), or pass '
-        "--trust-pickle if you trust its source"]
+        "--trust-pickle if you trust its source",
+        "evaluate them: python -m promotion leaderboard --scope credit"]
     assert sorted(p.name for p in scope_dir.iterdir()) == [
-        f"{name}_v1", "holdout.csv", "logreg", "scope.json"]  # v1 came first and is safe
+        f"{name}_v1", "holdout.csv", "logreg", "scope.json"]  # v1 is safe, v3 is not
     status, out, err = cli(capsys, "mlflow-import", "--scope", "credit", "--tracking-uri",
                            registry.uri, "--versions", "1,3", "--trust-pickle",
                            models_dir=models_root)
@@ -524,3 +532,17 @@ def test_tracking_uris_are_recorded_without_credentials(uri, shown):
     from promotion._mlflow import shown_uri
 
     assert shown_uri(uri) == shown
+
+
+def test_a_refused_version_does_not_stop_the_ones_after_it(models_root, registry):
+    name = "pickle_first"
+    registry.client.create_registered_model(name)
+    for source, run_id in (registry.sources[2], registry.sources[0]):  # cloudpickle, skops
+        registry.client.create_model_version(name, source, run_id=run_id)
+    scope_dir = credit_scope(models_root, None)
+    done = promotion.import_mlflow_versions(models_root, "credit", registered_model=name,
+                                            tracking_uri=registry.uri)
+    assert [(d.version, d.action) for d in done] == [(1, "refused"), (2, "imported")]
+    assert "--trust-pickle" in done[0].reason
+    assert not (scope_dir / f"{name}_v1").exists()
+    assert (scope_dir / f"{name}_v2" / "model.skops").is_file()
