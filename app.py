@@ -8,43 +8,50 @@ from __future__ import annotations
 import streamlit as st
 
 import promotion
-from views._common import current_user, default_user, ensure_demo_zoo, scopes
+from views._common import (
+    current_user,
+    default_user,
+    ensure_demo_zoo,
+    one_fingerprint_per_run,
+    scopes,
+)
 
 st.set_page_config(page_title="Model promotion", page_icon="🏁", layout="wide")
 
 ensure_demo_zoo()
-
-found = scopes()
-usable = [s.name for s in found if isinstance(s, promotion.Scope)]
-# The chosen scope and user live under their own keys, not the widgets' keys: a widget's
-# state is dropped on any run that does not draw it, a plain key is kept for the session.
-if st.session_state.get("scope") not in usable:
-    wanted = st.query_params.get("scope")
-    st.session_state["scope"] = wanted if wanted in usable else (usable[0] if usable else None)
-if "user" not in st.session_state:
-    st.session_state["user"] = st.query_params.get("user") or default_user()
 
 
 def _copy(widget_key: str, state_key: str) -> None:
     st.session_state[state_key] = st.session_state[widget_key]
 
 
-with st.sidebar:
-    if usable:
-        st.selectbox("Scope", usable, index=usable.index(st.session_state["scope"]),
-                     key="scope_picker", on_change=_copy, args=("scope_picker", "scope"))
-        st.query_params["scope"] = st.session_state["scope"]
-    st.text_input("Your name", value=st.session_state["user"], key="user_field",
-                  on_change=_copy, args=("user_field", "user"),
-                  help="Recorded with every decision you make.")
-    if current_user():
-        st.query_params["user"] = current_user()
+with one_fingerprint_per_run():  # every page asks for the scope's file fingerprint
+    found = scopes()
+    usable = [s.name for s in found if isinstance(s, promotion.Scope)]
+    # The chosen scope and user live under their own keys, not the widgets' keys: a widget's
+    # state is dropped on any run that does not draw it, a plain key is kept for the session.
+    if st.session_state.get("scope") not in usable:
+        wanted = st.query_params.get("scope")
+        st.session_state["scope"] = wanted if wanted in usable else (usable[0] if usable else None)
+    if "user" not in st.session_state:
+        st.session_state["user"] = st.query_params.get("user") or default_user()
 
-page = st.navigation([
-    st.Page("views/leaderboard.py", title="Leaderboard", icon="📈", default=True),
-    st.Page("views/explorer.py", title="Model Explorer", icon="🔍"),
-    st.Page("views/comparison.py", title="Comparison", icon="📊"),
-    st.Page("views/lifecycle.py", title="Lifecycle", icon="🏛️"),
-    st.Page("views/monitoring.py", title="Monitoring", icon="📡"),
-])
-page.run()
+    with st.sidebar:
+        if usable:
+            st.selectbox("Scope", usable, index=usable.index(st.session_state["scope"]),
+                         key="scope_picker", on_change=_copy, args=("scope_picker", "scope"))
+            st.query_params["scope"] = st.session_state["scope"]
+        st.text_input("Your name", value=st.session_state["user"], key="user_field",
+                      on_change=_copy, args=("user_field", "user"),
+                      help="Recorded with every decision you make.")
+        if current_user():
+            st.query_params["user"] = current_user()
+
+    page = st.navigation([
+        st.Page("views/leaderboard.py", title="Leaderboard", icon="📈", default=True),
+        st.Page("views/explorer.py", title="Model Explorer", icon="🔍"),
+        st.Page("views/comparison.py", title="Comparison", icon="📊"),
+        st.Page("views/lifecycle.py", title="Lifecycle", icon="🏛️"),
+        st.Page("views/monitoring.py", title="Monitoring", icon="📡"),
+    ])
+    page.run()

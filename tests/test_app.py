@@ -426,3 +426,31 @@ def test_the_first_page_from_the_cache_does_not_import_the_training_stack(app_ro
                           text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == ""
+
+
+def test_files_changed_while_the_app_is_open_show_on_the_next_rerun(app_root):
+    from factories import make_data, write_model
+    from sklearn.dummy import DummyClassifier
+    from sklearn.tree import DecisionTreeClassifier
+
+    at = open_app()
+    before = {r.model_name: r.composite_score for r in promotion.build_leaderboard(
+        app_root, "tiny", promotion.open_store(app_root), n_jobs=1)[0].ranked}
+    X, y = make_data("multiclass", 600)
+    scope_dir = app_root / "tiny"
+    write_model(scope_dir, "tree_d3", DummyClassifier(strategy="prior").fit(X[:300], y[:300]),
+                model_type="dummy", group="linear")  # replaced in place: same folder
+    write_model(scope_dir, "tree_d5", DecisionTreeClassifier(max_depth=5, random_state=0).fit(
+        X[:300], y[:300]), model_type="decision_tree", group="tree")  # a new folder
+    at.run()
+    assert not at.exception, at.exception
+    shown = {b.key.split(":", 2)[2] for b in at.button if b.key and b.key.startswith("promote:")}
+    assert shown == {*before, "tree_d5"}
+    board, _ = promotion.build_leaderboard(app_root, "tiny", promotion.open_store(app_root),
+                                           n_jobs=1)
+    assert board.row("tree_d3").model_type == "dummy"
+    assert board.row("tree_d3").composite_score < before["tree_d3"]
+    texts = [t.value for t in at.text]  # the row as drawn: the new group and interval
+    low, high = board.row("tree_d3").composite_interval
+    at_row = texts.index("tree_d3")
+    assert texts[at_row + 1:at_row + 3] == ["linear · baseline", f"[{low:.3f}, {high:.3f}]"]

@@ -9,6 +9,8 @@ from __future__ import annotations
 import getpass
 import os
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import streamlit as st
@@ -53,22 +55,59 @@ def _build_lock() -> threading.Lock:
     return threading.Lock()
 
 
+#: Session-state key of this run's folder fingerprints (see ``one_fingerprint_per_run``).
+_RUN_SIGNATURES = "_folder_signatures_of_this_run"
+
+
+@contextmanager
+def one_fingerprint_per_run() -> Iterator[None]:
+    """Within one script run, fingerprint each folder once (a run asks for the chosen scope's
+    up to six times, a few thousand stat calls each on a large scope). Dropped when the run
+    ends, so callbacks, which run before the script, always see the files as they are now."""
+    st.session_state[_RUN_SIGNATURES] = {}
+    try:
+        yield
+    finally:
+        st.session_state.pop(_RUN_SIGNATURES, None)
+
+
 def folder_signature(folder: Path) -> tuple:
-    """Cheap fingerprint (sizes and mtimes) of a scope folder's files, read without parsing."""
+    """Cheap fingerprint (names, sizes, mtimes) of a scope folder's files and of each model
+    folder's meta.json and model files, read without parsing. Any file added, removed,
+    replaced or rewritten changes it."""
+    memo = st.session_state.get(_RUN_SIGNATURES)
+    if memo is not None and str(folder) in memo:
+        return memo[str(folder)]
+    signature = _fingerprint(folder)
+    if memo is not None:
+        memo[str(folder)] = signature
+    return signature
+
+
+_FINGERPRINTED = frozenset({"meta.json", *promotion.MODEL_FILES})
+
+
+def _fingerprint(folder: Path) -> tuple:
     signature = []
     try:
-        children = sorted(folder.iterdir())
+        with os.scandir(folder) as listing:
+            children = sorted(listing, key=lambda entry: entry.name)
     except OSError:
         return ()
     for child in children:
-        paths = ([child / "meta.json", *(child / name for name in promotion.MODEL_FILES)]
-                 if child.is_dir() else [child])
-        for path in paths:
-            try:
-                stat = path.stat()
-                signature.append((path.name, child.name, stat.st_size, stat.st_mtime_ns))
-            except OSError:
-                signature.append((path.name, child.name, -1, -1))
+        try:
+            if not child.is_dir():
+                stat = child.stat()
+                signature.append((child.name, child.name, stat.st_size, stat.st_mtime_ns))
+                continue
+            with os.scandir(child.path) as inner:
+                files = sorted((f for f in inner if f.name in _FINGERPRINTED),
+                               key=lambda entry: entry.name)
+            for file in files:
+                stat = file.stat()
+                signature.append((file.name, child.name, stat.st_size, stat.st_mtime_ns))
+        except OSError:  # vanished or unreadable meanwhile: that is a change too
+            signature.append(("", child.name, -1, -1))
     return tuple(signature)
 
 
