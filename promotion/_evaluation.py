@@ -87,12 +87,13 @@ class ScopeEvaluation:
     def scored_column(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         """One metric over the ok models on the 0..1 score scale: points (M,) and bootstrap
         replicates (M, B), cached. Scores do not depend on weights, so a weight change only
-        re-weights these. Replicates stay float32, the precision they are stored in."""
+        re-weights these. Float64: a metric measured once (no replicates) repeats its point
+        value, and differences between models far below float32's resolution still count."""
         if name not in self._columns:
             ok = self.ok_models
             points = np.array([m.metrics.get(name, np.nan) for m in ok], dtype=float)
             n_boot = next((m.replicates.shape[0] for m in ok if m.replicates is not None), 1)
-            reps = np.empty((len(ok), n_boot), dtype=np.float32)
+            reps = np.empty((len(ok), n_boot))
             for i, model in enumerate(ok):
                 index = model.replicate_names.index(name) if name in model.replicate_names \
                     else None

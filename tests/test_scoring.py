@@ -101,3 +101,21 @@ def test_interval_is_numpys_linear_percentile(dtype):
     np.testing.assert_allclose(low, want_low, rtol=0, atol=1e-12)
     np.testing.assert_allclose(high, want_high, rtol=0, atol=1e-12)
     assert low.dtype == high.dtype == np.float64
+
+
+def test_differences_below_float32_resolution_still_count(evaluation):
+    """Composite replicates are summed in float64: a model better by 1e-9 on every resample
+    is better on every resample (the gates' paired test reads these differences)."""
+    from promotion._scoring import composite_replicates
+
+    base = next(m for m in evaluation.models if m.ok)
+    reps = np.random.default_rng(1).uniform(0.6, 0.9, (300, len(base.replicate_names)))
+    column = base.replicate_names.index("accuracy")
+    nudged = reps.copy()
+    nudged[:, column] += 1e-9
+    twins = [replace(base, model_name="a", replicates=reps),
+             replace(base, model_name="b", replicates=nudged)]
+    composite, replicates = composite_replicates(replace(evaluation, models=twins),
+                                                 {"accuracy": 1.0})
+    assert replicates.dtype == np.float64
+    assert (replicates[1] > replicates[0]).all()
