@@ -529,6 +529,11 @@ def _cmd_migrate(args: argparse.Namespace) -> int:
 
     before = schema_status(args.models_dir)
     shown = before.revision or "no tables"
+    if not before.known:
+        from ._migrations import unknown_revision_message
+
+        print(f"error: {before.where}: {unknown_revision_message(shown)}", file=sys.stderr)
+        return USER_ERROR
     if before.current:
         print(f"{before.where}: at revision {before.head}, nothing to do")
         return 0

@@ -61,6 +61,6 @@ def sweep_stale_temps(folder: Path) -> list[Path]:
             if candidate.is_file() and candidate.stat().st_mtime < cutoff:
                 candidate.unlink()
                 removed.append(candidate)
-        except FileNotFoundError:  # another process swept it first
+        except OSError:  # swept by another process first, or not ours to remove: leave it
             continue
     return removed

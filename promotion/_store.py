@@ -35,11 +35,11 @@ from sqlalchemy import (
     select,
     text,
 )
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, NoSuchModuleError
 
 from ._errors import InvalidInputError, InvalidTransitionError
-from ._migrations import HEAD, schema_revision, upgrade_schema
+from ._migrations import HEAD, known_revisions, schema_revision, upgrade_schema
 
 DB_FILE = "promotion.db"
 STAGES: tuple[str, ...] = ("development", "candidate", "production", "champion", "archived")
@@ -306,6 +306,7 @@ class SchemaStatus:
     where: str  # the database, without any password
     revision: str | None
     head: str
+    known: bool = True  # False: a newer release upgraded it past what this one knows
 
     @property
     def current(self) -> bool:
@@ -315,20 +316,37 @@ class SchemaStatus:
 def schema_status(models_dir: Path, url: str | None = None) -> SchemaStatus:
     """The store's schema revision against the newest one, without changing the database."""
     url = url or default_db_url(models_dir)
-    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
-        return SchemaStatus(public_url(url), None, HEAD)  # not created yet: nothing to read
+    if _no_sqlite_file(url):  # connecting would create the file: nothing to read yet
+        return SchemaStatus(public_url(url), None, HEAD)
     with _opening(url):
         engine = _make_engine(url)
         try:
-            return SchemaStatus(public_url(url), schema_revision(engine), HEAD)
+            revision = schema_revision(engine)
         finally:
             engine.dispose()
+    known = revision in (None, HEAD) or revision in known_revisions()
+    return SchemaStatus(public_url(url), revision, HEAD, known)
+
+
+def _no_sqlite_file(url: str) -> bool:
+    """True for a SQLite URL without a database file yet (or in memory)."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return False  # reported when opening
+    if parsed.get_backend_name() != "sqlite":
+        return False
+    database = parsed.database
+    return not database or database == ":memory:" or not Path(database).exists()
 
 
 def public_url(url: str) -> str:
-    """A database URL fit to show: everything before the host (user, password) dropped."""
-    scheme, _, rest = url.partition("://")
-    return f"{scheme}://{rest.split('@')[-1]}" if rest else url
+    """A database URL fit to show: anything up to an '@' (user, password) dropped, even
+    when the URL is malformed."""
+    scheme, separator, rest = url.partition("://")
+    if not separator:
+        return url.rsplit("@", 1)[-1]
+    return f"{scheme}://{rest.rsplit('@', 1)[-1]}"
 
 
 @contextmanager

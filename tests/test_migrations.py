@@ -107,3 +107,38 @@ def test_an_unreachable_store_is_one_message_without_the_password(models_root, m
     assert err.startswith("error: cannot open the store at "
                           "'postgresql+psycopg://127.0.0.1:") and "s3cret" not in err
     assert err.count("\n") == 1
+
+
+@pytest.mark.parametrize("url", [
+    "postgresql+psycopg://ana:s3cret@db.invalid:5432/promo",
+    "postgresql:/ana:s3cret@db.invalid/promo",  # malformed: one slash
+    "postgresql//ana:s3cret@db.invalid/promo",
+])
+def test_shown_urls_never_hold_the_password(url):
+    shown = promotion.public_url(url)
+    assert "s3cret" not in shown and "ana" not in shown and "db.invalid" in shown
+
+
+def test_a_sqlite_url_with_options_is_read_where_it_is(models_root):
+    url = f"sqlite:///{models_root / 'promotion.db'}?timeout=10"
+    promotion.open_store(models_root).close()
+    assert promotion.schema_status(models_root, url).current
+    fresh = models_root / "fresh.db"
+    assert promotion.schema_status(models_root, f"sqlite+pysqlite:///{fresh}").revision is None
+    assert not fresh.exists()  # reading the status created nothing
+
+
+def test_a_store_upgraded_by_a_newer_release_is_one_message(store_url, models_root,
+                                                            monkeypatch, capsys):
+    monkeypatch.setenv("PROMOTION_DB_URL", store_url)
+    promotion.open_store(models_root, store_url).close()
+    engine = create_engine(store_url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE alembic_version SET version_num = '0099'")
+    engine.dispose()
+    for args in (["migrate"], ["migrate", "--check"]):
+        assert main([*args, "--models-dir", str(models_root)]) == 2
+        err = capsys.readouterr().err
+        assert "revision 0099, which this release does not know" in err and err.count("\n") == 1
+    with pytest.raises(promotion.InvalidInputError, match="upgrade promotion"):
+        promotion.open_store(models_root, store_url)

@@ -36,6 +36,19 @@ def schema_revision(engine: Engine) -> str | None:
         return current_revision(conn)
 
 
+def known_revisions() -> set[str]:
+    """Every revision this release has in ``versions/``."""
+    from alembic.script import ScriptDirectory
+
+    return {script.revision for script in ScriptDirectory(str(Path(__file__).parent))
+            .walk_revisions()}
+
+
+def unknown_revision_message(revision: str) -> str:
+    return (f"the store's schema is at revision {revision}, which this release does not know "
+            f"(it knows up to {HEAD}): a newer release upgraded it. Hint: upgrade promotion")
+
+
 def upgrade_schema(engine: Engine) -> None:
     """Bring the database to ``HEAD``; safe when several processes open it at once.
 
@@ -69,6 +82,9 @@ def _upgrade(conn: Connection) -> None:
     revision = current_revision(conn)
     if revision == HEAD:
         return
+    if revision is not None and revision not in known_revisions():
+        from .._errors import InvalidInputError
+        raise InvalidInputError(unknown_revision_message(revision))
     if revision is None and _PRE_MIGRATION_TABLES <= set(inspect(conn).get_table_names()):
         command.stamp(config, "0001")
         # The first releases guarded the history with triggers on SQLite only.
