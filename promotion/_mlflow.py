@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Literal
-from urllib.parse import urlsplit, urlunsplit
 
 import joblib
 
@@ -29,7 +28,7 @@ from ._discovery import META_FILE, Scope, load_scope
 from ._errors import InvalidInputError, MissingDependencyError, PromotionError
 from ._jsonio import dumps
 from ._loading import JOBLIB_FILE, SKOPS_FILE, load_model_bytes, pick_model_file, read_model_bytes
-from ._store import Store
+from ._store import Store, public_url
 
 REQUIREMENTS_FILE = "requirements-mlflow.txt"
 #: The alias that follows the scope's champion.
@@ -128,14 +127,6 @@ def _missing(err: ImportError) -> MissingDependencyError:
     return MissingDependencyError(f"{what}. Hint: pip install -r {REQUIREMENTS_FILE}")
 
 
-def shown_uri(uri: str) -> str:
-    """A tracking URI without any user name or password in it."""
-    parts = urlsplit(uri)
-    if "@" not in parts.netloc:
-        return uri
-    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
-
-
 @contextmanager
 def _client(tracking_uri: str) -> Iterator[tuple[ModuleType, Any]]:
     """MLflow and a client for ``tracking_uri`` (also its registry), failing fast."""
@@ -145,7 +136,7 @@ def _client(tracking_uri: str) -> Iterator[tuple[ModuleType, Any]]:
         path = Path(tracking_uri.removeprefix("sqlite:///"))
         if not path.is_file():
             raise InvalidInputError(f"no MLflow store at {path} (tracking URI "
-                                    f"{shown_uri(tracking_uri)})")
+                                    f"{public_url(tracking_uri)})")
     with _LOCK:
         added = [key for key in FAIL_FAST_ENV if key not in os.environ]
         os.environ.update({key: FAIL_FAST_ENV[key] for key in added})
@@ -233,9 +224,9 @@ def _registered_versions(client: Any, name: str, tracking_uri: str) -> dict[int,
         found = client.search_model_versions(f"name = '{name}'")
     except MlflowException as err:
         if _is_not_found(err):
-            raise InvalidInputError(f"MLflow at {shown_uri(tracking_uri)} has no registered "
+            raise InvalidInputError(f"MLflow at {public_url(tracking_uri)} has no registered "
                                     f"model '{name}' (argument --model)") from None
-        raise InvalidInputError(f"MLflow at {shown_uri(tracking_uri)}: "
+        raise InvalidInputError(f"MLflow at {public_url(tracking_uri)}: "
                                 f"{_first_line(err)}") from None
     return {int(v.version): v for v in found}
 
@@ -266,7 +257,7 @@ def folder_name(registered_model: str, version: int) -> str:
 def _origin(version: Any, tracking_uri: str) -> dict[str, Any]:
     return {"registered_model": version.name, "version": int(version.version),
             "run_id": version.run_id or None, "source": version.source or "",
-            "tracking_uri": shown_uri(tracking_uri),
+            "tracking_uri": public_url(tracking_uri),
             "created_ms": int(version.creation_timestamp)
             if version.creation_timestamp is not None else None}
 
@@ -515,7 +506,7 @@ def sync_mlflow(store: Store, scope: Scope) -> SyncReport:
         store.record_sync(scope.name, pending=True, detail=str(err))
         raise
     except Exception as err:  # any failure leaves the sync pending; the decision stands
-        detail = (f"MLflow at {shown_uri(settings.tracking_uri)} not updated: "
+        detail = (f"MLflow at {public_url(settings.tracking_uri)} not updated: "
                   f"{_first_line(err)}")
         store.record_sync(scope.name, pending=True, detail=detail)
         return SyncReport(scope.name, name, True, detail)

@@ -341,12 +341,13 @@ def _no_sqlite_file(url: str) -> bool:
 
 
 def public_url(url: str) -> str:
-    """A database URL fit to show: anything up to an '@' (user, password) dropped, even
-    when the URL is malformed."""
+    """A URL (database, MLflow tracking) fit to show and record: the user and password
+    dropped from its host part; a malformed one loses everything up to its last '@'."""
     scheme, separator, rest = url.partition("://")
     if not separator:
         return url.rsplit("@", 1)[-1]
-    return f"{scheme}://{rest.rsplit('@', 1)[-1]}"
+    authority, slash, path = rest.partition("/")
+    return f"{scheme}://{authority.rsplit('@', 1)[-1]}{slash}{path}"
 
 
 @contextmanager
