@@ -6,9 +6,11 @@ Dispatches to the pages; the sidebar holds the scope and the analyst's name, not
 from __future__ import annotations
 
 import streamlit as st
+import streamlit.delta_generator
 
 import promotion
 from views._common import (
+    APP_DIR,
     current_user,
     default_user,
     ensure_demo_zoo,
@@ -16,7 +18,14 @@ from views._common import (
     scopes,
 )
 
-st.set_page_config(page_title="Model promotion", page_icon="🏁", layout="wide")
+# Streamlit checks once per process whether to warn that it runs in a REPL, by inspect.stack(),
+# which reads the source of every frame: a tenth of a second of the first page. Under
+# `streamlit run` there is nothing to warn about. (tests/test_app.py checks the flag exists.)
+streamlit.delta_generator._use_warning_has_been_displayed = True
+# Icons are a local file and Material names, not emoji: validating an emoji loads Streamlit's
+# emoji catalogue, and a Material favicon is fetched from Google's servers.
+st.set_page_config(page_title="Model promotion", page_icon=APP_DIR / "views" / "favicon.svg",
+                   layout="wide")
 
 ensure_demo_zoo()
 
@@ -48,10 +57,11 @@ with one_fingerprint_per_run():  # every page asks for the scope's file fingerpr
             st.query_params["user"] = current_user()
 
     page = st.navigation([
-        st.Page("views/leaderboard.py", title="Leaderboard", icon="📈", default=True),
-        st.Page("views/explorer.py", title="Model Explorer", icon="🔍"),
-        st.Page("views/comparison.py", title="Comparison", icon="📊"),
-        st.Page("views/lifecycle.py", title="Lifecycle", icon="🏛️"),
-        st.Page("views/monitoring.py", title="Monitoring", icon="📡"),
+        st.Page("views/leaderboard.py", title="Leaderboard", icon=":material/leaderboard:",
+                default=True),
+        st.Page("views/explorer.py", title="Model Explorer", icon=":material/search:"),
+        st.Page("views/comparison.py", title="Comparison", icon=":material/bar_chart:"),
+        st.Page("views/lifecycle.py", title="Lifecycle", icon=":material/account_balance:"),
+        st.Page("views/monitoring.py", title="Monitoring", icon=":material/monitoring:"),
     ])
     page.run()

@@ -20,9 +20,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import joblib
 import numpy as np
 import pandas as pd
 
@@ -32,6 +31,9 @@ from ._errors import InvalidInputError
 from ._loading import ModelLoadError, load_model_bytes, read_model_bytes
 from ._metrics import chance_levels, get_metric_names, metric_score
 from ._store import Store
+
+if TYPE_CHECKING:
+    import joblib
 
 #: Bump when the way metrics are measured changes: old cache entries then stop matching.
 EVALUATION_VERSION = 5
@@ -226,6 +228,8 @@ def _run_parallel(todo: list[tuple[ModelEntry, str, str]], scope: Scope, holdout
             yield entry, sha, key, measure_model(entry.model_path, expected_sha256=sha,
                                                  **job_args)
         return
+    import joblib  # here: a served leaderboard reads the cache and never needs it
+
     jobs = (joblib.delayed(_measure_tagged)(i, entry.model_path, sha, job_args)
             for i, (entry, sha, _) in enumerate(todo))
     with _backend(n_jobs) as parallel:
@@ -241,6 +245,8 @@ def _backend(n_jobs: int) -> Iterator[joblib.Parallel]:
     Dask workers read the model files by path, so they must see the models root at the same
     path (one machine, or a shared file system).
     """
+    import joblib
+
     address = os.environ.get(DASK_SCHEDULER_SETTING, "").strip()
     if not address:
         yield joblib.Parallel(n_jobs=n_jobs, return_as="generator_unordered")

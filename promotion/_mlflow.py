@@ -21,8 +21,6 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Literal
 
-import joblib
-
 from ._config import GROUPS, MlflowMirror, MlflowOrigin, ModelMeta, read_json_model
 from ._discovery import META_FILE, Scope, load_scope
 from ._errors import InvalidInputError, MissingDependencyError, PromotionError
@@ -430,6 +428,8 @@ def _write_model_folder(scope_dir: Path, final: Path, artifact: _Artifact,
         if artifact.payload is not None:  # the very bytes verified, never re-serialized
             (tmp / artifact.file_name).write_bytes(artifact.payload)
         else:
+            import joblib
+
             joblib.dump(artifact.estimator, tmp / artifact.file_name)
         (tmp / META_FILE).write_text(dumps(meta) + "\n", encoding="utf-8")
         if final.exists():

@@ -235,7 +235,7 @@ def scope_problems() -> None:
     for problem in scopes():
         if isinstance(problem, promotion.ScopeProblem):
             st.warning(f"Scope {plain(problem.name)} cannot be read: {plain(problem.error)}",
-                       icon="⚠️")
+                       icon=":material/warning:")
 
 
 def current_user() -> str:

@@ -73,7 +73,7 @@ def header(board: promotion.Leaderboard, evaluation_note: str) -> None:
         st.warning(
             "**No model shows skill on this scope.** Even the leader's 95% interval reaches the "
             "chance level (composite 0), so the ranking order here is noise. Promoting any of "
-            "these models buys no predictive skill.", icon="🎲")
+            "these models buys no predictive skill.", icon=":material/casino:")
 
 
 def filters(board: promotion.Leaderboard) -> list[promotion.LeaderboardRow]:

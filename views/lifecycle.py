@@ -44,7 +44,7 @@ def mlflow_panel(scope: promotion.Scope) -> None:
         st.warning(f"{target} is behind the decisions made here (since "
                    f"{state.pending_since:%Y-%m-%d %H:%M} UTC): {plain(state.detail)}. "
                    "The decisions are saved; the mirror retries on the next move, or now:",
-                   icon="🔁")
+                   icon=":material/sync:")
     else:
         st.caption(f"Mirrored to {target} at {state.attempted_at:%Y-%m-%d %H:%M} UTC: "
                    f"{plain(state.detail)}")
@@ -79,7 +79,7 @@ def no_skill_warning(scope: promotion.Scope, board: promotion.Leaderboard,
     if champion is None:
         st.warning(f"**No model of this scope is significantly better than chance level** on "
                    f"the holdout ({tested}). The significance gate cannot pass; a champion "
-                   "here would need an override with a reason.", icon="🎲")
+                   "here would need an override with a reason.", icon=":material/casino:")
     else:
         st.info(f"No challenger is significantly better than the champion "
                 f"{plain(champion)} ({tested}); replacing it would need an override with a "
