@@ -187,15 +187,16 @@ def _read_scope(folder: Path, models_dir: Path) -> Scope:
     config = read_json_model(
         folder / SCOPE_FILE, ScopeConfig, shown_path(folder / SCOPE_FILE, models_dir)
     )
+    root = models_dir.resolve()
     models = [
-        _read_model_entry(child, models_dir)
+        _read_model_entry(child, models_dir, root)
         for child in sorted(folder.iterdir())
         if child.is_dir() and not child.name.startswith(".")
     ]
     return Scope(folder.name, folder, models_dir, config, models)
 
 
-def _read_model_entry(folder: Path, models_dir: Path) -> ModelEntry:
+def _read_model_entry(folder: Path, models_dir: Path, resolved_root: Path) -> ModelEntry:
     shown_folder = shown_path(folder, models_dir)
     if any(not ch.isprintable() for ch in folder.name):
         return ModelEntry(folder.name, folder, None,
@@ -210,7 +211,7 @@ def _read_model_entry(folder: Path, models_dir: Path) -> ModelEntry:
         return ModelEntry(folder.name, folder, None, str(err))
     shown = shown_path(folder / file_name, models_dir)
     try:  # nothing outside the models root is ever hashed or loaded
-        inside_root(folder / file_name, models_dir, shown)
+        inside_root(folder / file_name, models_dir, shown, resolved_root=resolved_root)
     except ModelLoadError as err:
         return ModelEntry(folder.name, folder, meta, str(err), file_name)
     if not (folder / file_name).is_file():

@@ -54,9 +54,13 @@ class LoadedFile:
     sha256: str
 
 
-def inside_root(path: Path, models_dir: Path, shown: str) -> Path:
-    """``path`` resolved, refused when it (through ``..`` or a symlink) leaves the models root."""
-    root = Path(models_dir).resolve()
+def inside_root(path: Path, models_dir: Path, shown: str, *,
+                resolved_root: Path | None = None) -> Path:
+    """``path`` resolved, refused when it (through ``..`` or a symlink) leaves the models root.
+
+    A caller checking many paths passes the root already resolved (``resolved_root``).
+    """
+    root = resolved_root or Path(models_dir).resolve()
     resolved = Path(path).resolve()
     if not resolved.is_relative_to(root):
         plain = Path(os.path.normpath(Path(path).absolute()))
@@ -142,8 +146,11 @@ def pick_model_file(folder: Path, named: str | None, shown_folder: str) -> str:
     """Which model file a folder holds: the one meta.json names, else the only one present."""
     if named is not None:
         return named
-    present = [name for name in MODEL_FILES if (folder / name).exists()
-               or (folder / name).is_symlink()]
+    try:
+        listed = set(os.listdir(folder))  # one call; lists broken symlinks too
+    except OSError:
+        listed = set()
+    present = [name for name in MODEL_FILES if name in listed]
     if len(present) > 1:
         raise InvalidInputError(
             f"{shown_folder}: holds both {' and '.join(present)}. Hint: keep one, or name it "

@@ -7,6 +7,7 @@ these helpers and ``promotion.*``; they hold no metric math, SQL or JSON buildin
 from __future__ import annotations
 
 import getpass
+import hashlib
 import os
 import threading
 from collections.abc import Iterator
@@ -71,10 +72,14 @@ def one_fingerprint_per_run() -> Iterator[None]:
         st.session_state.pop(_RUN_SIGNATURES, None)
 
 
-def folder_signature(folder: Path) -> tuple:
+def folder_signature(folder: Path) -> str:
     """Cheap fingerprint (names, sizes, mtimes) of a scope folder's files and of each model
     folder's meta.json and model files, read without parsing. Any file added, removed,
-    replaced or rewritten changes it."""
+    replaced or rewritten changes it.
+
+    A digest, not the listing itself: the cached functions take it as an argument, and
+    Streamlit hashes arguments element by element in Python on every call (on 1,000 models,
+    three quarters of a Leaderboard run went to hashing the listing)."""
     memo = st.session_state.get(_RUN_SIGNATURES)
     if memo is not None and str(folder) in memo:
         return memo[str(folder)]
@@ -87,13 +92,13 @@ def folder_signature(folder: Path) -> tuple:
 _FINGERPRINTED = frozenset({"meta.json", *promotion.MODEL_FILES})
 
 
-def _fingerprint(folder: Path) -> tuple:
-    signature = []
+def _fingerprint(folder: Path) -> str:
+    signature: list[tuple[str, str, int, int]] = []
     try:
         with os.scandir(folder) as listing:
             children = sorted(listing, key=lambda entry: entry.name)
     except OSError:
-        return ()
+        return ""
     for child in children:
         try:
             if not child.is_dir():
@@ -108,17 +113,17 @@ def _fingerprint(folder: Path) -> tuple:
                 signature.append((file.name, child.name, stat.st_size, stat.st_mtime_ns))
         except OSError:  # vanished or unreadable meanwhile: that is a change too
             signature.append(("", child.name, -1, -1))
-    return tuple(signature)
+    return hashlib.blake2b(repr(signature).encode(), digest_size=16).hexdigest()
 
 
 @st.cache_resource(show_spinner=False, max_entries=64)
-def _load_scope(root: str, name: str, signature: tuple) -> promotion.Scope:
+def _load_scope(root: str, name: str, signature: str) -> promotion.Scope:
     return promotion.load_scope(Path(root), name)
 
 
 @st.cache_resource(show_spinner="Evaluating the models on the holdout (only what changed)…",
                    show_time=True, max_entries=32)
-def _evaluation(root: str, scope_name: str, signature: tuple) -> promotion.ScopeEvaluation:
+def _evaluation(root: str, scope_name: str, signature: str) -> promotion.ScopeEvaluation:
     scope = _load_scope(root, scope_name, signature)
     return promotion.evaluate_scope(scope, store(), holdout=_holdout(root, scope_name, signature))
 
@@ -129,7 +134,7 @@ def evaluation(scope: promotion.Scope) -> promotion.ScopeEvaluation:
 
 
 @st.cache_resource(show_spinner=False, max_entries=16)
-def _holdout(root: str, scope_name: str, signature: tuple) -> promotion.Holdout:
+def _holdout(root: str, scope_name: str, signature: str) -> promotion.Holdout:
     return _load_scope(root, scope_name, signature).load_holdout()
 
 
@@ -270,7 +275,7 @@ def _weights_key(board: promotion.Leaderboard) -> tuple:
 
 
 @st.cache_resource(show_spinner="Building the model cards…", max_entries=16)
-def _cards(root: str, scope_name: str, signature: tuple, weights: tuple, method: str,
+def _cards(root: str, scope_name: str, signature: str, weights: tuple, method: str,
            decisions: tuple, wording: tuple
            ) -> tuple[promotion.PromotedSet, list[promotion.ModelCard], list, dict]:
     scope = _load_scope(root, scope_name, signature)
@@ -297,7 +302,7 @@ def model_cards(scope: promotion.Scope, board: promotion.Leaderboard, method: st
 
 
 @st.cache_resource(show_spinner=False, max_entries=256)
-def _derived_texts(root: str, scope_name: str, signature: tuple, weights: tuple,
+def _derived_texts(root: str, scope_name: str, signature: str, weights: tuple,
                    model_name: str) -> dict[str, str]:
     scope = _load_scope(root, scope_name, signature)
     result = evaluation(scope)
