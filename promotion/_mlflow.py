@@ -13,6 +13,7 @@ import re
 import shutil
 import tempfile
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,7 +25,7 @@ from typing import Any, Literal
 from ._config import GROUPS, MlflowMirror, MlflowOrigin, ModelMeta, read_json_model
 from ._discovery import META_FILE, Scope, load_scope
 from ._errors import InvalidInputError, MissingDependencyError, PromotionError
-from ._jsonio import dumps
+from ._jsonio import STALE_TEMP_SECONDS, dumps
 from ._loading import JOBLIB_FILE, SKOPS_FILE, load_model_bytes, pick_model_file, read_model_bytes
 from ._store import Store, public_url
 
@@ -191,6 +192,7 @@ def import_mlflow_versions(models_dir: Path, scope_name: str, *,
                                 f"field 'mlflow' of scope '{scope.name}'")
     if group is not None and group not in GROUPS:
         raise InvalidInputError(f"unknown group '{group}'. Hint: groups are {', '.join(GROUPS)}")
+    sweep_killed_imports(scope.folder)
     with _client(tracking_uri) as (mlflow, client):
         found = _registered_versions(client, registered_model, tracking_uri)
         chosen = _choose(found, versions, registered_model)
@@ -416,6 +418,31 @@ def _describe(artifact: _Artifact, version: Any, run_tags: dict[str, str],
     return {"model_type": model_type, "group": chosen_group,
             "description": version.description or "", "params": params, "tags": kept,
             "training": training, "mlflow": origin, "model_file": artifact.file_name}
+
+
+_LEFT_BY_AN_IMPORT = re.compile(r"^\.(?P<model>.+)\.(?:import|replaced)-[0-9a-f]{8}$")
+
+
+def sweep_killed_imports(scope_dir: Path) -> list[Path]:
+    """Remove the hidden folders that killed imports left (``_write_model_folder``'s names,
+    older than STALE_TEMP_SECONDS); return them.
+
+    Only where the model folder they were for exists: an import killed between its two
+    renames leaves the model only in these folders, and they are kept for a person to look at.
+    """
+    removed = []
+    cutoff = time.time() - STALE_TEMP_SECONDS
+    for candidate in scope_dir.glob(".*-*"):
+        match = _LEFT_BY_AN_IMPORT.match(candidate.name)
+        try:
+            if (match and candidate.is_dir() and not candidate.is_symlink()
+                    and (scope_dir / match["model"]).is_dir()
+                    and candidate.stat().st_mtime < cutoff):
+                shutil.rmtree(candidate)
+                removed.append(candidate)
+        except OSError:  # swept by another import first, or not ours to remove: leave it
+            continue
+    return removed
 
 
 def _write_model_folder(scope_dir: Path, final: Path, artifact: _Artifact,

@@ -15,6 +15,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -545,3 +546,26 @@ def test_a_refused_version_does_not_stop_the_ones_after_it(models_root, registry
     assert "--trust-pickle" in done[0].reason
     assert not (scope_dir / f"{name}_v1").exists()
     assert (scope_dir / f"{name}_v2" / "model.skops").is_file()
+
+
+def test_an_import_sweeps_the_folders_killed_imports_left(models_root, registry):
+    """A killed import leaves a hidden folder (being written, or the replaced one). The next
+    import into the scope removes the stale ones whose model folder exists; one whose model
+    folder is missing may hold the only copy of that model, and is kept."""
+    scope_dir = credit_scope(models_root, None)
+    name = registry.register_one("swept", registry.sources[0])
+    (scope_dir / "kept_model").mkdir()
+    stale = [scope_dir / ".kept_model.import-0a1b2c3d", scope_dir / ".kept_model.replaced-9f8e7d6c"]
+    only_copy = scope_dir / ".lost_model.replaced-00ff00ff"
+    fresh = scope_dir / ".kept_model.import-12345678"
+    hour_and_a_bit = time.time() - 3700
+    for folder in [*stale, only_copy, fresh]:
+        folder.mkdir()
+        (folder / "meta.json").write_text("{}")
+        if folder is not fresh:
+            os.utime(folder, (hour_and_a_bit, hour_and_a_bit))
+    done = promotion.import_mlflow_versions(models_root, "credit", registered_model=name,
+                                            tracking_uri=registry.uri)
+    assert [d.action for d in done] == ["imported"]
+    assert not any(folder.exists() for folder in stale)
+    assert only_copy.is_dir() and fresh.is_dir()
