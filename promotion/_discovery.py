@@ -10,9 +10,9 @@ import hashlib
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from ._cards import EXPORT_AREA
 from ._config import GROUP_PHASE, ModelMeta, ScopeConfig, read_json_model
@@ -23,6 +23,9 @@ from ._errors import (
     ScopeNotFoundError,
 )
 from ._loading import JOBLIB_FILE, ModelLoadError, inside_root, pick_model_file
+
+if TYPE_CHECKING:  # pandas loads where a frame is read or built; a cached board needs none
+    import pandas as pd
 
 MODEL_FILE = JOBLIB_FILE
 META_FILE = "meta.json"
@@ -226,6 +229,8 @@ def read_holdout(path: Path, config: ScopeConfig, shown: str) -> Holdout:
     except FileNotFoundError:
         raise InvalidInputError(f"{shown}: file is missing (scope.json field 'holdout')") \
             from None
+    import pandas as pd
+
     try:
         frame = pd.read_csv(path)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
@@ -260,10 +265,12 @@ def _feature_frame(frame: pd.DataFrame, config: ScopeConfig, shown: str) -> pd.D
         names = [c for c in frame.columns if c != config.target]
     if not names:
         raise InvalidInputError(f"{shown}: has no feature columns besides '{config.target}'")
+    from pandas.api.types import is_bool_dtype, is_numeric_dtype
+
     features = frame[names]
     for column in names:
         series = features[column]
-        if not (pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series)):
+        if not (is_numeric_dtype(series) or is_bool_dtype(series)):
             raise InvalidInputError(
                 f"{shown}: column '{column}' is not numeric (e.g. {series.iloc[0]!r:.40}). "
                 "Hint: encode categories as integer codes"
@@ -279,7 +286,7 @@ def _feature_frame(frame: pd.DataFrame, config: ScopeConfig, shown: str) -> pd.D
 
 
 def _classes(y: pd.Series, config: ScopeConfig, shown: str) -> list:
-    found = sorted(pd.unique(y).tolist())
+    found = sorted(y.unique().tolist())
     if config.classes is not None:
         declared = list(config.classes)
         unknown = [v for v in found if v not in set(declared)]

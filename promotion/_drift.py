@@ -10,13 +10,15 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
-import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ._errors import InvalidInputError
+
+if TYPE_CHECKING:  # pandas loads where a frame is built; a cached leaderboard needs none
+    import pandas as pd
 
 N_BINS = 10
 MAX_CATEGORIES = 12
@@ -50,6 +52,8 @@ class FeatureStats(BaseModel):
 
 def feature_stats(scope: str, features: pd.DataFrame, now: datetime) -> FeatureStats:
     """Bins and expected shares of every feature column of ``features``."""
+    import pandas as pd
+
     numeric = features.apply(pd.to_numeric, errors="coerce")
     return FeatureStats(scope=scope, generated_at=now, rows=len(features),
                         features=[_bins(str(c), numeric[c].to_numpy(float))
@@ -99,6 +103,8 @@ def psi(expected: np.ndarray, actual: np.ndarray) -> float:
 def drift_table(stats: FeatureStats, inputs: np.ndarray, feature_names: list[str]
                 ) -> pd.DataFrame:
     """PSI per feature of logged ``inputs`` (rows, features), most moved first."""
+    import pandas as pd
+
     column = {name: i for i, name in enumerate(feature_names)}
     records = []
     for bins in stats.features:

@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from ._align import ClassMismatch, class_positions, model_columns
 from ._discovery import Holdout, ModelEntry, Scope, file_sha256
@@ -34,6 +33,7 @@ from ._store import Store
 
 if TYPE_CHECKING:
     import joblib
+    import pandas as pd
 
 #: Bump when the way metrics are measured changes: old cache entries then stop matching.
 EVALUATION_VERSION = 5
@@ -123,27 +123,53 @@ class RowPredictions:
 
 
 def evaluate_scope(scope: Scope, store: Store, *, n_jobs: int = -1,
-                   progress: Progress | None = None, holdout: Holdout | None = None
-                   ) -> ScopeEvaluation:
-    """Measure every model of ``scope``; models unchanged since their last run are not rerun."""
+                   progress: Progress | None = None,
+                   holdout: Holdout | Callable[[], Holdout] | None = None) -> ScopeEvaluation:
+    """Measure every model of ``scope``; models unchanged since their last run are not rerun.
+
+    When every model is in the cache, the holdout is hashed, not read: its sha256 and the
+    scope's settings key the cache, and each cached entry keeps the holdout's classes and
+    class counts. So an app restart does not parse a large holdout again. ``holdout`` is the
+    rows already read, or a function that reads them (called only when they are needed).
+    """
     started = time.perf_counter()
-    holdout = holdout or scope.load_holdout()
-    fingerprint = settings_fingerprint(scope, holdout)
-    keyed: dict[str, tuple[ModelEntry, str, str]] = {}
+    read: Holdout | None = holdout if isinstance(holdout, Holdout) else None
+
+    def rows() -> Holdout:
+        nonlocal read
+        if read is None:
+            read = holdout() if callable(holdout) else scope.load_holdout()
+        return read
+
+    fingerprint = settings_fingerprint(scope)
+    holdout_sha = read.sha256 if read is not None else _holdout_sha256(scope, rows)
     results: dict[str, ModelEvaluation] = {}
+    hashed: list[tuple[ModelEntry, str]] = []
     for entry in scope.models:
         if entry.error is not None:
             results[entry.name] = _failed(entry, entry.error, None, None)
             continue
         try:
-            sha = file_sha256(entry.model_path)
+            hashed.append((entry, file_sha256(entry.model_path)))
         except OSError as err:  # removed or unreadable since discovery: that model fails
             reason = f"{scope.shown(entry.model_path)}: cannot be read ({err.strerror or err})"
             results[entry.name] = _failed(entry, reason, None, None)
-            continue
-        keyed[entry.name] = (entry, sha, cache_key(sha, holdout.sha256, fingerprint))
-    cached = store.get_evaluations([key for _, _, key in keyed.values()])
+
+    def lookup(sha: str) -> tuple[dict[str, tuple[ModelEntry, str, str]], dict[str, Any]]:
+        keyed = {entry.name: (entry, model_sha, cache_key(model_sha, sha, fingerprint))
+                 for entry, model_sha in hashed}
+        return keyed, store.get_evaluations([key for _, _, key in keyed.values()])
+
+    keyed, cached = lookup(holdout_sha)
     todo = [(entry, sha, key) for entry, sha, key in keyed.values() if key not in cached]
+    summary = next((c.payload.get("holdout") for c in cached.values()), None)
+    if todo or summary is None:
+        if rows().sha256 != holdout_sha:  # rewritten since it was hashed: key on what was read
+            holdout_sha = rows().sha256
+            keyed, cached = lookup(holdout_sha)
+            todo = [(entry, sha, key) for entry, sha, key in keyed.values()
+                    if key not in cached]
+        summary = _holdout_summary(rows())
     total = len(scope.models)
     for entry, sha, key in keyed.values():
         if key in cached:
@@ -153,8 +179,9 @@ def evaluate_scope(scope: Scope, store: Store, *, n_jobs: int = -1,
     if progress:
         for name in results:
             progress(done, total, name, True)
-    for entry, sha, key, measured in _run_parallel(todo, scope, holdout, n_jobs):
-        payload, replicates, rows = measured
+    measured_now = _run_parallel(todo, scope, rows(), n_jobs) if todo else iter(())
+    for entry, sha, key, measured in measured_now:
+        payload, replicates, rows_blob = measured
         if payload.pop("transient", False):  # the file changed under us: measure it next time
             results[entry.name] = _failed(entry, f"{scope.shown(entry.model_path)}: "
                                                  f"{payload['reason']}", sha, None)
@@ -162,19 +189,34 @@ def evaluate_scope(scope: Scope, store: Store, *, n_jobs: int = -1,
             if progress:
                 progress(done, total, entry.name, False)
             continue
-        store.put_evaluation(key, sha, holdout.sha256, payload, replicates, rows)
+        payload["holdout"] = summary
+        store.put_evaluation(key, sha, holdout_sha, payload, replicates, rows_blob)
         results[entry.name] = _from_payload(scope, entry, sha, key, payload, replicates,
                                             cached=False)
         done += 1
         if progress:
             progress(done, total, entry.name, False)
+    counts = np.asarray(summary["counts"], dtype=np.int64)
     return ScopeEvaluation(
-        scope=scope.name, task=scope.task, classes=list(holdout.classes),
-        n_rows=len(holdout.y), holdout_sha256=holdout.sha256,
-        chance=chance_levels(holdout.counts),
+        scope=scope.name, task=scope.task, classes=list(summary["classes"]),
+        n_rows=int(counts.sum()), holdout_sha256=holdout_sha, chance=chance_levels(counts),
         models=[results[entry.name] for entry in scope.models],
         evaluated=len(todo), seconds=time.perf_counter() - started,
     )
+
+
+def _holdout_sha256(scope: Scope, rows: Callable[[], Holdout]) -> str:
+    """The holdout file's sha256; a missing or unreadable file is read for its message."""
+    try:
+        return file_sha256(scope.holdout_path)
+    except OSError:
+        return rows().sha256  # raises the holdout's own clear message
+
+
+def _holdout_summary(holdout: Holdout) -> dict[str, list]:
+    """What a scope's evaluation needs of its holdout rows, kept with each cached entry."""
+    return {"classes": [c.item() if isinstance(c, np.generic) else c for c in holdout.classes],
+            "counts": [int(n) for n in holdout.counts]}
 
 
 def load_row_predictions(store: Store, evaluation: ModelEvaluation) -> RowPredictions | None:
@@ -191,12 +233,13 @@ def load_row_predictions(store: Store, evaluation: ModelEvaluation) -> RowPredic
     return RowPredictions(proba / proba.sum(axis=1, keepdims=True), errors)
 
 
-def settings_fingerprint(scope: Scope, holdout: Holdout) -> str:
-    """Everything besides the files that changes what evaluation measures."""
+def settings_fingerprint(scope: Scope) -> str:
+    """Everything besides the files that changes what evaluation measures: with the holdout
+    file's sha256 it decides the classes and feature columns read from it."""
     cfg = scope.config
     settings = {
         "version": EVALUATION_VERSION, "task": cfg.task, "target": cfg.target,
-        "classes": [str(c) for c in holdout.classes], "features": list(holdout.features.columns),
+        "classes": cfg.classes, "positive_class": cfg.positive_class, "features": cfg.features,
         "n_bootstrap": cfg.n_bootstrap, "bootstrap_seed": cfg.bootstrap_seed,
         "latency_rows": cfg.latency_rows, "trusted_types": sorted(cfg.trusted_types),
     }

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 from pydantic import ValidationError
 
 from ._cards import (
@@ -30,6 +30,9 @@ from ._lifecycle import deployment_of
 from ._scoring import Leaderboard, LeaderboardRow
 from ._slices import describe_findings, recommended_use, slice_findings
 from ._store import PROMOTED_STAGES, DeploymentRecord, StageRecord, Store
+
+if TYPE_CHECKING:  # pandas loads where a frame is built; a cached leaderboard needs none
+    import pandas as pd
 
 TEXT_FIELDS: tuple[str, ...] = ("strength", "known_bias", "recommended_use")
 
@@ -274,6 +277,8 @@ def _metric_values(row: LeaderboardRow) -> dict[str, MetricValue]:
 def ensemble_table(reports: list[EnsembleReport], singles: dict[str, dict[str, float]],
                    task: str) -> pd.DataFrame:
     """Rows: each method's ensemble and the best single promoted model; metric columns."""
+    import pandas as pd
+
     key = "top_5_accuracy" if task == "multiclass" else "roc_auc"
     best = max(singles, key=lambda n: singles[n][key])
     records = [{"ensemble": f"{r.method} weights", **r.metrics} for r in reports]

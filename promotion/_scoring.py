@@ -9,15 +9,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
-import pandas as pd
 
 from ._config import GROUP_PHASE
 from ._errors import ModelNotFoundError
 from ._evaluation import ModelEvaluation, ScopeEvaluation
 from ._metrics import default_weights, validate_weights
+
+if TYPE_CHECKING:  # pandas loads where a frame is built; a cached leaderboard needs none
+    import pandas as pd
 
 
 class LeaderboardRow(NamedTuple):
@@ -90,6 +92,8 @@ class Leaderboard:
 
     def to_frame(self) -> pd.DataFrame:
         """One line per model: identity, score, interval and every metric."""
+        import pandas as pd
+
         records = []
         for row in self.rows:
             low, high = row.composite_interval or (None, None)

@@ -12,13 +12,16 @@ a finding about a majority is better told about the minority it leaves out.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from ._discovery import Holdout
 from ._evaluation import RowPredictions, row_statistics
 from ._metrics import holm
+
+if TYPE_CHECKING:  # pandas loads where a frame is built; a cached leaderboard needs none
+    import pandas as pd
 
 MIN_ROWS = 20
 MIN_RELATIVE = 0.05

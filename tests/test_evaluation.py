@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 import pytest
 from factories import make_data, write_model
@@ -12,7 +14,7 @@ from sklearn.metrics import (
     top_k_accuracy_score,
 )
 
-from promotion import evaluate_scope, load_row_predictions, load_scope
+from promotion import evaluate_scope, file_sha256, load_row_predictions, load_scope
 from promotion._evaluation import (
     bootstrap_counts,
     row_statistics,
@@ -112,6 +114,50 @@ def test_second_run_evaluates_nothing_and_a_changed_file_is_evaluated_again(
     changed = _evaluate(models_root, "tiny", store, n_jobs=1)
     assert changed.evaluated == 1
     assert {m.model_name for m in changed.models if not m.cached} == {"logreg"}
+
+
+def test_a_fully_cached_scope_is_answered_without_reading_its_holdout(
+        models_root, tiny_scope, store):
+    """The holdout is hashed, not parsed, when the cache answers every model (an app restart
+    on a large holdout); what the evaluation says of the rows is the same either way."""
+    first = _evaluate(models_root, "tiny", store, n_jobs=1)
+    reads = []
+
+    def read_rows():
+        reads.append(1)
+        return load_scope(models_root, "tiny").load_holdout()
+
+    cached = _evaluate(models_root, "tiny", store, n_jobs=1, holdout=read_rows)
+    assert reads == [] and cached.evaluated == 0
+    for field in ("classes", "n_rows", "holdout_sha256", "chance"):
+        assert getattr(cached, field) == getattr(first, field), field
+
+    X, y = make_data("multiclass", 600)
+    write_model(tiny_scope, "another", LogisticRegression(C=0.1, max_iter=300).fit(X, y),
+                model_type="logistic_regression", group="linear")
+    grown = _evaluate(models_root, "tiny", store, n_jobs=1, holdout=read_rows)
+    assert reads == [1] and grown.evaluated == 1
+
+
+def test_a_holdout_rewritten_while_it_is_read_keys_the_cache_on_what_was_read(
+        models_root, tiny_scope, store):
+    """Hashed first, read later (something must be measured): if the file changed in
+    between, every result is keyed on the rows actually read, never on the older hash."""
+    holdout_file = tiny_scope / "holdout.csv"
+    before = holdout_file.read_bytes()
+
+    def rewrite_then_read():
+        lines = before.decode().splitlines(keepends=True)
+        holdout_file.write_text("".join(lines[:-20]))  # 20 rows fewer
+        return load_scope(models_root, "tiny").load_holdout()
+
+    measured = _evaluate(models_root, "tiny", store, n_jobs=1, holdout=rewrite_then_read)
+    assert measured.evaluated == 4
+    assert measured.holdout_sha256 == file_sha256(holdout_file) != hashlib.sha256(
+        before).hexdigest()
+    assert measured.n_rows == 300 - 20
+    again = _evaluate(models_root, "tiny", store, n_jobs=1)
+    assert again.evaluated == 0 and again.n_rows == 300 - 20
 
 
 def test_parallel_and_sequential_runs_measure_the_same(models_root, tiny_scope, tmp_path):

@@ -125,7 +125,9 @@ def _load_scope(root: str, name: str, signature: str) -> promotion.Scope:
                    show_time=True, max_entries=32)
 def _evaluation(root: str, scope_name: str, signature: str) -> promotion.ScopeEvaluation:
     scope = _load_scope(root, scope_name, signature)
-    return promotion.evaluate_scope(scope, store(), holdout=_holdout(root, scope_name, signature))
+    # The rows are read only if something must be measured (else the cache answers alone).
+    return promotion.evaluate_scope(scope, store(),
+                                    holdout=lambda: _holdout(root, scope_name, signature))
 
 
 def evaluation(scope: promotion.Scope) -> promotion.ScopeEvaluation:
