@@ -7,6 +7,7 @@ scope is a :class:`ScopeProblem` (the other scopes still load).
 from __future__ import annotations
 
 import hashlib
+import io
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -231,8 +232,8 @@ def read_holdout(path: Path, config: ScopeConfig, shown: str) -> Holdout:
             from None
     import pandas as pd
 
-    try:
-        frame = pd.read_csv(path)
+    try:  # the bytes hashed are the bytes parsed, even if the file is replaced meanwhile
+        frame = pd.read_csv(io.BytesIO(raw))
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
         raise InvalidInputError(f"{shown}: not a readable CSV ({err})") from None
     target = config.target

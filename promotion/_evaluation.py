@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 #: Bump when the way metrics are measured changes: old cache entries then stop matching.
+#: Also when read_holdout's checks change: a scope whose every model is cached is not read.
 EVALUATION_VERSION = 5
 #: Environment setting: a Dask scheduler address sends evaluation to that cluster.
 DASK_SCHEDULER_SETTING = "PROMOTION_DASK_SCHEDULER"

@@ -146,11 +146,8 @@ def pick_model_file(folder: Path, named: str | None, shown_folder: str) -> str:
     """Which model file a folder holds: the one meta.json names, else the only one present."""
     if named is not None:
         return named
-    try:
-        listed = set(os.listdir(folder))  # one call; lists broken symlinks too
-    except OSError:
-        listed = set()
-    present = [name for name in MODEL_FILES if name in listed]
+    present = [name for name in MODEL_FILES if (folder / name).exists()
+               or (folder / name).is_symlink()]
     if len(present) > 1:
         raise InvalidInputError(
             f"{shown_folder}: holds both {' and '.join(present)}. Hint: keep one, or name it "

@@ -420,7 +420,7 @@ def _describe(artifact: _Artifact, version: Any, run_tags: dict[str, str],
             "training": training, "mlflow": origin, "model_file": artifact.file_name}
 
 
-_LEFT_BY_AN_IMPORT = re.compile(r"^\.(?P<model>.+)\.(?:import|replaced)-[0-9a-f]{8}$")
+_LEFT_BY_AN_IMPORT = re.compile(r"\.(?P<model>.+)\.(?:import|replaced)-[0-9a-f]{8}")
 
 
 def sweep_killed_imports(scope_dir: Path) -> list[Path]:
@@ -433,7 +433,7 @@ def sweep_killed_imports(scope_dir: Path) -> list[Path]:
     removed = []
     cutoff = time.time() - STALE_TEMP_SECONDS
     for candidate in scope_dir.glob(".*-*"):
-        match = _LEFT_BY_AN_IMPORT.match(candidate.name)
+        match = _LEFT_BY_AN_IMPORT.fullmatch(candidate.name)
         try:
             if (match and candidate.is_dir() and not candidate.is_symlink()
                     and (scope_dir / match["model"]).is_dir()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -466,3 +467,26 @@ def test_files_changed_while_the_app_is_open_show_on_the_next_rerun(app_root):
     low, high = board.row("tree_d3").composite_interval
     at_row = texts.index("tree_d3")
     assert texts[at_row + 1:at_row + 3] == ["linear · baseline", f"[{low:.3f}, {high:.3f}]"]
+
+
+def test_a_holdout_in_a_subfolder_replaced_while_the_app_is_open_is_read_again(app_root):
+    """A fully cached scope hashes its holdout without reading it, so the pages' rows and the
+    cached evaluation must both follow the file, wherever scope.json puts it."""
+    scope_dir = app_root / "tiny"
+    (scope_dir / "data").mkdir()
+    (scope_dir / "holdout.csv").rename(scope_dir / "data" / "holdout.csv")
+    config = json.loads((scope_dir / "scope.json").read_text())
+    (scope_dir / "scope.json").write_text(json.dumps({**config, "holdout": "data/holdout.csv"}))
+    promotion.evaluate_scope(promotion.load_scope(app_root, "tiny"),
+                             promotion.open_store(app_root), n_jobs=1)
+    at = open_app()
+    assert any(" 300 holdout rows " in c.value for c in at.caption)
+    lines = (scope_dir / "data" / "holdout.csv").read_text().splitlines(keepends=True)
+    (scope_dir / "data" / "holdout.csv").write_text("".join(lines[:-40]))
+    at.run()
+    assert not at.exception, at.exception
+    assert any(" 260 holdout rows " in c.value for c in at.caption)
+    at.switch_page("views/explorer.py")
+    at.run()
+    assert not at.exception, at.exception
+    assert not errors(at)

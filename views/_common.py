@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import getpass
 import hashlib
+import json
 import os
 import threading
 from collections.abc import Iterator
@@ -73,9 +74,9 @@ def one_fingerprint_per_run() -> Iterator[None]:
 
 
 def folder_signature(folder: Path) -> str:
-    """Cheap fingerprint (names, sizes, mtimes) of a scope folder's files and of each model
-    folder's meta.json and model files, read without parsing. Any file added, removed,
-    replaced or rewritten changes it.
+    """Cheap fingerprint (names, sizes, mtimes) of a scope folder's files, of each model
+    folder's meta.json and model files, and of the holdout wherever scope.json puts it. Any
+    file added, removed, replaced or rewritten changes it.
 
     A digest, not the listing itself: the cached functions take it as an argument, and
     Streamlit hashes arguments element by element in Python on every call (on 1,000 models,
@@ -113,7 +114,20 @@ def _fingerprint(folder: Path) -> str:
                 signature.append((file.name, child.name, stat.st_size, stat.st_mtime_ns))
         except OSError:  # vanished or unreadable meanwhile: that is a change too
             signature.append(("", child.name, -1, -1))
+    signature.append(_holdout_stat(folder))
     return hashlib.blake2b(repr(signature).encode(), digest_size=16).hexdigest()
+
+
+def _holdout_stat(folder: Path) -> tuple[str, str, int, int]:
+    """The holdout file's size and mtime, also when it lies outside the folder's top level
+    (scope.json may name ``data/holdout.csv``): a cached evaluation, which hashes the holdout
+    but may not read it, and the rows the pages read must come from the same file."""
+    try:
+        named = json.loads((folder / "scope.json").read_bytes()).get("holdout")
+        stat = (folder / str(named)).stat()
+    except (OSError, ValueError, AttributeError):  # missing or bad: loading says so
+        return ("holdout", "", -1, -1)
+    return ("holdout", str(named), stat.st_size, stat.st_mtime_ns)
 
 
 @st.cache_resource(show_spinner=False, max_entries=64)
