@@ -156,23 +156,22 @@ def evaluate_scope(scope: Scope, store: Store, *, n_jobs: int = -1,
             reason = f"{scope.shown(entry.model_path)}: cannot be read ({err.strerror or err})"
             results[entry.name] = _failed(entry, reason, None, None)
 
-    def lookup(sha: str) -> tuple[dict[str, tuple[ModelEntry, str, str]], dict[str, Any]]:
-        keyed = {entry.name: (entry, model_sha, cache_key(model_sha, sha, fingerprint))
-                 for entry, model_sha in hashed}
-        return keyed, store.get_evaluations([key for _, _, key in keyed.values()])
+    def lookup(sha: str) -> tuple[list[tuple[ModelEntry, str, str]], dict[str, Any]]:
+        """Each model with its cache key for holdout ``sha``, and the entries found."""
+        keyed = [(entry, model_sha, cache_key(model_sha, sha, fingerprint))
+                 for entry, model_sha in hashed]
+        return keyed, store.get_evaluations([key for _, _, key in keyed])
 
     keyed, cached = lookup(holdout_sha)
-    todo = [(entry, sha, key) for entry, sha, key in keyed.values() if key not in cached]
     summary = next((c.payload.get("holdout") for c in cached.values()), None)
-    if todo or summary is None:
+    if summary is None or any(key not in cached for _, _, key in keyed):
         if rows().sha256 != holdout_sha:  # rewritten since it was hashed: key on what was read
             holdout_sha = rows().sha256
             keyed, cached = lookup(holdout_sha)
-            todo = [(entry, sha, key) for entry, sha, key in keyed.values()
-                    if key not in cached]
         summary = _holdout_summary(rows())
+    todo = [(entry, sha, key) for entry, sha, key in keyed if key not in cached]
     total = len(scope.models)
-    for entry, sha, key in keyed.values():
+    for entry, sha, key in keyed:
         if key in cached:
             results[entry.name] = _from_payload(scope, entry, sha, key, cached[key].payload,
                                                 cached[key].replicates, cached=True)
