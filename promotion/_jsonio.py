@@ -7,6 +7,7 @@ import math
 import os
 import tempfile
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -54,13 +55,20 @@ def sweep_stale_temps(folder: Path) -> list[Path]:
 
     Only ``write_atomic``'s own names (hidden, ending ``.tmp``) older than STALE_TEMP_SECONDS.
     """
+    return sweep_stale((p for p in folder.glob(".*.tmp") if p.is_file()), Path.unlink)
+
+
+def sweep_stale(candidates: Iterable[Path], remove: Callable[[Path], object]) -> list[Path]:
+    """Remove with ``remove`` each candidate older than STALE_TEMP_SECONDS (left by a killed
+    writer); return those removed. One swept by another process first, or not ours to remove,
+    is left."""
     removed = []
     cutoff = time.time() - STALE_TEMP_SECONDS
-    for candidate in folder.glob(".*.tmp"):
+    for candidate in candidates:
         try:
-            if candidate.is_file() and candidate.stat().st_mtime < cutoff:
-                candidate.unlink()
+            if candidate.stat().st_mtime < cutoff:
+                remove(candidate)
                 removed.append(candidate)
-        except OSError:  # swept by another process first, or not ours to remove: leave it
+        except OSError:
             continue
     return removed

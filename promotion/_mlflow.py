@@ -13,7 +13,6 @@ import re
 import shutil
 import tempfile
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,7 +24,7 @@ from typing import Any, Literal
 from ._config import GROUPS, MlflowMirror, MlflowOrigin, ModelMeta, read_json_model
 from ._discovery import META_FILE, Scope, load_scope
 from ._errors import InvalidInputError, MissingDependencyError, PromotionError
-from ._jsonio import STALE_TEMP_SECONDS, dumps
+from ._jsonio import dumps, sweep_stale
 from ._loading import JOBLIB_FILE, SKOPS_FILE, load_model_bytes, pick_model_file, read_model_bytes
 from ._store import Store, public_url
 
@@ -430,19 +429,12 @@ def sweep_killed_imports(scope_dir: Path) -> list[Path]:
     Only where the model folder they were for exists: an import killed between its two
     renames leaves the model only in these folders, and they are kept for a person to look at.
     """
-    removed = []
-    cutoff = time.time() - STALE_TEMP_SECONDS
-    for candidate in scope_dir.glob(".*-*"):
+    def left_by_an_import(candidate: Path) -> bool:
         match = _LEFT_BY_AN_IMPORT.fullmatch(candidate.name)
-        try:
-            if (match and candidate.is_dir() and not candidate.is_symlink()
-                    and (scope_dir / match["model"]).is_dir()
-                    and candidate.stat().st_mtime < cutoff):
-                shutil.rmtree(candidate)
-                removed.append(candidate)
-        except OSError:  # swept by another import first, or not ours to remove: leave it
-            continue
-    return removed
+        return (match is not None and candidate.is_dir() and not candidate.is_symlink()
+                and (scope_dir / match["model"]).is_dir())
+
+    return sweep_stale(filter(left_by_an_import, scope_dir.glob(".*-*")), shutil.rmtree)
 
 
 def _write_model_folder(scope_dir: Path, final: Path, artifact: _Artifact,
