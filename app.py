@@ -6,9 +6,8 @@ Dispatches to the pages; the sidebar holds the scope and the analyst's name, not
 from __future__ import annotations
 
 import streamlit as st
-import streamlit.delta_generator
 
-import promotion
+from promotion.scopes import Scope
 from views._common import (
     APP_DIR,
     current_user,
@@ -18,10 +17,6 @@ from views._common import (
     scopes,
 )
 
-# Streamlit checks once per process whether to warn that it runs in a REPL, by inspect.stack(),
-# which reads the source of every frame: a tenth of a second of the first page. Under
-# `streamlit run` there is nothing to warn about. (tests/test_app.py checks the flag exists.)
-streamlit.delta_generator._use_warning_has_been_displayed = True
 # Icons are a local file and Material names, not emoji: validating an emoji loads Streamlit's
 # emoji catalogue, and a Material favicon is fetched from Google's servers.
 st.set_page_config(page_title="Model promotion", page_icon=APP_DIR / "views" / "favicon.svg",
@@ -36,7 +31,7 @@ def _copy(widget_key: str, state_key: str) -> None:
 
 with one_fingerprint_per_run():  # every page asks for the scope's file fingerprint
     found = scopes()
-    usable = [s.name for s in found if isinstance(s, promotion.Scope)]
+    usable = [s.name for s in found if isinstance(s, Scope)]
     # The chosen scope and user live under their own keys, not the widgets' keys: a widget's
     # state is dropped on any run that does not draw it, a plain key is kept for the session.
     if st.session_state.get("scope") not in usable:

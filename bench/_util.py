@@ -72,13 +72,15 @@ def promoted_digits(prefix: str, members: tuple[str, ...], reason: str
     returns its models root and open store."""
     import tempfile
 
-    import promotion
+    from demo import build_demo_zoo
+    from promotion.store import open_store
+    from promotion.usecases import change_stage
 
     root = Path(tempfile.mkdtemp(prefix=prefix)) / "models"
-    promotion.build_demo_zoo(root, scopes=("digits",), progress=lambda _: None)
-    store = promotion.open_store(root)
+    build_demo_zoo(root, scopes=("digits",), progress=lambda _: None)
+    store = open_store(root)
     for name in members:
-        promotion.change_stage(root, "digits", store, name, "production", actor="bench",
+        change_stage(root, "digits", store, name, "production", actor="bench",
                                reason=reason, override=True)
     return root, store
 

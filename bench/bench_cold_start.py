@@ -25,7 +25,10 @@ sys.path.insert(0, str(HERE.parent / "tests"))
 from _util import record, summary  # noqa: E402
 from browser import CHROMIUM, CHROMIUM_ARGS, ROOT, free_port, wait_healthy  # noqa: E402
 
-import promotion  # noqa: E402
+from demo import build_demo_zoo  # noqa: E402
+from promotion.evaluation import evaluate_scope  # noqa: E402
+from promotion.scopes import discover_scopes  # noqa: E402
+from promotion.store import open_store  # noqa: E402
 
 RUNS = 7
 
@@ -34,10 +37,10 @@ def main() -> dict:
     from playwright.sync_api import sync_playwright
 
     root = Path(os.environ.get("BENCH_ZOO_DIR") or tempfile.mkdtemp(prefix="bench-cs-")) / "models"
-    promotion.build_demo_zoo(root, progress=lambda _: None)
-    store = promotion.open_store(root)
-    for scope in promotion.discover_scopes(root):  # served means evaluated: fill the cache
-        promotion.evaluate_scope(scope, store)
+    build_demo_zoo(root, progress=lambda _: None)
+    store = open_store(root)
+    for scope in discover_scopes(root):  # served means evaluated: fill the cache
+        evaluate_scope(scope, store)
     store.close()
     healthy, rendered = [], []
     with sync_playwright() as p:

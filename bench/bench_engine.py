@@ -22,8 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from _util import promoted_digits, record  # noqa: E402
 
-import promotion  # noqa: E402
 from promotion.engine import PredictionEngine  # noqa: E402
+from promotion.usecases import export_scope  # noqa: E402
 
 MEMBERS = ("xgboost", "mlp_large", "logistic_regression")
 BATCH_RUNS = 15
@@ -35,7 +35,7 @@ def p95(values: list[float]) -> float:
 
 def main() -> dict:
     root, store = promoted_digits("bench-engine-", MEMBERS, "engine benchmark")
-    paths = promotion.export_scope(root, "digits", store)
+    paths = export_scope(root, "digits", store)
     cards = json.loads(paths.model_cards.read_text())
     files = [root.parent / c["model_path"] for c in cards]
 

@@ -24,7 +24,10 @@ from _util import record, summary, timed  # noqa: E402
 from factories import make_data, write_model  # noqa: E402
 from sklearn.tree import DecisionTreeClassifier  # noqa: E402
 
-import promotion  # noqa: E402
+from promotion.evaluation import evaluate_scope  # noqa: E402
+from promotion.scopes import load_scope  # noqa: E402
+from promotion.scoring import rank_models  # noqa: E402
+from promotion.store import open_store  # noqa: E402
 
 N_MODELS = 1000
 
@@ -48,14 +51,14 @@ def build_scope(root: Path) -> None:
 def main() -> dict:
     root = Path(tempfile.mkdtemp(prefix="bench-lb-")) / "models"
     build_scope(root)
-    store = promotion.open_store(root)
+    store = open_store(root)
     started = time.perf_counter()
-    evaluation = promotion.evaluate_scope(promotion.load_scope(root, "big"), store)
+    evaluation = evaluate_scope(load_scope(root, "big"), store)
     cold_s = time.perf_counter() - started
 
     weights = [{"accuracy": 1.0}, {"log_loss": 0.5, "top_5_accuracy": 0.5},
                {"balanced_accuracy": 0.3, "accuracy": 0.7}]
-    rerank = timed(lambda: [promotion.rank_models(evaluation, w) for w in weights], 10)
+    rerank = timed(lambda: [rank_models(evaluation, w) for w in weights], 10)
     rerank_single = [t / len(weights) for t in rerank]
     ten_thousand = replace(evaluation, models=[
         replace(m, model_name=f"{m.model_name}_copy{copy}")
@@ -63,11 +66,11 @@ def main() -> dict:
     # The first ranking of a freshly loaded evaluation also gathers each weighted metric's
     # scored replicates (once per metric, kept with the evaluation); later rankings, whatever
     # the weights, only re-weight them. Both are reported; the runs rotate the weights.
-    rank_10k_first = timed(lambda: promotion.rank_models(ten_thousand, weights[1]), 1)
+    rank_10k_first = timed(lambda: rank_models(ten_thousand, weights[1]), 1)
     for w in weights:
-        promotion.rank_models(ten_thousand, w)
+        rank_models(ten_thousand, w)
     turn = iter(range(10**6))
-    rank_10k = timed(lambda: promotion.rank_models(ten_thousand, weights[next(turn) % 3]), 15)
+    rank_10k = timed(lambda: rank_models(ten_thousand, weights[next(turn) % 3]), 15)
 
     from streamlit.testing.v1 import AppTest
 

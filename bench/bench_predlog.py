@@ -23,8 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from _util import promoted_digits, record  # noqa: E402
 
-import promotion  # noqa: E402
 from promotion.engine import PredictionEngine  # noqa: E402
+from promotion.usecases import change_stage, deploy  # noqa: E402
 
 MEMBERS = ("xgboost", "mlp_large", "logistic_regression")
 TARGET = 0.10
@@ -33,9 +33,9 @@ RUNS = 31
 
 def main() -> dict:
     root, store = promoted_digits("bench-predlog-", MEMBERS, "log benchmark")
-    promotion.change_stage(root, "digits", store, MEMBERS[0], "champion", actor="bench",
+    change_stage(root, "digits", store, MEMBERS[0], "champion", actor="bench",
                            reason="log benchmark", override=True)
-    promotion.deploy(root, "digits", store, "champion", actor="bench", reason="shadow")
+    deploy(root, "digits", store, "champion", actor="bench", reason="shadow")
     store.close()
     holdout = pd.read_csv(root / "digits" / "holdout.csv").drop(columns="digit")
     logged = PredictionEngine.load("digits", root)

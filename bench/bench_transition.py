@@ -18,7 +18,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from _util import record, summary  # noqa: E402
 
-import promotion  # noqa: E402
+from promotion.lifecycle import apply_move  # noqa: E402
+from promotion.store import open_store  # noqa: E402
 
 RUNS = 400
 
@@ -39,13 +40,14 @@ def main() -> dict:
 
 
 def transitions(root: Path, url: str | None) -> dict:
-    store = promotion.open_store(root, url)
+    store = open_store(root, url)
     times = []
     for i in range(RUNS):
         stage = "production" if i % 2 == 0 else "archived"
         started = time.perf_counter()
-        store.transition("bench", "model_a", stage, actor="bench", reason=f"run {i}",
-                         model_sha256="a" * 64)
+        with store.decision("bench") as decision:  # the lifecycle's rules, one transaction
+            apply_move(decision, "model_a", stage, actor="bench", reason=f"run {i}",
+                       model_sha256="a" * 64)
         times.append(time.perf_counter() - started)
     assert len(store.history("bench")) == RUNS
     store.close()

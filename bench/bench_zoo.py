@@ -21,8 +21,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from _util import core_usage, record  # noqa: E402
 
-import promotion  # noqa: E402
-from promotion._store import DB_FILE  # noqa: E402
+from demo import build_demo_zoo  # noqa: E402
+from promotion.evaluation import ScopeEvaluation, evaluate_scope  # noqa: E402
+from promotion.scopes import Scope, discover_scopes  # noqa: E402
+from promotion.scoring import rank_models  # noqa: E402
+from promotion.settings import DB_FILE  # noqa: E402
+from promotion.store import Store, open_store  # noqa: E402
 
 
 def main() -> dict:
@@ -31,19 +35,19 @@ def main() -> dict:
         stale.unlink(missing_ok=True)  # a cold evaluation starts from an empty cache
     reused = root.exists()
     started = time.perf_counter()
-    promotion.build_demo_zoo(root, progress=lambda _: None)
+    build_demo_zoo(root, progress=lambda _: None)
     build_s = time.perf_counter() - started
 
-    store = promotion.open_store(root)
-    scopes = [s for s in promotion.discover_scopes(root) if isinstance(s, promotion.Scope)]
+    store = open_store(root)
+    scopes = [s for s in discover_scopes(root) if isinstance(s, Scope)]
     with core_usage() as cold:
-        cold_runs = {s.name: promotion.evaluate_scope(s, store) for s in scopes}
+        cold_runs = {s.name: evaluate_scope(s, store) for s in scopes}
     with core_usage() as warm:
-        warm_runs = {s.name: promotion.evaluate_scope(s, store) for s in scopes}
+        warm_runs = {s.name: evaluate_scope(s, store) for s in scopes}
     timings = [t for run in cold_runs.values() for t in _timings(store, run)]
     batch_s = sum(t["batch_s"] for t in timings)
     prediction_s = batch_s + sum(t["latency_s"] for t in timings)
-    lotto = promotion.rank_models(cold_runs["lotto_6_49"])
+    lotto = rank_models(cold_runs["lotto_6_49"])
     result = {
         "build_s": round(build_s, 2), "build_target_s": 120, "build_reused": reused,
         "models": sum(len(r.models) for r in cold_runs.values()),
@@ -64,7 +68,7 @@ def main() -> dict:
     return result
 
 
-def _timings(store: promotion.Store, run: promotion.ScopeEvaluation) -> list[dict[str, float]]:
+def _timings(store: Store, run: ScopeEvaluation) -> list[dict[str, float]]:
     """Each model's own prediction times on the holdout, as measured at evaluation: the batch
     predict_proba calls and the single-row calls timed for latency."""
     cached = store.get_evaluations([m.cache_key for m in run.models if m.cache_key])

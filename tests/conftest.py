@@ -8,16 +8,19 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from streamlit.testing.v1 import AppTest
 
 sys.path.insert(0, str(Path(__file__).parent))
+APP = Path(__file__).resolve().parent.parent / "app.py"
 
 from factories import make_scope  # noqa: E402
 from postgres import Cluster  # noqa: E402
 
-import promotion  # noqa: E402
+from promotion.store import SqlStore, default_db_url, open_store  # noqa: E402
 
 
 @pytest.fixture
@@ -48,12 +51,12 @@ def store_url(request: pytest.FixtureRequest, backend: str, models_root: Path) -
     PostgreSQL database."""
     if backend == "postgresql":
         return request.getfixturevalue("postgres").database()
-    return promotion.default_db_url(models_root)
+    return default_db_url(models_root)
 
 
 @pytest.fixture
-def store(models_root: Path, store_url: str) -> Iterator[promotion.SqlStore]:
-    opened = promotion.open_store(models_root, store_url)
+def store(models_root: Path, store_url: str) -> Iterator[SqlStore]:
+    opened = open_store(models_root, store_url)
     yield opened
     opened.close()
 
@@ -68,3 +71,35 @@ def tiny_scope(models_root: Path) -> Path:
 def binary_scope(models_root: Path) -> Path:
     """A binary scope with four fitted models."""
     return make_scope(models_root, "bin", task="binary")
+
+
+@dataclass(frozen=True)
+class FirstStart:
+    """The app's first start on an empty models root, and the demo zoo it built there."""
+
+    root: Path
+    app: AppTest
+
+
+@pytest.fixture(scope="session")
+def first_start(tmp_path_factory: pytest.TempPathFactory) -> FirstStart:
+    """The app started on an empty models root: it builds and evaluates the whole demo zoo.
+    Built once per session and shared by every test that needs the demo (a build takes
+    about a minute)."""
+    root = tmp_path_factory.mktemp("demo") / "models"
+    root.mkdir()
+    patch = pytest.MonkeyPatch()
+    patch.setenv("PROMOTION_MODELS_DIR", str(root))
+    patch.delenv("PROMOTION_DB_URL", raising=False)
+    try:
+        app = AppTest.from_file(str(APP), default_timeout=900)
+        app.run()
+    finally:
+        patch.undo()
+    return FirstStart(root, app)
+
+
+@pytest.fixture(scope="session")
+def demo_zoo(first_start: FirstStart) -> Path:
+    """The models root of the demo zoo (shared: a test that changes it puts it back)."""
+    return first_start.root

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,9 @@ from sklearn.datasets import make_classification
 from sklearn.linear_model import LogisticRegression
 from sklearn.naive_bayes import GaussianNB
 from sklearn.tree import DecisionTreeClassifier
+
+from promotion.contract import HoldoutInfo, ModelCard, export_paths
+from promotion.scopes import file_sha256, load_scope
 
 #: name -> (estimator factory, model_type, group)
 TINY_MODELS: dict[str, tuple[Any, str, str]] = {
@@ -83,3 +87,46 @@ def write_marker_pickle(path: Path, marker: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     joblib.dump(_MakesAMarker(marker), path)
     return path
+
+
+def make_card(root: Path, model: str = "logreg", scope: str = "tiny", **changes: Any
+              ) -> ModelCard:
+    """A valid card of one model of a factory scope, the only member of its ensemble: its
+    real file, checksum, features and classes, with ``changes`` applied. For tests of what
+    reads cards, without going through an export."""
+    loaded = load_scope(root, scope)
+    entry = loaded.model(model)
+    holdout = loaded.load_holdout()
+    relative = entry.model_path.relative_to(root.parent).as_posix()
+    card = ModelCard(
+        model_name=model, model_type=entry.model_type, game=scope, scope=scope,
+        phase=entry.phase, group=entry.group, stage="production", task=loaded.task,
+        composite_score=0.5, composite_interval=(0.4, 0.6), health_score=0.4,
+        ensemble_weight=1.0, weights_method="score",
+        top_5_accuracy=0.9 if loaded.task == "multiclass" else None,
+        roc_auc=0.9 if loaded.task == "binary" else None, metrics={},
+        strength="", known_bias="", recommended_use="", model_path=relative,
+        sha256=file_sha256(entry.model_path), feature_names=list(holdout.features.columns),
+        classes=list(holdout.classes),
+        holdout=HoldoutInfo(path=(loaded.folder / loaded.config.holdout)
+                            .relative_to(root.parent).as_posix(),
+                            sha256=holdout.sha256, rows=len(holdout.y)),
+        generated_at=datetime.now(UTC))
+    return card.model_copy(update=changes)
+
+
+def write_cards(root: Path, cards: list[ModelCard], scope: str = "tiny") -> Path:
+    """``cards`` as the scope's newest cards file, written as the export names it."""
+    path = export_paths(root, scope, datetime.now(UTC))[1]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps([c.model_dump(mode="json") for c in cards]))
+    return path
+
+
+def edit_cards(path: Path, model: str | None = None, **changes: Any) -> None:
+    """Change fields of the cards in an exported file in place (every card, or ``model``'s)."""
+    cards = json.loads(path.read_text())
+    for card in cards:
+        if model is None or card["model_name"] == model:
+            card.update(changes)
+    path.write_text(json.dumps(cards))

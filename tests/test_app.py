@@ -11,7 +11,14 @@ import pytest
 from factories import make_scope
 from streamlit.testing.v1 import AppTest
 
-import promotion
+from promotion.engine import log_path
+from promotion.evaluation import evaluate_scope
+from promotion.lifecycle import set_deployment
+from promotion.monitoring import simulate
+from promotion.scopes import discover_scopes, load_scope
+from promotion.scoring import rank_models
+from promotion.store import SqlStore, open_store
+from promotion.usecases import build_leaderboard, change_stage, deploy
 from views._common import plain
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
@@ -76,14 +83,14 @@ def test_promote_summary_demote_flow_persists_in_the_store(app_root):
     # A browser refresh is a new session: it must show what the store holds.
     fresh = open_app()
     assert set(buttons(fresh, "demote:")) == {"logreg", "bayes"}
-    record = promotion.open_store(app_root).stages("tiny")["logreg"]
+    record = open_store(app_root).stages("tiny")["logreg"]
     assert (record.stage, record.updated_by) == ("production", "ana")
 
     buttons(fresh, "demote:")["logreg"].click()
     fresh.run()
     assert set(buttons(fresh, "demote:")) == {"bayes"}
     assert "**Total Promoted: 1**" in [m.value for m in fresh.markdown]
-    history = promotion.open_store(app_root).history("tiny")
+    history = open_store(app_root).history("tiny")
     assert [(t.model_name, t.to_stage) for t in history] == [
         ("logreg", "production"), ("bayes", "production"), ("logreg", "archived")]
 
@@ -99,7 +106,7 @@ def test_a_reason_is_recorded_with_the_decision(app_root):
     at.run()
     buttons(at, "promote:")["logreg"].click()
     at.run()
-    assert promotion.open_store(app_root).stages("tiny")["logreg"].reason == (
+    assert open_store(app_root).stages("tiny")["logreg"].reason == (
         "best linear baseline")
 
 
@@ -111,11 +118,11 @@ def test_a_weight_change_reranks_at_once_and_is_saved(app_root):
     at.slider(key="weight:tiny:log_loss").set_value(1.0)
     at.run()
     assert not at.exception
-    saved = promotion.open_store(app_root).current_weights("tiny")
+    saved = open_store(app_root).current_weights("tiny")
     assert saved is not None and saved.weights["log_loss"] == 1.0
-    board = promotion.rank_models(
-        promotion.evaluate_scope(promotion.load_scope(app_root, "tiny"),
-                                 promotion.open_store(app_root)), {"log_loss": 1.0})
+    board = rank_models(
+        evaluate_scope(load_scope(app_root, "tiny"),
+                                 open_store(app_root)), {"log_loss": 1.0})
     after = list(buttons(at, "promote:"))
     assert after == [row.model_name for row in board.ranked]
     assert sorted(after) == sorted(before)
@@ -148,14 +155,14 @@ def test_explorer_text_is_saved_for_the_next_session(app_root):
     at = open_app(page="views/explorer.py")
     at.selectbox(key="explore_model:tiny").set_value("bayes")
     at.run()
-    at.text_area(key="text:tiny:bayes:known_bias").input("weak on class 3")
+    at.text_area(key="card_text:tiny:bayes:known_bias").input("weak on class 3")
     at.run()
-    assert promotion.open_store(app_root).annotations("tiny")["bayes"]["known_bias"] == (
+    assert open_store(app_root).annotations("tiny")["bayes"]["known_bias"] == (
         "weak on class 3")
     again = open_app(page="views/explorer.py")
     again.selectbox(key="explore_model:tiny").set_value("bayes")
     again.run()
-    assert again.text_area(key="text:tiny:bayes:known_bias").value == "weak on class 3"
+    assert again.text_area(key="card_text:tiny:bayes:known_bias").value == "weak on class 3"
 
 
 def test_a_broken_scope_is_reported_and_the_others_work(app_root):
@@ -167,12 +174,10 @@ def test_a_broken_scope_is_reported_and_the_others_work(app_root):
 
 
 @pytest.mark.slow
-def test_first_start_on_an_empty_root_builds_the_demo_zoo(models_root, monkeypatch):
-    monkeypatch.setenv("PROMOTION_MODELS_DIR", str(models_root))
-    at = AppTest.from_file(APP, default_timeout=600)
-    at.run()
+def test_first_start_on_an_empty_root_builds_the_demo_zoo(first_start):
+    at = first_start.app
     assert not at.exception
-    assert {s.name for s in promotion.discover_scopes(models_root)} == {
+    assert {s.name for s in discover_scopes(first_start.root)} == {
         "credit_default", "digits", "lotto_6_49"}
     assert at.title[0].value.startswith("📈 Leaderboard")
     assert len(buttons(at, "promote:")) == 12
@@ -203,7 +208,7 @@ def test_cards_are_reviewed_edited_and_exported(app_root):
 
     at.text_area(key="card_text:tiny:bayes:known_bias").input("slow on outliers")
     at.run()
-    assert promotion.open_store(app_root).annotations("tiny")["bayes"]["known_bias"] == (
+    assert open_store(app_root).annotations("tiny")["bayes"]["known_bias"] == (
         "slow on outliers")
 
     [b for b in at.button if b.key == "export:tiny"][0].click()
@@ -248,7 +253,7 @@ def test_lifecycle_champion_gates_override_and_rollback(app_root):
     at.run()
     assert any("cannot move to champion: gates fail" in e for e in errors(at))
     lifecycle_move(at, "bayes", "champion", "faster on our hardware", override=True)
-    stages = promotion.open_store(app_root).stages("tiny")
+    stages = open_store(app_root).stages("tiny")
     assert (stages["bayes"].stage, stages["logreg"].stage) == ("champion", "archived")
 
     at.text_input(key="rollback_reason").input("bayes misbehaves live")
@@ -256,7 +261,7 @@ def test_lifecycle_champion_gates_override_and_rollback(app_root):
     [b for b in at.button if b.key == "rollback:tiny"][0].click()
     at.run()
     assert not at.exception
-    store = promotion.open_store(app_root)
+    store = open_store(app_root)
     assert store.stages("tiny")["logreg"].stage == "champion"
     history = store.history("tiny")
     assert [t.overridden for t in history if t.to_stage == "champion"] == [False, True, False]
@@ -283,20 +288,20 @@ def test_two_sessions_see_each_others_decisions_on_their_next_rerun(app_root):
     lifecycle = open_app(page="views/lifecycle.py")
     lifecycle_move(lifecycle, "bayes", "production", "second opinion")
     lifecycle_move(lifecycle, "bayes", "champion", "crowned elsewhere")
-    assert promotion.open_store(app_root).stages("tiny")["bayes"].stage == "champion"
+    assert open_store(app_root).stages("tiny")["bayes"].stage == "champion"
     first.switch_page("views/lifecycle.py")
     first.run()
     assert any("Champion: **bayes**" in s.value for s in first.success)
     assert not first.exception and not second.exception
 
 
-def crowned(app_root: Path, challenger: str) -> promotion.SqlStore:
+def crowned(app_root: Path, challenger: str) -> SqlStore:
     """tiny: logreg champion and ``challenger`` in production; returns the store."""
-    store = promotion.open_store(app_root)
+    store = open_store(app_root)
     for name in ("logreg", challenger):
-        promotion.change_stage(app_root, "tiny", store, name, "production", actor="ana",
+        change_stage(app_root, "tiny", store, name, "production", actor="ana",
                                reason="test")
-    promotion.change_stage(app_root, "tiny", store, "logreg", "champion", actor="ana",
+    change_stage(app_root, "tiny", store, "logreg", "champion", actor="ana",
                            reason="test")
     return store
 
@@ -304,9 +309,9 @@ def crowned(app_root: Path, challenger: str) -> promotion.SqlStore:
 def monitored(app_root: Path, requests: int = 1200) -> None:
     """tiny: logreg champion, tree_d3 a 10% canary, replayed traffic with outcomes."""
     store = crowned(app_root, "tree_d3")
-    promotion.deploy(app_root, "tiny", store, "canary", canary="tree_d3", canary_share=0.1,
+    deploy(app_root, "tiny", store, "canary", canary="tree_d3", canary_share=0.1,
                      actor="ana", reason="start the canary")
-    promotion.simulate(app_root, "tiny", requests, drift=("f2", 1.0), seed=3, days=8)
+    simulate(app_root, "tiny", requests, drift=("f2", 1.0), seed=3, days=8)
     store.close()
 
 
@@ -337,7 +342,7 @@ def test_monitoring_shows_live_metrics_drift_and_applies_the_recommendation(app_
     at.run()
     assert not at.exception, at.exception
     assert any(s.value.startswith("Applied:") for s in at.success)
-    decided = promotion.open_store(app_root).deployments("tiny")
+    decided = open_store(app_root).deployments("tiny")
     assert decided[-1].actor == "ana" and "weekly review" in decided[-1].reason
 
 
@@ -367,7 +372,7 @@ def test_cards_exported_from_the_leaderboard_carry_the_newest_deployment(app_roo
     at = open_app()
     [b for b in at.button if b.label == "🎫 Generate Model Cards"][0].click()
     at.run()  # cards built (and cached) in ensemble mode
-    promotion.set_deployment(store, promotion.load_scope(app_root, "tiny"), "champion",
+    set_deployment(store, load_scope(app_root, "tiny"), "champion",
                              actor="ana", reason="shadow the challenger")
     at.run()
     [b for b in at.button if b.key == "export:tiny"][0].click()
@@ -383,9 +388,9 @@ def test_cards_exported_from_the_leaderboard_carry_the_newest_deployment(app_roo
 
 def test_monitoring_shows_a_damaged_log_as_one_error(app_root):
     store = crowned(app_root, "tree_d3")
-    promotion.deploy(app_root, "tiny", store, "champion", actor="ana", reason="shadow")
+    deploy(app_root, "tiny", store, "champion", actor="ana", reason="shadow")
     store.close()
-    path = promotion.log_path(app_root, "tiny")
+    path = log_path(app_root, "tiny")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(b"\x00garbage, not a database\xff" * 200)
     at = open_app(page="views/monitoring.py")
@@ -398,7 +403,7 @@ def test_monitoring_shows_a_damaged_log_as_one_error(app_root):
 
 def test_deployment_texts_show_as_written(app_root):
     store = crowned(app_root, "bayes")
-    promotion.deploy(app_root, "tiny", store, "canary", canary="bayes", canary_share=0.1,
+    deploy(app_root, "tiny", store, "canary", canary="bayes", canary_share=0.1,
                      actor="*ana*", reason="try `bayes` on **live** traffic")
     store.close()
     at = open_app(page="views/lifecycle.py")
@@ -424,21 +429,12 @@ def test_the_first_page_from_the_cache_loads_nothing_it_does_not_need(app_root):
     joblib and Streamlit's emoji catalogue a good part of the rest. A leaderboard served from
     the evaluation cache needs none of them: they load when a holdout is read or something
     is measured, or an emoji icon is validated."""
-    promotion.evaluate_scope(promotion.load_scope(app_root, "tiny"),
-                             promotion.open_store(app_root), n_jobs=1)
+    evaluate_scope(load_scope(app_root, "tiny"),
+                             open_store(app_root), n_jobs=1)
     done = subprocess.run([sys.executable, "-c", FIRST_PAGE, APP], capture_output=True,
                           text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == ""
-
-
-def test_the_use_warning_flag_app_py_sets_is_still_read_by_streamlit():
-    """app.py skips Streamlit's once-per-process REPL check through this module global; a
-    Streamlit upgrade that drops it would make the setting silently do nothing."""
-    import streamlit.delta_generator
-
-    reads = streamlit.delta_generator._maybe_print_use_warning.__code__.co_names
-    assert "_use_warning_has_been_displayed" in reads
 
 
 def test_files_changed_while_the_app_is_open_show_on_the_next_rerun(app_root):
@@ -447,8 +443,8 @@ def test_files_changed_while_the_app_is_open_show_on_the_next_rerun(app_root):
     from sklearn.tree import DecisionTreeClassifier
 
     at = open_app()
-    before = {r.model_name: r.composite_score for r in promotion.build_leaderboard(
-        app_root, "tiny", promotion.open_store(app_root), n_jobs=1)[0].ranked}
+    before = {r.model_name: r.composite_score for r in build_leaderboard(
+        app_root, "tiny", open_store(app_root), n_jobs=1)[0].ranked}
     X, y = make_data("multiclass", 600)
     scope_dir = app_root / "tiny"
     write_model(scope_dir, "tree_d3", DummyClassifier(strategy="prior").fit(X[:300], y[:300]),
@@ -459,7 +455,7 @@ def test_files_changed_while_the_app_is_open_show_on_the_next_rerun(app_root):
     assert not at.exception, at.exception
     shown = {b.key.split(":", 2)[2] for b in at.button if b.key and b.key.startswith("promote:")}
     assert shown == {*before, "tree_d5"}
-    board, _ = promotion.build_leaderboard(app_root, "tiny", promotion.open_store(app_root),
+    board, _ = build_leaderboard(app_root, "tiny", open_store(app_root),
                                            n_jobs=1)
     assert board.row("tree_d3").model_type == "dummy"
     assert board.row("tree_d3").composite_score < before["tree_d3"]
@@ -477,8 +473,8 @@ def test_a_holdout_in_a_subfolder_replaced_while_the_app_is_open_is_read_again(a
     (scope_dir / "holdout.csv").rename(scope_dir / "data" / "holdout.csv")
     config = json.loads((scope_dir / "scope.json").read_text())
     (scope_dir / "scope.json").write_text(json.dumps({**config, "holdout": "data/holdout.csv"}))
-    promotion.evaluate_scope(promotion.load_scope(app_root, "tiny"),
-                             promotion.open_store(app_root), n_jobs=1)
+    evaluate_scope(load_scope(app_root, "tiny"),
+                             open_store(app_root), n_jobs=1)
     at = open_app()
     assert any(" 300 holdout rows " in c.value for c in at.caption)
     lines = (scope_dir / "data" / "holdout.csv").read_text().splitlines(keepends=True)

@@ -16,7 +16,10 @@ import pytest
 from factories import make_scope
 from streamlit.testing.v1 import AppTest
 
-import promotion
+from promotion import PromotionError
+from promotion.scopes import ScopeProblem, discover_scopes
+from promotion.store import Store, open_store
+from promotion.usecases import build_leaderboard
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = Path(__file__).resolve().parent / "fixtures" / "bad_inputs"
@@ -46,11 +49,11 @@ def corpus_root(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("corpus") / "models"
     for case in CASES:
         build_case(root, case)
-    store = promotion.open_store(root)
+    store = open_store(root)
     try:  # measured once here, so the command line and the app read the cache
         for case in CASES:
             if case["kind"] in ("model", "name"):
-                promotion.build_leaderboard(root, case["case"], store, n_jobs=1)
+                build_leaderboard(root, case["case"], store, n_jobs=1)
     finally:
         store.close()
     return root
@@ -60,12 +63,12 @@ def shown(case: dict) -> str:
     return case.get("shown", f"models/{case['case']}/{case['file']}")
 
 
-def message_of(root: Path, store: promotion.Store, case: dict) -> str:
+def message_of(root: Path, store: Store, case: dict) -> str:
     """What the library says about the case (an exception's text or a failed row's reason)."""
     name = case["case"]
     try:
-        board, _ = promotion.build_leaderboard(root, name, store, n_jobs=1)
-    except promotion.PromotionError as err:
+        board, _ = build_leaderboard(root, name, store, n_jobs=1)
+    except PromotionError as err:
         assert case["kind"] in ("scope", "holdout"), f"{name}: unexpected error {err}"
         return str(err)
     row = board.row(case["model"])
@@ -89,7 +92,7 @@ def test_the_corpus_holds_at_least_30_cases_kept_on_disk():
 
 @pytest.mark.parametrize("case", CASES, ids=[c["case"] for c in CASES])
 def test_each_case_is_one_message_naming_the_file_and_the_field(corpus_root, case):
-    store = promotion.open_store(corpus_root)
+    store = open_store(corpus_root)
     try:
         message = message_of(corpus_root, store, case)
     finally:
@@ -102,10 +105,10 @@ def test_each_case_is_one_message_naming_the_file_and_the_field(corpus_root, cas
 
 
 def test_broken_scopes_do_not_hide_the_others(corpus_root):
-    found = {item.name: item for item in promotion.discover_scopes(corpus_root)}
+    found = {item.name: item for item in discover_scopes(corpus_root)}
     assert set(found) == {c["case"] for c in CASES}
     for case in CASES:
-        broken = isinstance(found[case["case"]], promotion.ScopeProblem)
+        broken = isinstance(found[case["case"]], ScopeProblem)
         assert broken == (case["kind"] == "scope"), case["case"]
 
 
@@ -141,7 +144,7 @@ def check_cli_result(case: dict, code: int, stdout: str, stderr: str) -> None:
 def test_the_command_line_says_one_line_per_bad_case(corpus_root, case, capsys):
     """``python -m promotion leaderboard`` runs exactly ``main``; here without a new
     interpreter per case (a few cases below go through a real subprocess too)."""
-    from promotion._cli import main
+    from promotion.cli import main
 
     code = main(["leaderboard", "--scope", case["case"], "--json", "--models-dir",
                  str(corpus_root)])

@@ -8,7 +8,8 @@ import pytest
 from browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, running_app
 from factories import make_scope
 
-import promotion
+from promotion.lifecycle import promoted_models
+from promotion.store import open_store
 
 pytestmark = pytest.mark.browser
 
@@ -60,7 +61,7 @@ def test_promote_survives_a_reload(browser, served):
     assert page.get_by_text("Total Promoted: 1").count() == 1
     page.screenshot(path=str(ARTIFACTS / "leaderboard.png"), full_page=True)
 
-    promoted = promotion.promoted_models(promotion.open_store(root), "tiny")
+    promoted = promoted_models(open_store(root), "tiny")
     assert len(promoted) == 1
     record = next(iter(promoted.values()))
     assert (record.updated_by, record.reason) == ("ana", "best linear baseline")

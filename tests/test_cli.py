@@ -7,6 +7,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from jsonschema import Draft202012Validator
+
+from promotion.contract import SCHEMA_VERSION, LeaderboardExport
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -31,6 +34,30 @@ def test_leaderboard_json_lists_models_in_rank_order(models_root, tiny_scope):
                                      "latency_p95_ms", "artifact_size_mb"}
     assert first["health_score"] == first["composite_interval"][0]
     assert "4 model(s) evaluated" in done.stderr
+
+
+def test_leaderboard_json_is_the_exported_document(models_root, tiny_scope):
+    """``--json`` prints the leaderboard file's document: valid against the published schema,
+    and equal to what an export writes (but for when it was made)."""
+    schema = json.loads((ROOT / "schemas" / "leaderboard.schema.json").read_text())
+    validator = Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
+    done = run_cli("promote", "--scope", "tiny", "--model", "logreg", "--reason", "chosen",
+                   "--user", "ana", models_dir=models_root)
+    assert done.returncode == 0, done.stderr
+    done = run_cli("leaderboard", "--scope", "tiny", "--json", models_dir=models_root)
+    assert done.returncode == 0, done.stderr
+    printed = json.loads(done.stdout)
+    validator.validate(printed)
+    assert LeaderboardExport.model_validate(printed).schema_version == SCHEMA_VERSION
+    assert printed["schema_version"] == SCHEMA_VERSION
+    assert {m["model_name"]: m["stage"] for m in printed["models"]}["logreg"] == "production"
+    assert printed["models"][0]["metrics"]["accuracy"].keys() == {"value", "low", "high"}
+
+    done = run_cli("export", "--scope", "tiny", models_dir=models_root)
+    assert done.returncode == 0, done.stderr
+    written = json.loads(Path(done.stdout.split()[0]).read_text())
+    validator.validate(written)
+    assert {**written, "generated_at": None} == {**printed, "generated_at": None}
 
 
 def test_leaderboard_table_and_cached_rerun(models_root, tiny_scope):

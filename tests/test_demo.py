@@ -7,21 +7,22 @@ from pathlib import Path
 
 import pytest
 
-import promotion
+from demo import build_demo_zoo
+from promotion.scopes import load_scope
+from promotion.store import open_store
+from promotion.usecases import build_leaderboard
 
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def zoo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("zoo") / "models"
-    promotion.build_demo_zoo(root, scopes=("digits", "lotto_6_49"), progress=lambda _: None)
-    return root
+@pytest.fixture
+def zoo(demo_zoo: Path) -> Path:
+    return demo_zoo
 
 
 def test_every_scope_has_at_least_twelve_models_across_the_groups(zoo):
     for name in ("digits", "lotto_6_49"):
-        scope = promotion.load_scope(zoo, name)
+        scope = load_scope(zoo, name)
         assert len(scope.models) >= 12
         assert {m.group for m in scope.models} == {"tree", "neural", "variant", "linear"}
         assert {"xgboost", "random_forest", "extra_trees", "hist_gradient_boosting", "mlp",
@@ -33,20 +34,20 @@ def test_every_scope_has_at_least_twelve_models_across_the_groups(zoo):
 
 def test_a_second_run_rebuilds_nothing_and_a_missing_model_alone_is_rebuilt(zoo):
     lines: list[str] = []
-    promotion.build_demo_zoo(zoo, scopes=("digits",), progress=lines.append)
+    build_demo_zoo(zoo, scopes=("digits",), progress=lines.append)
     assert "digits: complete, skipped (use --force to rebuild)" in lines
     assert "0 model(s) built" in lines[-1]
 
     (zoo / "digits" / "mlp_small" / "model.joblib").unlink()
     lines.clear()
-    promotion.build_demo_zoo(zoo, scopes=("digits",), progress=lines.append)
+    build_demo_zoo(zoo, scopes=("digits",), progress=lines.append)
     assert "1 model(s) built" in lines[-1]
     assert any("mlp_small trained" in line for line in lines)
 
 
 def test_the_lottery_shows_no_skill(zoo):
-    store = promotion.open_store(zoo)
-    board, _ = promotion.build_leaderboard(zoo, "lotto_6_49", store)
+    store = open_store(zoo)
+    board, _ = build_leaderboard(zoo, "lotto_6_49", store)
     store.close()
     assert len(board.ranked) >= 12
     for row in board.ranked:
@@ -58,8 +59,8 @@ def test_the_lottery_shows_no_skill(zoo):
 
 
 def test_digits_models_are_real_and_skilled(zoo):
-    store = promotion.open_store(zoo)
-    board, evaluation = promotion.build_leaderboard(zoo, "digits", store)
+    store = open_store(zoo)
+    board, evaluation = build_leaderboard(zoo, "digits", store)
     store.close()
     assert all(m.ok for m in evaluation.models)
     assert board.leader.metrics["accuracy"] > 0.9

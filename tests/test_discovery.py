@@ -9,14 +9,9 @@ import pandas as pd
 import pytest
 from factories import make_scope
 
-from promotion import (
-    InvalidInputError,
-    ScopeNotFoundError,
-    ScopeProblem,
-    build_leaderboard,
-    discover_scopes,
-    load_scope,
-)
+from promotion import InvalidInputError, ScopeNotFoundError
+from promotion.scopes import ScopeProblem, discover_scopes, load_scope
+from promotion.usecases import build_leaderboard
 
 
 def _rank(root, store, scope="tiny"):

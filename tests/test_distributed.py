@@ -6,9 +6,12 @@ import numpy as np
 import pytest
 from processes import plain_main
 
-import promotion
-from promotion._evaluation import DASK_SCHEDULER_SETTING, load_row_predictions
-from promotion._metrics import METRICS
+from promotion import InvalidInputError
+from promotion.evaluation import evaluate_scope, load_row_predictions
+from promotion.evaluation._runner import DASK_SCHEDULER_SETTING
+from promotion.metrics import METRICS
+from promotion.scopes import load_scope
+from promotion.store import open_store
 
 distributed = pytest.importorskip("distributed")
 
@@ -30,13 +33,13 @@ def cluster():
 
 def test_a_dask_cluster_measures_the_same_as_local_processes(tiny_scope, models_root, tmp_path,
                                                              cluster, monkeypatch):
-    scope = promotion.load_scope(models_root, "tiny")
-    local_store = promotion.open_store(models_root, f"sqlite:///{tmp_path / 'local.db'}")
-    dask_store = promotion.open_store(models_root, f"sqlite:///{tmp_path / 'dask.db'}")
-    local = promotion.evaluate_scope(scope, local_store)
+    scope = load_scope(models_root, "tiny")
+    local_store = open_store(models_root, f"sqlite:///{tmp_path / 'local.db'}")
+    dask_store = open_store(models_root, f"sqlite:///{tmp_path / 'dask.db'}")
+    local = evaluate_scope(scope, local_store)
     monkeypatch.setenv(DASK_SCHEDULER_SETTING, cluster.scheduler_address)
     transitions_before = cluster.scheduler.transition_counter
-    remote = promotion.evaluate_scope(scope, dask_store)
+    remote = evaluate_scope(scope, dask_store)
 
     assert remote.evaluated == local.evaluated == len(scope.models)
     assert cluster.scheduler.transition_counter > transitions_before  # the cluster did the work
@@ -62,5 +65,5 @@ def test_an_unreachable_scheduler_is_one_clear_message(tiny_scope, models_root, 
     from browser import free_port
 
     monkeypatch.setenv(DASK_SCHEDULER_SETTING, f"tcp://127.0.0.1:{free_port()}")
-    with pytest.raises(promotion.InvalidInputError, match="cannot reach the Dask scheduler"):
-        promotion.evaluate_scope(promotion.load_scope(models_root, "tiny"), store)
+    with pytest.raises(InvalidInputError, match="cannot reach the Dask scheduler"):
+        evaluate_scope(load_scope(models_root, "tiny"), store)

@@ -14,13 +14,14 @@ from sklearn.metrics import (
     top_k_accuracy_score,
 )
 
-from promotion import evaluate_scope, file_sha256, load_row_predictions, load_scope
-from promotion._evaluation import (
+from promotion.evaluation import evaluate_scope, load_row_predictions
+from promotion.evaluation._bootstrap import (
     bootstrap_counts,
     row_statistics,
     weighted_auc,
     weighted_balanced_accuracy,
 )
+from promotion.scopes import file_sha256, load_scope
 
 
 def _evaluate(root, name, store, **kwargs):
@@ -161,9 +162,9 @@ def test_a_holdout_rewritten_while_it_is_read_keys_the_cache_on_what_was_read(
 
 
 def test_parallel_and_sequential_runs_measure_the_same(models_root, tiny_scope, tmp_path):
-    import promotion
+    from promotion.store import open_store
 
-    stores = [promotion.open_store(models_root, f"sqlite:///{tmp_path / f's{i}.db'}")
+    stores = [open_store(models_root, f"sqlite:///{tmp_path / f's{i}.db'}")
               for i in range(2)]
     runs = [_evaluate(models_root, "tiny", s, n_jobs=n) for s, n in zip(stores, (1, 2),
                                                                             strict=True)]
@@ -212,3 +213,27 @@ def test_every_metric_has_an_interval_around_its_value(models_root, tiny_scope, 
             assert low <= high, name
             if name not in ("latency_p50_ms", "latency_p95_ms", "throughput_rows_s"):
                 assert low - 1e-9 <= value <= high + 1e-9, name
+
+
+def test_a_cached_evaluation_reads_back_what_was_measured(models_root, tiny_scope, store):
+    """The typed payload's round trip through the store: metrics, intervals, replicates and
+    failure reasons come back as measured, and the stored JSON keeps the shape its
+    EVALUATION_VERSION promises."""
+    (tiny_scope / "tree_d3" / "model.joblib").write_bytes(b"garbage")
+    fresh = _evaluate(models_root, "tiny", store, n_jobs=1)
+    cached = _evaluate(models_root, "tiny", store, n_jobs=1)
+    assert cached.evaluated == 0
+    for measured, read in zip(fresh.models, cached.models, strict=True):
+        assert (read.cached, measured.cached) == (True, False)
+        for field in ("status", "reason", "sha256", "cache_key", "metrics", "intervals",
+                      "replicate_names"):
+            assert getattr(read, field) == getattr(measured, field), field
+        if measured.ok:
+            np.testing.assert_array_equal(read.replicates, measured.replicates)
+    broken = next(m for m in cached.models if not m.ok)
+    assert broken.model_name == "tree_d3" and "tiny/tree_d3/model.joblib" in broken.reason
+    stored = store.get_evaluations([m.cache_key for m in cached.models])
+    shapes = {tuple(sorted(entry.payload)) for entry in stored.values()}
+    assert shapes == {("holdout", "reason", "status"),
+                      ("holdout", "intervals", "metrics", "reason", "replicate_names",
+                       "status", "timing")}

@@ -12,9 +12,21 @@ import joblib
 import numpy as np
 import pandas as pd
 import pytest
+from factories import edit_cards, make_card, write_cards
 
-import promotion
+from promotion import InvalidInputError
+from promotion.contract import json_schemas
 from promotion.engine import PredictionEngine, newest_cards_file
+from promotion.export import (
+    build_cards,
+    compare_ensembles,
+    ensemble_table,
+    export_results,
+    normalize,
+    promoted_set,
+)
+from promotion.scopes import file_sha256, load_scope
+from promotion.usecases import change_stage, export_scope, scope_state
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = ("logreg", "tree_d3", "bayes")
@@ -24,11 +36,11 @@ MODELS = ("logreg", "tree_d3", "bayes")
 def exported(models_root, tiny_scope, store):
     for name in MODELS:
         promote(models_root, store, name)
-    return promotion.export_scope(models_root, "tiny", store, "score")
+    return export_scope(models_root, "tiny", store, "score")
 
 
 def promote(models_root: Path, store, name: str) -> None:
-    promotion.change_stage(models_root, "tiny", store, name, "production", actor="ana",
+    change_stage(models_root, "tiny", store, name, "production", actor="ana",
                            reason="chosen for the ensemble")
 
 
@@ -47,7 +59,7 @@ def test_cards_follow_the_contract(models_root, exported):
             assert field in card
         assert card["game"] == card["scope"] == "tiny"
         assert card["model_path"] == f"models/tiny/{card['model_name']}/model.joblib"
-        assert card["sha256"] == promotion.file_sha256(models_root.parent / card["model_path"])
+        assert card["sha256"] == file_sha256(models_root.parent / card["model_path"])
         assert card["stage"] == "production"
         assert card["holdout"]["path"] == "models/tiny/holdout.csv"
     assert sum(c["ensemble_weight"] for c in cards) == pytest.approx(1, abs=1e-12)
@@ -80,7 +92,7 @@ def test_the_seeds_consumer_loop_gets_the_engines_output_exactly(models_root, ex
 def test_every_weights_method_sums_to_one(models_root, tiny_scope, store, method):
     for name in MODELS:
         promote(models_root, store, name)
-    paths = promotion.export_scope(models_root, "tiny", store, method)
+    paths = export_scope(models_root, "tiny", store, method)
     weights = [c.ensemble_weight for c in paths.cards]
     assert all(w >= 0 for w in weights)
     assert abs(sum(weights) - 1) <= 1e-12
@@ -93,23 +105,23 @@ def test_every_weights_method_sums_to_one(models_root, tiny_scope, store, method
 def test_greedy_is_fitted_on_one_half_and_reported_on_the_other(models_root, tiny_scope, store):
     for name in MODELS:
         promote(models_root, store, name)
-    state = promotion.scope_state(models_root, "tiny", store)
-    promoted = promotion.promoted_set(state.scope, store, state.evaluation, state.board)
-    reports, singles = promotion.compare_ensembles(promoted)
+    state = scope_state(models_root, "tiny", store)
+    promoted = promoted_set(state.scope, store, state.evaluation, state.board)
+    reports, singles = compare_ensembles(promoted)
     assert [r.method for r in reports] == ["score", "equal", "greedy"]
     assert set(singles) == set(MODELS)
-    from promotion._ensemble import holdout_halves
+    from promotion.export._ensemble import holdout_halves
 
     fit, report = holdout_halves(300, 0)
     assert len(set(fit) & set(report)) == 0 and len(fit) + len(report) == 300
-    table = promotion.ensemble_table(reports, singles, "multiclass")
+    table = ensemble_table(reports, singles, "multiclass")
     assert table["ensemble"].str.startswith("best single model").iloc[-1]
 
 
 def test_an_export_with_nothing_promoted_is_refused_and_writes_nothing(models_root, tiny_scope,
                                                                        store):
-    with pytest.raises(promotion.InvalidInputError, match="nothing is promoted in scope 'tiny'"):
-        promotion.export_scope(models_root, "tiny", store)
+    with pytest.raises(InvalidInputError, match="nothing is promoted in scope 'tiny'"):
+        export_scope(models_root, "tiny", store)
     assert not (models_root / "advanced").exists()
 
 
@@ -117,17 +129,17 @@ def test_a_model_changed_since_promotion_is_refused(models_root, tiny_scope, sto
     promote(models_root, store, "logreg")
     path = tiny_scope / "logreg" / "model.joblib"
     joblib.dump(joblib.load(tiny_scope / "tree_d1" / "model.joblib"), path)
-    with pytest.raises(promotion.InvalidInputError,
+    with pytest.raises(InvalidInputError,
                        match="tiny/logreg/model.joblib: changed since it was promoted"):
-        promotion.export_scope(models_root, "tiny", store)
+        export_scope(models_root, "tiny", store)
     assert not (models_root / "advanced").exists()
 
 
 def test_all_zero_scores_refuse_score_weights_with_a_hint():
-    with pytest.raises(promotion.InvalidInputError, match="all zero.*'equal' weights method"):
-        promotion.normalize([0.0, 0.0])
-    with pytest.raises(promotion.InvalidInputError, match="finite and >= 0"):
-        promotion.normalize([0.5, -0.1])
+    with pytest.raises(InvalidInputError, match="all zero.*'equal' weights method"):
+        normalize([0.0, 0.0])
+    with pytest.raises(InvalidInputError, match="finite and >= 0"):
+        normalize([0.5, -0.1])
 
 
 # --- the engine's refusals --------------------------------------------------------------
@@ -141,23 +153,22 @@ def _rewrite(path: Path, change) -> None:
 def test_a_tampered_model_file_is_refused_before_loading(models_root, exported):
     target = models_root / "tiny" / "bayes" / "model.joblib"
     target.write_bytes(target.read_bytes() + b"\0")
-    with pytest.raises(promotion.InvalidInputError,
+    with pytest.raises(InvalidInputError,
                        match="card 'bayes' field 'model_path'.*does not match the card's sha256"):
         PredictionEngine.load("tiny", models_dir=models_root)
 
 
 def test_a_missing_model_file_is_named(models_root, exported):
     (models_root / "tiny" / "tree_d3" / "model.joblib").unlink()
-    with pytest.raises(promotion.InvalidInputError, match="tiny/tree_d3/model.joblib: is missing"):
+    with pytest.raises(InvalidInputError, match="tiny/tree_d3/model.joblib: is missing"):
         PredictionEngine.load("tiny", models_dir=models_root)
 
 
 def test_a_model_path_leaving_the_root_is_refused(models_root, exported, tmp_path):
     outside = tmp_path / "evil.joblib"
     outside.write_bytes(b"not loaded")
-    _rewrite(exported.model_cards,
-             lambda cards: cards[0].update(model_path="models/../evil.joblib"))
-    with pytest.raises(promotion.InvalidInputError, match="leaves the models root"):
+    edit_cards(exported.model_cards, "logreg", model_path="models/../evil.joblib")
+    with pytest.raises(InvalidInputError, match="leaves the models root"):
         PredictionEngine.load("tiny", models_dir=models_root)
 
 
@@ -167,7 +178,7 @@ def test_a_symlink_out_of_the_root_is_refused(models_root, exported, tmp_path):
     outside.write_bytes(target.read_bytes())
     target.unlink()
     target.symlink_to(outside)
-    with pytest.raises(promotion.InvalidInputError, match="leaves the models root"):
+    with pytest.raises(InvalidInputError, match="leaves the models root"):
         PredictionEngine.load("tiny", models_dir=models_root)
 
 
@@ -179,13 +190,13 @@ def test_a_symlink_out_of_the_root_is_refused(models_root, exported, tmp_path):
 ])
 def test_a_cards_file_failing_the_schema_is_one_message(models_root, exported, change, message):
     _rewrite(exported.model_cards, change)
-    with pytest.raises(promotion.InvalidInputError, match=message):
+    with pytest.raises(InvalidInputError, match=message):
         PredictionEngine.load("tiny", models_dir=models_root)
 
 
 def test_a_cards_file_that_is_not_json_is_named(models_root, exported):
     exported.model_cards.write_text("[{")
-    with pytest.raises(promotion.InvalidInputError,
+    with pytest.raises(InvalidInputError,
                        match=f"{exported.model_cards.name}: not valid JSON"):
         PredictionEngine.load("tiny", models_dir=models_root)
 
@@ -193,7 +204,7 @@ def test_a_cards_file_that_is_not_json_is_named(models_root, exported):
 def test_a_missing_feature_is_named_and_extra_columns_are_ignored(models_root, exported):
     engine = PredictionEngine.load("tiny", models_dir=models_root)
     frame = holdout_frame(models_root)
-    with pytest.raises(promotion.InvalidInputError, match="missing feature column 'f2'"):
+    with pytest.raises(InvalidInputError, match="missing feature column 'f2'"):
         engine.predict_proba(frame.drop(columns="f2"))
     with_extra = frame.assign(unused=1.0)[["unused", *reversed(frame.columns)]]
     np.testing.assert_array_equal(engine.predict_proba(with_extra), engine.predict_proba(frame))
@@ -201,16 +212,16 @@ def test_a_missing_feature_is_named_and_extra_columns_are_ignored(models_root, e
 
 def test_the_engine_reads_the_newest_export(models_root, tiny_scope, store):
     promote(models_root, store, "logreg")
-    first = promotion.export_scope(models_root, "tiny", store)
+    first = export_scope(models_root, "tiny", store)
     promote(models_root, store, "bayes")
-    second = promotion.export_scope(models_root, "tiny", store)
+    second = export_scope(models_root, "tiny", store)
     assert newest_cards_file("tiny", models_root) == second.model_cards != first.model_cards
     assert len(PredictionEngine.load("tiny", models_dir=models_root).cards) == 2
 
 
 def test_the_engine_imports_neither_streamlit_nor_the_store():
     code = ("import sys, promotion.engine; "
-            "print(sorted(m for m in ('streamlit', 'sqlalchemy', 'promotion._store') "
+            "print(sorted(m for m in ('streamlit', 'sqlalchemy', 'promotion.store._sql') "
             "if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           env={**os.environ, "PYTHONPATH": str(ROOT)}, check=True)
@@ -243,7 +254,7 @@ def test_export_and_predict_from_the_command_line(models_root, tiny_scope, store
 
 
 def test_json_schemas_in_the_repo_match_the_models():
-    for name, schema in promotion.json_schemas().items():
+    for name, schema in json_schemas().items():
         stored = json.loads((ROOT / "schemas" / name).read_text())
         assert stored == json.loads(json.dumps(schema)), (
             f"schemas/{name} drifted: regenerate with python -m promotion schemas")
@@ -252,13 +263,13 @@ def test_json_schemas_in_the_repo_match_the_models():
 def test_a_file_changed_after_the_cards_were_built_is_refused_at_export(models_root,
                                                                         tiny_scope, store):
     promote(models_root, store, "logreg")
-    state = promotion.scope_state(models_root, "tiny", store)
-    chosen = promotion.promoted_set(state.scope, store, state.evaluation, state.board)
-    cards = promotion.build_cards(chosen, store)
+    state = scope_state(models_root, "tiny", store)
+    chosen = promoted_set(state.scope, store, state.evaluation, state.board)
+    cards = build_cards(chosen, store)
     path = tiny_scope / "logreg" / "model.joblib"
     joblib.dump(joblib.load(tiny_scope / "tree_d1" / "model.joblib"), path)
-    with pytest.raises(promotion.InvalidInputError, match="changed since it was evaluated"):
-        promotion.export_results(chosen, store, cards=cards)
+    with pytest.raises(InvalidInputError, match="changed since it was evaluated"):
+        export_results(chosen, store, cards=cards)
     assert not (models_root / "advanced").exists()
 
 
@@ -267,16 +278,16 @@ def test_the_engine_ignores_a_scope_whose_name_starts_the_same(models_root, tiny
 
     shutil.copytree(tiny_scope, models_root / "tiny_b")
     promote(models_root, store, "logreg")
-    mine = promotion.export_scope(models_root, "tiny", store)
-    promotion.change_stage(models_root, "tiny_b", store, "bayes", "production", actor="a",
+    mine = export_scope(models_root, "tiny", store)
+    change_stage(models_root, "tiny_b", store, "bayes", "production", actor="a",
                            reason="other scope")
-    promotion.export_scope(models_root, "tiny_b", store)  # newer, and sorts after 'tiny_2…'
+    export_scope(models_root, "tiny_b", store)  # newer, and sorts after 'tiny_2…'
     assert newest_cards_file("tiny", models_root) == mine.model_cards
 
 
 def test_predict_into_a_missing_folder_is_one_line(models_root, tiny_scope, store, tmp_path):
     promote(models_root, store, "logreg")
-    promotion.export_scope(models_root, "tiny", store)
+    export_scope(models_root, "tiny", store)
     rows = tmp_path / "rows.csv"
     holdout_frame(models_root).head(2).to_csv(rows, index=False)
     done = subprocess.run([sys.executable, "-m", "promotion", "predict", "--scope", "tiny",
@@ -285,3 +296,19 @@ def test_predict_into_a_missing_folder_is_one_line(models_root, tiny_scope, stor
                           env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_a_card_made_from_the_contract_alone_serves_its_model(models_root, tiny_scope):
+    """A card written by hand from the published contract, with no export behind it, is all
+    the engine needs: it serves exactly its model's probabilities."""
+    import joblib
+
+    path = write_cards(models_root, [make_card(models_root, "tree_d3")])
+    holdout = load_scope(models_root, "tiny").load_holdout()
+    model = joblib.load(models_root / "tiny" / "tree_d3" / "model.joblib")
+    engine = PredictionEngine.load("tiny", models_dir=models_root, cards_file=path)
+    try:
+        served = engine.predict_proba(holdout.features)
+    finally:
+        engine.close()
+    np.testing.assert_allclose(served, model.predict_proba(holdout.features))

@@ -21,10 +21,18 @@ import pytest
 from processes import plain_main
 from workers import decide_forever, export_forever
 
-import promotion
-from promotion._cards import EXPORT_AREA, LEADERBOARDS, MODEL_CARDS, cards_files
 from promotion._jsonio import STALE_TEMP_SECONDS
+from promotion.contract import (
+    EXPORT_AREA,
+    LEADERBOARDS,
+    MODEL_CARDS,
+    LeaderboardExport,
+    cards_files,
+)
 from promotion.engine import PredictionEngine, newest_cards_file, read_cards
+from promotion.export import build_cards, promoted_set
+from promotion.store import SqlStore
+from promotion.usecases import change_stage, export_scope, scope_state
 
 PROMOTED = ("logreg", "tree_d3", "bayes")
 #: Up to this many sha256 rounds of CPU work between the last report and the kill: about
@@ -37,7 +45,7 @@ def fork_server() -> multiprocessing.context.BaseContext:
     """Children forked from a server that has already imported the package: cheap to start,
     and never a fork of this (possibly multi-threaded) test process."""
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["promotion._service", "promotion.engine", "workers"])
+    context.set_forkserver_preload(["promotion.usecases", "promotion.engine", "workers"])
     return context
 
 
@@ -80,11 +88,11 @@ def _kill_at_random(context, target: Callable, args: tuple, rng: random.Random,
 def test_kills_during_exports_never_leave_a_partial_file_where_the_engine_looks(
         models_root, tiny_scope, store, fork_server):
     for name in PROMOTED:
-        promotion.change_stage(models_root, "tiny", store, name, "production", actor="ana",
+        change_stage(models_root, "tiny", store, name, "production", actor="ana",
                                reason="chosen")
-    state = promotion.scope_state(models_root, "tiny", store, n_jobs=1)
-    promoted = promotion.promoted_set(state.scope, store, state.evaluation, state.board)
-    cards = promotion.build_cards(promoted, store)
+    state = scope_state(models_root, "tiny", store, n_jobs=1)
+    promoted = promoted_set(state.scope, store, state.evaluation, state.board)
+    cards = build_cards(promoted, store)
     expected = [card.model_name for card in cards]  # in rank order
     rng = random.Random(7)
     kills, reported = 60, []
@@ -98,7 +106,7 @@ def test_kills_during_exports_never_leave_a_partial_file_where_the_engine_looks(
         for path in (area / MODEL_CARDS).glob("model_cards_*.json"):
             assert [c.model_name for c in read_cards(path)] == expected
         for path in (area / LEADERBOARDS).glob("leaderboard_*.json"):
-            promotion.LeaderboardExport.model_validate(json.loads(path.read_text()))
+            LeaderboardExport.model_validate(json.loads(path.read_text()))
         # The engine loads the newest complete export: the last one reported, or one the
         # child finished just before the kill but had not reported yet.
         newest = newest_cards_file("tiny", models_root)
@@ -122,14 +130,14 @@ def test_kills_during_exports_never_leave_a_partial_file_where_the_engine_looks(
         os.utime(path, (old, old))
     in_progress = area / MODEL_CARDS / ".model_cards_tiny_now.json.x1y2.tmp"
     in_progress.write_text("{")
-    promotion.export_scope(models_root, "tiny", store)
+    export_scope(models_root, "tiny", store)
     assert not any(path.exists() for path in left) and in_progress.exists()
 
 
 @pytest.mark.slow
 def test_kills_during_transitions_leave_the_store_consistent(models_root, tiny_scope, store,
                                                              fork_server):
-    promotion.scope_state(models_root, "tiny", store, n_jobs=1)  # cached for the children
+    scope_state(models_root, "tiny", store, n_jobs=1)  # cached for the children
     rng = random.Random(11)
     kills, steps = 25, 0
     for seed in range(kills):
@@ -142,7 +150,7 @@ def test_kills_during_transitions_leave_the_store_consistent(models_root, tiny_s
     assert len(history) > kills  # the kills interrupted a loop that was really deciding
 
 
-def _assert_consistent(models_root: Path, store: promotion.SqlStore) -> None:
+def _assert_consistent(models_root: Path, store: SqlStore) -> None:
     with sqlite3.connect(models_root / "promotion.db") as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
     replayed: dict[str, str] = {}

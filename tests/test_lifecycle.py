@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import subprocess
 import sys
+import threading
 from collections import Counter
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
@@ -16,30 +18,45 @@ import pytest
 from factories import make_data, write_model
 from sklearn.linear_model import LogisticRegression
 from sqlalchemy import text
-from sqlalchemy.exc import DatabaseError
+from sqlalchemy.exc import DatabaseError, DBAPIError
 
-import promotion
-from promotion._cards import cards_files
-from promotion._evaluation import ModelEvaluation, ScopeEvaluation
-from promotion._gates import gate_reports
+from promotion import InvalidInputError, InvalidTransitionError, ModelNotFoundError
+from promotion.contract import cards_files
 from promotion.engine import PredictionEngine
+from promotion.evaluation import ModelEvaluation, ScopeEvaluation
+from promotion.lifecycle import (
+    apply_move,
+    champion_of,
+    demote,
+    deployment_of,
+    next_canary_share,
+    rollback,
+    set_deployment,
+    subscribe,
+)
+from promotion.scopes import GateSettings, Scope, file_sha256, load_scope
+from promotion.scoring import gate_report, rank_models
+from promotion.scoring._gates import gate_reports
+from promotion.store import open_store
+from promotion.usecases import change_stage, deploy, export_scope, scope_state
 
 ROOT = Path(__file__).resolve().parent.parent
 STORE_BACKENDS = ("sqlite", "postgresql")
 
 
 def move(root, store, model, stage, reason="because", override=False):
-    return promotion.change_stage(root, "tiny", store, model, stage, actor="ana", reason=reason,
+    return change_stage(root, "tiny", store, model, stage, actor="ana", reason=reason,
                                   override=override)
 
 
 @pytest.mark.parametrize("reason", ["", "   "])
 def test_a_reason_is_required(models_root, tiny_scope, store, reason):
-    with pytest.raises(promotion.InvalidTransitionError, match="a reason is required"):
+    with pytest.raises(InvalidTransitionError, match="a reason is required"):
         move(models_root, store, "logreg", "production", reason=reason)
-    with pytest.raises(promotion.InvalidTransitionError, match="a reason is required"):
-        store.transition("tiny", "logreg", "production", actor="a", reason=reason,
-                         model_sha256=None)
+    with pytest.raises(InvalidTransitionError, match="a reason is required"), \
+            store.decision("tiny") as tx:
+        tx.record_move("logreg", "development", "production", actor="a", reason=reason,
+                       model_sha256=None)
     assert store.history("tiny") == []
 
 
@@ -57,7 +74,7 @@ def test_the_cli_requires_a_reason(models_root, tiny_scope):
 
 
 def test_champion_only_from_production_and_one_at_a_time(models_root, tiny_scope, store):
-    with pytest.raises(promotion.InvalidTransitionError, match="promote it to production first"):
+    with pytest.raises(InvalidTransitionError, match="promote it to production first"):
         move(models_root, store, "logreg", "champion")
     move(models_root, store, "logreg", "production")
     move(models_root, store, "logreg", "champion")
@@ -72,25 +89,25 @@ def test_champion_only_from_production_and_one_at_a_time(models_root, tiny_scope
 def test_promote_and_demote_are_idempotent(models_root, tiny_scope, store):
     assert move(models_root, store, "logreg", "production") is not None
     assert move(models_root, store, "logreg", "production") is None
-    state = promotion.scope_state(models_root, "tiny", store)
+    state = scope_state(models_root, "tiny", store)
     args = (store, state.scope, state.evaluation, state.board, "logreg")
-    assert promotion.demote(*args, actor="a", reason="r") is not None
-    assert promotion.demote(*args, actor="a", reason="r") is None
+    assert demote(*args, actor="a", reason="r") is not None
+    assert demote(*args, actor="a", reason="r") is None
     assert len(store.history("tiny")) == 2
 
 
 def test_rollback_restores_the_previous_champion(models_root, tiny_scope, store):
-    scope = promotion.load_scope(models_root, "tiny")
-    with pytest.raises(promotion.InvalidTransitionError, match="no previous champion"):
-        promotion.rollback(store, scope, actor="a", reason="r")
+    scope = load_scope(models_root, "tiny")
+    with pytest.raises(InvalidTransitionError, match="no previous champion"):
+        rollback(store, scope, actor="a", reason="r")
     for name in ("logreg", "bayes", "tree_d3"):
         move(models_root, store, name, "production")
     move(models_root, store, "logreg", "champion")
     move(models_root, store, "bayes", "champion", override=True)
     move(models_root, store, "tree_d3", "champion", override=True)
-    moved = promotion.rollback(store, scope, actor="ops", reason="live accuracy dropped")
+    moved = rollback(store, scope, actor="ops", reason="live accuracy dropped")
     assert (moved.model_name, moved.action) == ("bayes", "rollback")
-    assert promotion.champion_of(store.stages("tiny")) == "bayes"
+    assert champion_of(store.stages("tiny")) == "bayes"
     last = store.history("tiny")[-2:]
     assert [(t.model_name, t.from_stage, t.to_stage) for t in last] == [
         ("tree_d3", "champion", "archived"), ("bayes", "archived", "champion")]
@@ -104,9 +121,9 @@ def test_rollback_refuses_a_changed_file(models_root, tiny_scope, store):
     X, y = make_data("multiclass", 600)
     write_model(tiny_scope, "logreg", LogisticRegression(C=0.05, max_iter=300).fit(X, y),
                 model_type="logistic_regression", group="linear")
-    with pytest.raises(promotion.InvalidTransitionError,
+    with pytest.raises(InvalidTransitionError,
                        match="no longer the version that was champion"):
-        promotion.rollback(store, promotion.load_scope(models_root, "tiny"), actor="a",
+        rollback(store, load_scope(models_root, "tiny"), actor="a",
                            reason="r")
 
 
@@ -119,7 +136,7 @@ def test_a_retrained_model_is_a_new_version(models_root, tiny_scope, store):
     move(models_root, store, "logreg", "archived")
     again = move(models_root, store, "logreg", "production")
     assert again.model_sha256 != first.model_sha256
-    assert again.model_sha256 == promotion.file_sha256(tiny_scope / "logreg" / "model.joblib")
+    assert again.model_sha256 == file_sha256(tiny_scope / "logreg" / "model.joblib")
     assert store.history("tiny")[0].model_sha256 == first.model_sha256
 
 
@@ -129,6 +146,51 @@ def test_the_history_is_append_only_in_the_database(models_root, tiny_scope, sto
         with pytest.raises(DatabaseError, match="append-only"), store._session() as conn:
             conn.execute(text(statement))
     assert store.history("tiny")[0].reason == "because"
+
+
+def test_subscribers_hear_of_committed_moves_only(models_root, tiny_scope, store):
+    heard = []
+
+    def listen(committed) -> None:
+        # Called after the commit: the store's other connections already see the moves.
+        heard.append(([(t.model_name, t.to_stage) for t in committed.moves],
+                      committed.store.stages("tiny")[committed.moves[-1].model_name].stage))
+
+    unsubscribe = subscribe(listen)
+    try:
+        move(models_root, store, "logreg", "production")
+        move(models_root, store, "logreg", "production")  # already there: nothing decided
+        move(models_root, store, "bayes", "production")
+        move(models_root, store, "logreg", "champion")
+        move(models_root, store, "bayes", "champion", override=True)
+        with pytest.raises(InvalidTransitionError, match="only from production"):
+            move(models_root, store, "tree_d3", "champion")
+    finally:
+        unsubscribe()
+    assert heard == [
+        ([("logreg", "production")], "production"),
+        ([("bayes", "production")], "production"),
+        ([("logreg", "champion")], "champion"),
+        ([("logreg", "archived"), ("bayes", "champion")], "champion"),
+    ]
+
+
+def test_a_failing_subscriber_neither_undoes_nor_hides_a_decision(models_root, tiny_scope,
+                                                                   store, caplog):
+    def broken(committed) -> None:
+        raise RuntimeError("subscriber down")
+
+    heard = []
+    unsubscribe = [subscribe(broken), subscribe(lambda committed: heard.append(committed.moves))]
+    try:
+        moved = move(models_root, store, "logreg", "production")
+    finally:
+        for stop in unsubscribe:
+            stop()
+    assert moved is not None and store.stages("tiny")["logreg"].stage == "production"
+    assert heard == [(moved,)]  # the next subscriber still heard of it
+    [logged] = [r for r in caplog.records if r.exc_info]
+    assert "subscriber down" in str(logged.exc_info[1]) and "'tiny'" in logged.getMessage()
 
 
 # --- gate arithmetic on constructed evidence ----------------------------------------------
@@ -157,7 +219,7 @@ def constructed():
     chance = {"accuracy": 0.5}
     evaluation = ScopeEvaluation("s", "multiclass", [0, 1], 1000, "0" * 64, chance, models,
                                  0, 0.0)
-    board = promotion.rank_models(evaluation, {"accuracy": 1.0})
+    board = rank_models(evaluation, {"accuracy": 1.0})
     return evaluation, board
 
 
@@ -170,8 +232,8 @@ def constructed():
 ])
 def test_gates_on_constructed_evidence(constructed, name, passes, fails):
     evaluation, board = constructed
-    report = promotion.gate_report(name, "champion", board, evaluation,
-                                   promotion.GateSettings(), "champion")
+    report = gate_report(name, "champion", board, evaluation,
+                                   GateSettings(), "champion")
     assert report.passed is passes
     assert {g.name for g in report.failed} == fails
     significance = next(g for g in report.gates if g.name == "significance")
@@ -182,9 +244,9 @@ def test_gates_on_constructed_evidence(constructed, name, passes, fails):
 def test_several_candidates_are_holm_corrected(constructed):
     evaluation, board = constructed
     names = ["clearly_better", "tied", "worse"]
-    together = gate_reports(names, "champion", board, evaluation, promotion.GateSettings(),
+    together = gate_reports(names, "champion", board, evaluation, GateSettings(),
                             "champion")
-    alone = [promotion.gate_report(n, "champion", board, evaluation, promotion.GateSettings(),
+    alone = [gate_report(n, "champion", board, evaluation, GateSettings(),
                                    "champion") for n in names]
     p_together = [next(g.p_value for g in r.gates if g.name == "significance") for r in together]
     p_alone = [next(g.p_value for g in r.gates if g.name == "significance") for r in alone]
@@ -194,8 +256,8 @@ def test_several_candidates_are_holm_corrected(constructed):
 
 def test_without_a_champion_the_baseline_is_chance(constructed):
     evaluation, board = constructed
-    report = promotion.gate_report("worse", "champion", board, evaluation,
-                                   promotion.GateSettings(), None)
+    report = gate_report("worse", "champion", board, evaluation,
+                                   GateSettings(), None)
     assert report.baseline == "chance level"
     assert report.passed
 
@@ -206,9 +268,9 @@ def test_no_lottery_model_passes_the_significance_gate(constructed):
                                           0, 1), metrics={**m.metrics, "accuracy": 0.5})
             for i, m in enumerate(evaluation.models)]
     evaluation = replace(evaluation, models=flat)
-    board = promotion.rank_models(evaluation, {"accuracy": 1.0})
+    board = rank_models(evaluation, {"accuracy": 1.0})
     reports = gate_reports([m.model_name for m in flat], "champion", board, evaluation,
-                           promotion.GateSettings(), None)
+                           GateSettings(), None)
     for report in reports:
         assert not next(g for g in report.gates if g.name == "significance").passed
 
@@ -220,7 +282,7 @@ def test_concurrent_decisions_and_exports_lose_nothing(models_root, tiny_scope, 
                                                       monkeypatch):
     """Processes promoting, demoting, crowning and exporting one scope at once."""
     monkeypatch.setenv("PROMOTION_DB_URL", store_url)  # the worker processes' store
-    promotion.scope_state(models_root, "tiny", store)  # evaluate once, cached for the workers
+    scope_state(models_root, "tiny", store)  # evaluate once, cached for the workers
     workers, operations = 6, 50
     with ProcessPoolExecutor(workers) as pool:
         results = list(pool.map(_run_worker, [(str(models_root), seed, operations)
@@ -267,11 +329,11 @@ def test_a_promoted_model_whose_folder_is_gone_can_still_be_archived(models_root
 
     move(models_root, store, "bayes", "production")
     shutil.rmtree(tiny_scope / "bayes")
-    with pytest.raises(promotion.InvalidInputError, match="promoted model 'bayes'"):
-        promotion.export_scope(models_root, "tiny", store)
+    with pytest.raises(InvalidInputError, match="promoted model 'bayes'"):
+        export_scope(models_root, "tiny", store)
     moved = move(models_root, store, "bayes", "archived", reason="folder deleted")
     assert (moved.from_stage, moved.to_stage) == ("production", "archived")
-    with pytest.raises(promotion.ModelNotFoundError):
+    with pytest.raises(ModelNotFoundError):
         move(models_root, store, "bayes", "production")
 
 
@@ -281,26 +343,26 @@ def test_rollback_to_a_missing_file_is_one_clear_message(models_root, tiny_scope
     move(models_root, store, "logreg", "champion")
     move(models_root, store, "bayes", "champion", override=True)
     (tiny_scope / "logreg" / "model.joblib").unlink()
-    with pytest.raises(promotion.InvalidInputError, match="tiny/logreg/model.joblib: cannot be"):
-        promotion.rollback(store, promotion.load_scope(models_root, "tiny"), actor="a",
+    with pytest.raises(InvalidInputError, match="tiny/logreg/model.joblib: cannot be"):
+        rollback(store, load_scope(models_root, "tiny"), actor="a",
                            reason="r")
 
 
 # --- moves that change what is served -----------------------------------------------------
 
-def canary_running(models_root, store, canary: str = "bayes") -> promotion.Scope:
+def canary_running(models_root, store, canary: str = "bayes") -> Scope:
     """logreg champion, tree_d3 and bayes in production, ``canary`` at 10%, exported."""
     for name in ("logreg", "tree_d3", "bayes"):
         move(models_root, store, name, "production")
     move(models_root, store, "logreg", "champion")
-    promotion.deploy(models_root, "tiny", store, "canary", canary=canary, canary_share=0.10,
+    deploy(models_root, "tiny", store, "canary", canary=canary, canary_share=0.10,
                      actor="ana", reason="start the canary")
-    return promotion.load_scope(models_root, "tiny")
+    return load_scope(models_root, "tiny")
 
 
 def served(models_root, store) -> tuple[str, str | None, dict[str, str]]:
     """Export again and read what the engine would serve: mode, canary, roles."""
-    promotion.export_scope(models_root, "tiny", store)
+    export_scope(models_root, "tiny", store)
     engine = PredictionEngine.load("tiny", models_root, log=False)
     return engine.mode, engine.canary, {c.model_name: c.role for c in engine.cards}
 
@@ -308,7 +370,7 @@ def served(models_root, store) -> tuple[str, str | None, dict[str, str]]:
 def test_the_canary_made_champion_ends_the_canary(models_root, tiny_scope, store):
     scope = canary_running(models_root, store)
     move(models_root, store, "bayes", "champion", reason="won on live data", override=True)
-    decided = promotion.deployment_of(store, scope)
+    decided = deployment_of(store, scope)
     assert (decided.mode, decided.canary_model, decided.canary_share) == ("champion", None,
                                                                           None)
     assert (decided.actor, decided.reason) == ("ana", "canary bayes became champion: won on "
@@ -320,7 +382,7 @@ def test_the_canary_made_champion_ends_the_canary(models_root, tiny_scope, store
 def test_the_canary_leaving_production_ends_the_canary(models_root, tiny_scope, store):
     scope = canary_running(models_root, store, canary="tree_d3")
     move(models_root, store, "tree_d3", "archived", reason="too slow")
-    decided = promotion.deployment_of(store, scope)
+    decided = deployment_of(store, scope)
     assert (decided.mode, decided.canary_model) == ("champion", None)
     assert decided.reason == "canary tree_d3 left production: too slow"
     assert served(models_root, store) == ("champion", None, {"logreg": "champion",
@@ -336,11 +398,11 @@ def test_the_champion_leaving_production_falls_back_to_the_ensemble(models_root,
                                                                     store, mode):
     scope = canary_running(models_root, store)
     if mode == "champion":
-        promotion.set_deployment(store, scope, "champion", actor="ana", reason="shadow only")
-    state = promotion.scope_state(models_root, "tiny", store)
-    promotion.demote(store, state.scope, state.evaluation, state.board, "logreg",
+        set_deployment(store, scope, "champion", actor="ana", reason="shadow only")
+    state = scope_state(models_root, "tiny", store)
+    demote(store, state.scope, state.evaluation, state.board, "logreg",
                      actor="ops", reason="bad data source")
-    decided = promotion.deployment_of(store, scope)
+    decided = deployment_of(store, scope)
     assert (decided.mode, decided.canary_model, decided.actor) == ("ensemble", None, "ops")
     assert decided.reason == "champion logreg left production: bad data source"
     assert served(models_root, store) == ("ensemble", None, {"tree_d3": "member",
@@ -350,32 +412,109 @@ def test_the_champion_leaving_production_falls_back_to_the_ensemble(models_root,
 def test_a_rollback_keeps_champion_mode_serving(models_root, tiny_scope, store):
     scope = canary_running(models_root, store, canary="tree_d3")
     move(models_root, store, "bayes", "champion", reason="try bayes", override=True)
-    promotion.rollback(store, scope, actor="ops", reason="bayes slipped")
-    assert promotion.deployment_of(store, scope).mode == "canary"  # tree_d3 still a canary
+    rollback(store, scope, actor="ops", reason="bayes slipped")
+    assert deployment_of(store, scope).mode == "canary"  # tree_d3 still a canary
     assert served(models_root, store) == ("canary", "tree_d3", {"logreg": "champion",
                                                          "tree_d3": "canary"})
 
 
-def test_a_deployment_decided_on_a_stale_state_is_refused(models_root, tiny_scope, store):
-    scope = canary_running(models_root, store)
+def test_a_move_and_its_deployment_follow_up_commit_together(models_root, tiny_scope, store,
+                                                            backend):
+    scope = canary_running(models_root, store, canary="tree_d3")
+    moved = move(models_root, store, "tree_d3", "archived", reason="too slow")
+    followed = store.deployments("tiny")[-1]
+    assert followed.reason == "canary tree_d3 left production: too slow"
+    assert followed.at == moved.at  # recorded in the move's own decision
+    # When the follow-up cannot be recorded, the move is not kept either.
+    _freeze_deployments(store, backend)
+    before = (store.stages("tiny"), store.history("tiny"))
+    state = scope_state(models_root, "tiny", store)
+    with pytest.raises(DBAPIError, match="deployments are frozen"):
+        demote(store, state.scope, state.evaluation, state.board, "logreg", actor="ops",
+               reason="bad data source")
+    assert (store.stages("tiny"), store.history("tiny")) == before
+    assert deployment_of(store, scope) == followed
+
+
+def _freeze_deployments(store, backend: str) -> None:
+    """A trigger that refuses every new deployment record (the database's own refusal)."""
+    if backend == "sqlite":
+        statements = ["CREATE TRIGGER frozen BEFORE INSERT ON deployment BEGIN "
+                      "SELECT RAISE(ABORT, 'deployments are frozen'); END"]
+    else:
+        statements = ["CREATE FUNCTION frozen() RETURNS trigger LANGUAGE plpgsql AS "
+                      "$$ BEGIN RAISE EXCEPTION 'deployments are frozen'; END $$",
+                      "CREATE TRIGGER frozen BEFORE INSERT ON deployment "
+                      "FOR EACH ROW EXECUTE FUNCTION frozen()"]
+    with store._session() as conn:
+        for statement in statements:
+            conn.exec_driver_sql(statement)
+
+
+def test_a_deployment_is_decided_on_the_state_inside_its_decision(models_root, tiny_scope,
+                                                                  store, store_url):
+    """A deployment change checks the stages and the deployment it reads under the scope's
+    lock: a move under way is waited for and seen, never decided around."""
+    scope = canary_running(models_root, store)  # bayes the canary at 10%
     newest = store.deployments("tiny")[-1].id
-    stale = [
-        ({"expect_champion": "bayes"}, "champion of scope 'tiny' changed meanwhile"),
-        ({"expect_champion": "logreg", "expect_latest": newest - 1},
-         "deployment of scope 'tiny' changed meanwhile"),
-    ]
-    for expect, message in stale:
-        with pytest.raises(promotion.InvalidTransitionError, match=message):
-            store.record_deployment("tiny", "champion", None, None, actor="a",
-                                    reason="decided on old facts", **expect)
-    # The canary was archived after the decision was checked: the store sees it.
-    move(models_root, store, "tree_d3", "archived")
-    with pytest.raises(promotion.InvalidTransitionError,
-                       match="canary 'tree_d3' of scope 'tiny' changed meanwhile"):
-        store.record_deployment("tiny", "canary", "tree_d3", 0.1, actor="a", reason="late",
-                                expect_champion="logreg", expect_latest=newest)
+    holding, deciding, release = (threading.Event() for _ in range(3))
+    outcome: list[object] = []
+
+    def archive_the_canary() -> None:
+        with store.decision("tiny") as tx:
+            apply_move(tx, "bayes", "archived", actor="ops", reason="broken",
+                       model_sha256=None)
+            holding.set()
+            release.wait(60)
+
+    def step_the_canary() -> None:
+        other = open_store(models_root, store_url)
+        try:
+            deciding.set()
+            outcome.append(set_deployment(other, scope, "canary", canary="bayes",
+                                          canary_share=0.25, actor="a", reason="next step"))
+        except InvalidTransitionError as err:
+            outcome.append(err)
+        finally:
+            other.close()
+
+    mover = threading.Thread(target=archive_the_canary)
+    mover.start()
+    assert holding.wait(60)
+    stepper = threading.Thread(target=step_the_canary)
+    stepper.start()
+    assert deciding.wait(60)
+    release.set()
+    mover.join(60)
+    stepper.join(60)
+    [refused] = outcome
+    assert isinstance(refused, InvalidTransitionError)
+    assert "'bayes' is archived; a canary must be a production model" in str(refused)
     assert store.deployments("tiny")[-1].id == newest  # nothing written
-    assert promotion.deployment_of(store, scope).canary_model == "bayes"
-    # With the state as it is, the same decision goes through.
-    assert store.record_deployment("tiny", "champion", None, None, actor="a", reason="now",
-                                   expect_champion="logreg", expect_latest=newest).id > newest
+
+
+def test_deciders_stepping_a_canary_at_once_never_skip_or_repeat_a_step(models_root,
+                                                                         tiny_scope, store,
+                                                                         store_url):
+    scope = canary_running(models_root, store)  # bayes the canary at 10%
+    stores = [open_store(models_root, store_url) for _ in range(6)]
+
+    def step(pair):
+        other, share = pair
+        try:
+            return set_deployment(other, scope, "canary", canary="bayes", canary_share=share,
+                                  actor="a", reason=f"to {share:.0%}")
+        except InvalidTransitionError as err:
+            assert "skips a step" in str(err)
+            return None
+
+    with ThreadPoolExecutor(len(stores)) as pool:
+        done = list(pool.map(step, zip(stores, [0.25, 0.5] * 3, strict=True)))
+    for other in stores:
+        other.close()
+    shares = [d.canary_share for d in store.deployments("tiny")]
+    assert shares[:2] == [0.10, 0.25]  # someone took the one step allowed from 10%
+    for before, after in itertools.pairwise(shares):
+        assert after != before  # each record changed something
+        assert after < before or after == next_canary_share(before)  # up one step at a time
+    assert sum(d is not None for d in done) == len(shares) - 1

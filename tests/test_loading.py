@@ -16,12 +16,16 @@ import numpy as np
 import pandas as pd
 import pytest
 import skops.io as sio
-from factories import make_data, write_marker_pickle, write_model
+from factories import edit_cards, make_data, write_marker_pickle, write_model
 from sklearn.ensemble import HistGradientBoostingClassifier
 from xgboost import XGBClassifier
 
 import promotion
+from promotion import InvalidInputError
 from promotion.engine import PredictionEngine
+from promotion.export import promoted_set
+from promotion.scopes import file_sha256, load_scope
+from promotion.usecases import build_leaderboard, change_stage, export_scope, scope_state
 
 MODELS = ("logreg", "tree_d3", "bayes")
 
@@ -29,9 +33,9 @@ MODELS = ("logreg", "tree_d3", "bayes")
 @pytest.fixture
 def exported(models_root, tiny_scope, store):
     for name in MODELS:
-        promotion.change_stage(models_root, "tiny", store, name, "production", actor="ana",
+        change_stage(models_root, "tiny", store, name, "production", actor="ana",
                                reason="chosen")
-    return promotion.export_scope(models_root, "tiny", store, "score")
+    return export_scope(models_root, "tiny", store, "score")
 
 
 @pytest.fixture
@@ -43,14 +47,8 @@ def _sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _edit_card(cards_file: Path, name: str, **changes) -> None:
-    cards = json.loads(cards_file.read_text())
-    next(c for c in cards if c["model_name"] == name).update(changes)
-    cards_file.write_text(json.dumps(cards))
-
-
 def _rank(root, store, scope="tiny"):
-    board, _ = promotion.build_leaderboard(root, scope, store, n_jobs=1)
+    board, _ = build_leaderboard(root, scope, store, n_jobs=1)
     return board
 
 
@@ -65,7 +63,7 @@ def test_the_marker_pickle_is_live(tmp_path, marker):
 
 def test_engine_refuses_a_tampered_file_before_unpickling(models_root, exported, marker):
     write_marker_pickle(models_root / "tiny" / "bayes" / "model.joblib", marker)
-    with pytest.raises(promotion.InvalidInputError,
+    with pytest.raises(InvalidInputError,
                        match="card 'bayes' field 'model_path'.*does not match the card's sha256"):
         PredictionEngine.load("tiny", models_dir=models_root)
     assert not marker.exists()
@@ -74,9 +72,9 @@ def test_engine_refuses_a_tampered_file_before_unpickling(models_root, exported,
 def test_engine_refuses_a_path_leaving_the_root_before_unpickling(models_root, exported,
                                                                   tmp_path, marker):
     evil = write_marker_pickle(tmp_path / "evil.joblib", marker)
-    _edit_card(exported.model_cards, "logreg", model_path="models/../evil.joblib",
+    edit_cards(exported.model_cards, "logreg", model_path="models/../evil.joblib",
                sha256=_sha(evil))  # even with a matching checksum
-    with pytest.raises(promotion.InvalidInputError, match="leaves the models root"):
+    with pytest.raises(InvalidInputError, match="leaves the models root"):
         PredictionEngine.load("tiny", models_dir=models_root)
     assert not marker.exists()
 
@@ -92,8 +90,8 @@ def test_engine_refuses_a_symlink_out_of_the_root(models_root, exported, tmp_pat
     else:
         os.rename(target, tmp_path / "moved")
         target.symlink_to(evil.parent, target_is_directory=True)
-    _edit_card(exported.model_cards, "logreg", sha256=_sha(evil))
-    with pytest.raises(promotion.InvalidInputError,
+    edit_cards(exported.model_cards, "logreg", sha256=_sha(evil))
+    with pytest.raises(InvalidInputError,
                        match="logreg/model.joblib: leaves the models root .*through a symlink"):
         PredictionEngine.load("tiny", models_dir=models_root)
     assert not marker.exists()
@@ -108,8 +106,8 @@ def test_engine_names_a_broken_file(models_root, exported, content, message):
     """Even with a matching checksum (the card was made for this very file)."""
     path = models_root / "tiny" / "tree_d3" / "model.joblib"
     path.write_bytes(content(path))
-    _edit_card(exported.model_cards, "tree_d3", sha256=_sha(path))
-    with pytest.raises(promotion.InvalidInputError,
+    edit_cards(exported.model_cards, "tree_d3", sha256=_sha(path))
+    with pytest.raises(InvalidInputError,
                        match=f"card 'tree_d3' field 'model_path': models/tiny/tree_d3/"
                              f"model.joblib: {message}"):
         PredictionEngine.load("tiny", models_dir=models_root)
@@ -155,31 +153,27 @@ def test_a_symlink_inside_the_root_is_fine(models_root, tiny_scope, store):
 
 def test_export_refuses_a_file_tampered_after_evaluation_without_loading_it(
         models_root, tiny_scope, store, marker):
-    promotion.change_stage(models_root, "tiny", store, "logreg", "production", actor="a",
+    change_stage(models_root, "tiny", store, "logreg", "production", actor="a",
                            reason="r")
-    state = promotion.scope_state(models_root, "tiny", store, n_jobs=1)
+    state = scope_state(models_root, "tiny", store, n_jobs=1)
     write_marker_pickle(tiny_scope / "logreg" / "model.joblib", marker)
-    with pytest.raises(promotion.InvalidInputError,
+    with pytest.raises(InvalidInputError,
                        match="tiny/logreg/model.joblib: changed since it was evaluated"):
-        promotion.promoted_set(state.scope, store, state.evaluation, state.board)
+        promoted_set(state.scope, store, state.evaluation, state.board)
     assert not marker.exists()
 
 
 def test_a_file_swapped_between_hashing_and_loading_is_refused(models_root, tiny_scope, marker):
     """measure_model loads only bytes that hash to the version it was asked to measure."""
-    from promotion._evaluation import measure_model
+    from promotion.evaluation._measure import MeasureInputs, measure_model
 
-    scope = promotion.load_scope(models_root, "tiny")
+    scope = load_scope(models_root, "tiny")
     holdout = scope.load_holdout()
     path = scope.model("logreg").model_path
-    hashed = promotion.file_sha256(path)
+    hashed = file_sha256(path)
     write_marker_pickle(path, marker)
-    payload, _, _ = measure_model(
-        path, models_dir=models_root, features=holdout.features, y_index=holdout.y_index,
-        n_classes=len(holdout.classes), classes=holdout.classes, task="multiclass",
-        n_bootstrap=50, seed=0, latency_rows=10, expected_sha256=hashed)
-    assert payload["status"] == "failed" and "does not match the hashed sha256" in \
-        payload["reason"]
+    measured = measure_model(path, MeasureInputs.of(scope, holdout), expected_sha256=hashed)
+    assert not measured.ok and "does not match the hashed sha256" in measured.reason
     assert not marker.exists()
 
 
@@ -215,9 +209,9 @@ def test_skops_models_rank_export_and_serve_like_joblib(models_root, tiny_scope,
         for metric in ("accuracy", "log_loss", "top_5_accuracy"):
             assert after.row(name).metrics[metric] == before.row(name).metrics[metric]
     for name in ("logreg", "tree_d3"):
-        promotion.change_stage(models_root, "tiny", store, name, "production", actor="a",
+        change_stage(models_root, "tiny", store, name, "production", actor="a",
                                reason="r")
-    paths = promotion.export_scope(models_root, "tiny", store)
+    paths = export_scope(models_root, "tiny", store)
     cards = {c["model_name"]: c for c in json.loads(paths.model_cards.read_text())}
     assert cards["logreg"]["model_path"] == "models/tiny/logreg/model.skops"
     assert cards["logreg"]["sha256"] == _sha(tiny_scope / "logreg" / "model.skops")
@@ -256,7 +250,7 @@ def test_xgboost_through_skops_needs_trust_and_says_so(models_root, tiny_scope, 
     assert "xgboost.core.Booster, xgboost.sklearn.XGBClassifier; refused" in reason
     assert "xgboost models load through skops only when scope.json trusts" in reason
     config = json.loads((tiny_scope / "scope.json").read_text())
-    config["trusted_types"] = list(promotion._loading.XGBOOST_TYPES)
+    config["trusted_types"] = list(promotion.engine._loading.XGBOOST_TYPES)
     (tiny_scope / "scope.json").write_text(json.dumps(config))
     assert _rank(models_root, store).row("xgb").ok
 
@@ -292,10 +286,10 @@ def test_the_engine_applies_the_scopes_trusted_types(models_root, tiny_scope, st
     trusted = {**config, "trusted_types": [
         "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor"]}
     config_path.write_text(json.dumps(trusted))
-    promotion.change_stage(models_root, "tiny", store, "hgb", "production", actor="a",
+    change_stage(models_root, "tiny", store, "hgb", "production", actor="a",
                            reason="r", override=True)
-    promotion.export_scope(models_root, "tiny", store)
+    export_scope(models_root, "tiny", store)
     assert PredictionEngine.load("tiny", models_dir=models_root).cards[0].model_name == "hgb"
     config_path.write_text(json.dumps(config))  # trust withdrawn: the engine refuses it
-    with pytest.raises(promotion.InvalidInputError, match="TreePredictor; refused"):
+    with pytest.raises(InvalidInputError, match="TreePredictor; refused"):
         PredictionEngine.load("tiny", models_dir=models_root)

@@ -5,15 +5,15 @@ import math
 import numpy as np
 import pytest
 
-from promotion import (
-    UnknownMetricError,
+from promotion import UnknownMetricError
+from promotion.metrics import (
     chance_levels,
     default_weights,
     get_metric,
     get_metric_names,
     metric_score,
-    resolve_weights,
 )
+from promotion.scoring import resolve_weights
 
 
 def test_unknown_metric_lists_valid_names():

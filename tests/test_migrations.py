@@ -12,9 +12,9 @@ from browser import free_port
 from sqlalchemy import create_engine, inspect
 from sqlalchemy.exc import DBAPIError
 
-import promotion
-from promotion import _migrations, _store
-from promotion._cli import main
+from promotion import InvalidInputError
+from promotion.cli import main
+from promotion.store import _migrations, _tables, open_store, public_url, schema_status
 
 STORE_BACKENDS = ("sqlite", "postgresql")
 
@@ -29,14 +29,16 @@ def test_upgraded_schema_matches_the_store_tables(store, store_url):
     engine = create_engine(store_url)
     with engine.connect() as conn:
         assert _migrations.current_revision(conn) == _migrations.HEAD
-        diff = compare_metadata(MigrationContext.configure(conn), _store._metadata)
+        diff = compare_metadata(MigrationContext.configure(conn), _tables.metadata)
     engine.dispose()
     assert diff == []
 
 
 def test_reopening_a_current_store_changes_nothing(store, store_url, models_root):
-    store.transition("s", "m", "production", actor="a", reason="kept", model_sha256=None)
-    promotion.open_store(models_root, store_url).close()
+    with store.decision("s") as tx:
+        tx.record_move("m", "development", "production", actor="a", reason="kept",
+                       model_sha256=None)
+    open_store(models_root, store_url).close()
     assert store.stages("s")["m"].reason == "kept"
 
 
@@ -47,17 +49,19 @@ def test_a_store_from_before_migrations_is_adopted_with_its_data(models_root, ba
     url = (request.getfixturevalue("postgres").database() if backend == "postgresql"
            else f"sqlite:///{models_root / 'promotion.db'}")
     old = create_engine(url)
-    first_release = [_store._metadata.tables[name] for name in _migrations._PRE_MIGRATION_TABLES]
-    _store._metadata.create_all(old, tables=first_release)
+    first_release = [_tables.metadata.tables[name] for name in _migrations._PRE_MIGRATION_TABLES]
+    _tables.metadata.create_all(old, tables=first_release)
     with old.begin() as conn:
         conn.exec_driver_sql(
             "INSERT INTO model_stage VALUES ('s', 'm', 'champion', NULL, "
             "'2026-01-01 00:00:00', 'ana', 'before migrations')")
     old.dispose()
-    store = promotion.open_store(models_root, url)
+    store = open_store(models_root, url)
     assert store.stages("s")["m"].reason == "before migrations"
     assert "alembic_version" in inspect(store._engine).get_table_names()
-    store.transition("s", "m", "archived", actor="a", reason="kept", model_sha256=None)
+    with store.decision("s") as tx:
+        tx.record_move("m", "champion", "archived", actor="a", reason="kept",
+                       model_sha256=None)
     with pytest.raises(DBAPIError, match="append-only"), store._session() as conn:
         conn.exec_driver_sql("UPDATE transition SET reason = 'rewritten'")
     assert [t.reason for t in store.history("s")] == ["kept"]
@@ -78,16 +82,16 @@ def _at_revision(url: str, revision: str) -> None:
 def test_migrate_reports_upgrades_and_checks(store_url, models_root, monkeypatch, capsys):
     monkeypatch.setenv("PROMOTION_DB_URL", store_url)
     _at_revision(store_url, "0002")
-    where = promotion.public_url(store_url)
+    where = public_url(store_url)
     assert main(["migrate", "--check", "--models-dir", str(models_root)]) == 1
     assert capsys.readouterr().out == (
         f"{where}: at 0002; revision {_migrations.HEAD} is due (python -m promotion migrate)\n")
-    assert promotion.schema_status(models_root).revision == "0002"  # --check changed nothing
+    assert schema_status(models_root).revision == "0002"  # --check changed nothing
     assert main(["migrate", "--models-dir", str(models_root)]) == 0
     assert capsys.readouterr().out == f"{where}: 0002 -> revision {_migrations.HEAD}\n"
     assert main(["migrate", "--check", "--models-dir", str(models_root)]) == 0
     assert capsys.readouterr().out == f"{where}: at revision {_migrations.HEAD}, nothing to do\n"
-    assert promotion.schema_status(models_root).current
+    assert schema_status(models_root).current
 
 
 def test_migrate_creates_a_new_sqlite_store(models_root, capsys):
@@ -115,23 +119,23 @@ def test_an_unreachable_store_is_one_message_without_the_password(models_root, m
     "postgresql//ana:s3cret@db.invalid/promo",
 ])
 def test_shown_urls_never_hold_the_password(url):
-    shown = promotion.public_url(url)
+    shown = public_url(url)
     assert "s3cret" not in shown and "ana" not in shown and "db.invalid" in shown
 
 
 def test_a_sqlite_url_with_options_is_read_where_it_is(models_root):
     url = f"sqlite:///{models_root / 'promotion.db'}?timeout=10"
-    promotion.open_store(models_root).close()
-    assert promotion.schema_status(models_root, url).current
+    open_store(models_root).close()
+    assert schema_status(models_root, url).current
     fresh = models_root / "fresh.db"
-    assert promotion.schema_status(models_root, f"sqlite+pysqlite:///{fresh}").revision is None
+    assert schema_status(models_root, f"sqlite+pysqlite:///{fresh}").revision is None
     assert not fresh.exists()  # reading the status created nothing
 
 
 def test_a_store_upgraded_by_a_newer_release_is_one_message(store_url, models_root,
                                                             monkeypatch, capsys):
     monkeypatch.setenv("PROMOTION_DB_URL", store_url)
-    promotion.open_store(models_root, store_url).close()
+    open_store(models_root, store_url).close()
     engine = create_engine(store_url)
     with engine.begin() as conn:
         conn.exec_driver_sql("UPDATE alembic_version SET version_num = '0099'")
@@ -140,5 +144,5 @@ def test_a_store_upgraded_by_a_newer_release_is_one_message(store_url, models_ro
         assert main([*args, "--models-dir", str(models_root)]) == 2
         err = capsys.readouterr().err
         assert "revision 0099, which this release does not know" in err and err.count("\n") == 1
-    with pytest.raises(promotion.InvalidInputError, match="upgrade promotion"):
-        promotion.open_store(models_root, store_url)
+    with pytest.raises(InvalidInputError, match="upgrade promotion"):
+        open_store(models_root, store_url)

@@ -29,7 +29,12 @@ from sklearn.linear_model import LinearRegression, LogisticRegression
 from sklearn.metrics import roc_auc_score
 from sklearn.tree import DecisionTreeClassifier
 
-import promotion
+from promotion import InvalidInputError
+from promotion.integrations.mlflow import import_mlflow_versions, sync_mlflow
+from promotion.lifecycle import demote, rollback
+from promotion.scopes import load_scope
+from promotion.store import open_store, public_url
+from promotion.usecases import build_leaderboard, change_stage, scope_state
 
 ROOT = Path(__file__).resolve().parent.parent
 LOGGED_AUC = 0.999  # what the training runs claim; never what the leaderboard shows
@@ -136,7 +141,7 @@ def set_mirror(scope_dir: Path, mirror: dict) -> None:
 
 
 def move(root: Path, store, model: str, stage: str, reason: str):
-    return promotion.change_stage(root, "credit", store, model, stage, actor="ana",
+    return change_stage(root, "credit", store, model, stage, actor="ana",
                                   reason=reason, override=True)
 
 
@@ -146,7 +151,7 @@ def test_imported_versions_rank_on_metrics_measured_here(models_root, store, reg
 
     name = registry.register("credit_rank", tags={2: {"group": "variant"}})
     scope_dir = credit_scope(models_root)
-    done = promotion.import_mlflow_versions(models_root, "credit", registered_model=name,
+    done = import_mlflow_versions(models_root, "credit", registered_model=name,
                                             tracking_uri=registry.uri, versions=[1, 2])
     assert [(d.model_name, d.action) for d in done] == [
         ("credit_rank_v1", "imported"), ("credit_rank_v2", "imported")]
@@ -161,7 +166,7 @@ def test_imported_versions_rank_on_metrics_measured_here(models_root, store, reg
             tracking_uri=registry.uri))
         assert (folder / "model.skops").read_bytes() == (logged / "model.skops").read_bytes()
 
-    done = promotion.import_mlflow_versions(models_root, "credit", registered_model=name,
+    done = import_mlflow_versions(models_root, "credit", registered_model=name,
                                             tracking_uri=registry.uri)
     assert [(d.model_name, d.action, d.path) for d in done] == [
         ("credit_rank_v1", "unchanged", f"models/credit/{name}_v1"),
@@ -172,7 +177,7 @@ def test_imported_versions_rank_on_metrics_measured_here(models_root, store, reg
     assert 'serialization_format="skops"' in message and "--trust-pickle" in message
     assert not (scope_dir / f"{name}_v3").exists()
 
-    done = promotion.import_mlflow_versions(models_root, "credit", registered_model=name,
+    done = import_mlflow_versions(models_root, "credit", registered_model=name,
                                             tracking_uri=registry.uri, trust_pickle=True)
     assert [(d.model_name, d.action) for d in done] == [
         ("credit_rank_v1", "unchanged"), ("credit_rank_v2", "unchanged"),
@@ -186,14 +191,14 @@ def test_imported_versions_rank_on_metrics_measured_here(models_root, store, reg
         "tracking_uri": registry.uri, "created_ms": None}
     assert (meta["model_type"], meta["group"]) == ("random_forest_classifier", "tree")
     assert meta["params"] == {"estimator": "RandomForestClassifier"}
-    groups = {e.name: e.group for e in promotion.load_scope(models_root, "credit").models}
+    groups = {e.name: e.group for e in load_scope(models_root, "credit").models}
     # From the estimator's module, except where a version tag says otherwise.
     assert groups == {"logreg": "linear", "credit_rank_v1": "linear",
                       "credit_rank_v2": "variant", "credit_rank_v3": "tree"}
 
-    board, _ = promotion.build_leaderboard(models_root, "credit", store, n_jobs=1)
+    board, _ = build_leaderboard(models_root, "credit", store, n_jobs=1)
     assert sorted(r.rank for r in board.rows) == [1, 2, 3, 4]
-    holdout = promotion.load_scope(models_root, "credit").load_holdout()
+    holdout = load_scope(models_root, "credit").load_holdout()
     for number in (1, 2, 3):
         folder = scope_dir / f"{name}_v{number}"
         if number == 3:
@@ -208,7 +213,7 @@ def test_imported_versions_rank_on_metrics_measured_here(models_root, store, reg
         assert row.metrics["roc_auc"] != pytest.approx(LOGGED_AUC)
 
     before = {p: p.stat().st_mtime_ns for p in scope_dir.glob(f"{name}_v*/*")}
-    again = promotion.import_mlflow_versions(models_root, "credit", registered_model=name,
+    again = import_mlflow_versions(models_root, "credit", registered_model=name,
                                              tracking_uri=registry.uri, versions=[1, 3])
     assert [(d.version, d.action) for d in again] == [(1, "unchanged"), (3, "unchanged")]
     assert "nothing written" in again[0].describe()
@@ -218,7 +223,7 @@ def test_imported_versions_rank_on_metrics_measured_here(models_root, store, reg
 def test_a_version_registered_anew_replaces_its_folder(models_root, registry):
     scope_dir = credit_scope(models_root)
     registry.register("credit_again")
-    first = promotion.import_mlflow_versions(models_root, "credit", versions=[1],
+    first = import_mlflow_versions(models_root, "credit", versions=[1],
                                              registered_model="credit_again",
                                              tracking_uri=registry.uri)
     assert first[0].action == "imported"
@@ -227,7 +232,7 @@ def test_a_version_registered_anew_replaces_its_folder(models_root, registry):
     registry.client.create_registered_model("credit_again")
     source, run_id = registry.sources[2]
     registry.client.create_model_version("credit_again", source, run_id=run_id)
-    again = promotion.import_mlflow_versions(models_root, "credit", versions=[1],
+    again = import_mlflow_versions(models_root, "credit", versions=[1],
                                              registered_model="credit_again",
                                              tracking_uri=registry.uri, trust_pickle=True)
     assert again[0].action == "replaced"
@@ -249,24 +254,24 @@ def test_bad_imports_are_one_message_and_leave_no_folder(models_root, registry):
 
     def attempt(**kwargs):
         args = {"registered_model": "credit_bad", "tracking_uri": registry.uri} | kwargs
-        return promotion.import_mlflow_versions(models_root, "credit", **args)
+        return import_mlflow_versions(models_root, "credit", **args)
 
     def refusal(**kwargs) -> str:  # a version that cannot be imported is reported, not raised
         [only] = attempt(**kwargs)
         assert (only.action, only.path) == ("refused", None)
         return only.reason
 
-    with pytest.raises(promotion.InvalidInputError, match=r"has no version 7 .*versions are "
+    with pytest.raises(InvalidInputError, match=r"has no version 7 .*versions are "
                                                           r"1, 2, 3"):
         attempt(versions=[7])
-    with pytest.raises(promotion.InvalidInputError, match="has no registered model 'nope'"):
+    with pytest.raises(InvalidInputError, match="has no registered model 'nope'"):
         attempt(registered_model="nope")
     assert "holds a LinearRegression, which has no predict_proba" in refusal(
         registered_model="credit_regressor")
-    with pytest.raises(promotion.InvalidInputError, match="no MLflow store at"):
+    with pytest.raises(InvalidInputError, match="no MLflow store at"):
         attempt(tracking_uri=f"sqlite:///{models_root / 'missing.db'}")
-    with pytest.raises(promotion.InvalidInputError, match="pass --model"):
-        promotion.import_mlflow_versions(models_root, "credit", tracking_uri=registry.uri)
+    with pytest.raises(InvalidInputError, match="pass --model"):
+        import_mlflow_versions(models_root, "credit", tracking_uri=registry.uri)
     (scope_dir / "credit_bad_v2").mkdir()
     (scope_dir / "credit_bad_v2" / "meta.json").write_text('{"model_type": "x", '
                                                            '"group": "tree"}')
@@ -281,7 +286,7 @@ def test_a_skops_version_with_an_untrusted_type_waits_for_the_scope_to_trust_it(
     scope_dir = credit_scope(models_root)
     name = registry.register_one("credit_hgb", registry.untrusted)
     for trust_pickle in (False, True):  # trusting pickles does not trust skops types
-        [refused] = promotion.import_mlflow_versions(
+        [refused] = import_mlflow_versions(
             models_root, "credit", registered_model=name, tracking_uri=registry.uri,
             trust_pickle=trust_pickle)
         assert refused.action == "refused" and refused.reason.startswith(
@@ -294,13 +299,13 @@ def test_a_skops_version_with_an_untrusted_type_waits_for_the_scope_to_trust_it(
     settings = json.loads((scope_dir / "scope.json").read_text())
     (scope_dir / "scope.json").write_text(json.dumps(settings | {
         "trusted_types": [TREE_PREDICTOR]}))
-    done = promotion.import_mlflow_versions(models_root, "credit", registered_model=name,
+    done = import_mlflow_versions(models_root, "credit", registered_model=name,
                                             tracking_uri=registry.uri)
     assert [(d.model_name, d.action) for d in done] == [("credit_hgb_v1", "imported")]
     folder = scope_dir / "credit_hgb_v1"
     assert sorted(p.name for p in folder.iterdir()) == ["meta.json", "model.skops"]
     assert json.loads((folder / "meta.json").read_text())["group"] == "tree"
-    board, _ = promotion.build_leaderboard(models_root, "credit", store, n_jobs=1)
+    board, _ = build_leaderboard(models_root, "credit", store, n_jobs=1)
     row = board.row("credit_hgb_v1")
     assert row.ok and row.rank is not None and 0.5 < row.metrics["roc_auc"] < 1
 
@@ -308,7 +313,7 @@ def test_a_skops_version_with_an_untrusted_type_waits_for_the_scope_to_trust_it(
 def test_transitions_move_the_champion_alias_and_stage_tags(models_root, store, registry):
     name = registry.register("credit_mirror")
     credit_scope(models_root, {"tracking_uri": registry.uri, "registered_model": name})
-    promotion.import_mlflow_versions(models_root, "credit", trust_pickle=True)  # scope.json
+    import_mlflow_versions(models_root, "credit", trust_pickle=True)  # scope.json
 
     move(models_root, store, f"{name}_v3", "production", "best forest")
     move(models_root, store, "logreg", "production", "baseline")
@@ -329,7 +334,7 @@ def test_transitions_move_the_champion_alias_and_stage_tags(models_root, store, 
     assert archived["stage"] == "archived"
     assert archived["promotion.reason"].startswith(f"replaced as champion by '{name}_v1'")
 
-    promotion.rollback(store, promotion.load_scope(models_root, "credit"), actor="bo",
+    rollback(store, load_scope(models_root, "credit"), actor="bo",
                        reason="v1 misbehaves live")
     assert registry.champion(name) == 3
     assert registry.version(name, 1).tags["stage"] == "archived"
@@ -337,15 +342,15 @@ def test_transitions_move_the_champion_alias_and_stage_tags(models_root, store, 
     assert registry.version(name, 3).tags["promotion.actor"] == "bo"
     assert "stage" not in registry.version(name, 2).tags  # never decided on here
 
-    scope = promotion.load_scope(models_root, "credit")
-    state = promotion.demote(store, scope, *_state(models_root, store), f"{name}_v3",
+    scope = load_scope(models_root, "credit")
+    state = demote(store, scope, *_state(models_root, store), f"{name}_v3",
                              actor="ana", reason="retire")
     assert state is not None and registry.champion(name) is None
-    assert promotion.sync_mlflow(store, scope).changes == ()  # converged: nothing to do
+    assert sync_mlflow(store, scope).changes == ()  # converged: nothing to do
 
 
 def _state(root: Path, store):
-    state = promotion.scope_state(root, "credit", store, n_jobs=1)
+    state = scope_state(root, "credit", store, n_jobs=1)
     return state.evaluation, state.board
 
 
@@ -354,7 +359,7 @@ def test_an_unreachable_mlflow_keeps_the_decision_and_sync_converges(models_root
     name = registry.register("credit_outage")
     down = {"tracking_uri": f"http://127.0.0.1:{closed_port()}", "registered_model": name}
     scope_dir = credit_scope(models_root, down)
-    promotion.import_mlflow_versions(models_root, "credit", tracking_uri=registry.uri,
+    import_mlflow_versions(models_root, "credit", tracking_uri=registry.uri,
                                      versions=[1, 2])
 
     moved = move(models_root, store, f"{name}_v2", "production", "during the outage")
@@ -369,13 +374,13 @@ def test_an_unreachable_mlflow_keeps_the_decision_and_sync_converges(models_root
     assert registry.champion(name) is None and "stage" not in registry.version(name, 2).tags
 
     set_mirror(scope_dir, {"tracking_uri": registry.uri, "registered_model": name})
-    report = promotion.sync_mlflow(store, promotion.load_scope(models_root, "credit"))
+    report = sync_mlflow(store, load_scope(models_root, "credit"))
     assert not report.pending and report.changes
     assert registry.champion(name) == 2
     assert registry.version(name, 2).tags["promotion.reason"] == "still down"
     state = store.sync_state("credit")
     assert not state.pending and state.pending_since is None
-    again = promotion.sync_mlflow(store, promotion.load_scope(models_root, "credit"))
+    again = sync_mlflow(store, load_scope(models_root, "credit"))
     assert again.changes == () and "already up to date" in again.detail
 
 
@@ -385,7 +390,7 @@ def run_cli(*args: str, models_dir: Path, prelude: str = ""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "PROMOTION_USER": "ana",
            "MLFLOW_DISABLE_TELEMETRY": "true"}
     env.pop("PROMOTION_DB_URL", None)
-    code = f"{prelude}\nimport sys\nfrom promotion._cli import main\nsys.exit(main())"
+    code = f"{prelude}\nimport sys\nfrom promotion.cli import main\nsys.exit(main())"
     return subprocess.run([sys.executable, "-c", code, *args, "--models-dir",
                            str(models_dir)], capture_output=True, text=True, env=env,
                           timeout=300)
@@ -393,7 +398,7 @@ def run_cli(*args: str, models_dir: Path, prelude: str = ""
 
 def cli(capsys, *args: str, models_dir: Path) -> tuple[int, str, str]:
     """The command line's ``main`` in this process: exit status, stdout, stderr."""
-    from promotion._cli import main
+    from promotion.cli import main
 
     status = main([*args, "--models-dir", str(models_dir)])
     out, err = capsys.readouterr()
@@ -470,18 +475,19 @@ def test_without_mlflow_everything_else_works(models_root):
     assert done.returncode == 0, done.stderr
     assert "logreg: development -> production" in done.stdout
     assert "requirements-mlflow.txt" in done.stderr and "Traceback" not in done.stderr
-    store = promotion.open_store(models_root)
+    store = open_store(models_root)
     try:
         assert store.stages("credit")["logreg"].stage == "production"
         assert store.sync_state("credit").pending
     finally:
         store.close()
-    # Nothing but promotion/_mlflow.py imports MLflow, and only when asked to.
+    # Nothing but promotion/integrations/mlflow imports MLflow, and only when asked to.
     (scope_dir / "scope.json").write_text(json.dumps(
         {k: v for k, v in json.loads((scope_dir / "scope.json").read_text()).items()
          if k != "mlflow"}))
-    check = ("import promotion, promotion._cli, promotion._lifecycle, promotion._service\n"
-             "import promotion._mlflow\n"
+    check = ("import promotion, promotion.cli, promotion.lifecycle, promotion.usecases\n"
+             "import promotion.integrations.mlflow._client, promotion.integrations.mlflow"
+             "._importing, promotion.integrations.mlflow._mirroring\n"
              "assert 'mlflow' not in sys.modules, 'MLflow imported eagerly'")
     done = run_cli("demote", "--scope", "credit", "--model", "logreg", "--reason", "done",
                    models_dir=models_root, prelude=f"import sys\n{check}")
@@ -495,9 +501,9 @@ def test_the_lifecycle_page_shows_a_pending_sync_and_retries_it(models_root, reg
     name = registry.register("credit_page")
     scope_dir = credit_scope(models_root, {"tracking_uri": f"http://127.0.0.1:{closed_port()}",
                                            "registered_model": name})
-    promotion.import_mlflow_versions(models_root, "credit", tracking_uri=registry.uri,
+    import_mlflow_versions(models_root, "credit", tracking_uri=registry.uri,
                                      versions=[1])
-    store = promotion.open_store(models_root)
+    store = open_store(models_root)
     try:
         move(models_root, store, f"{name}_v1", "production", "good enough")
     finally:
@@ -531,7 +537,7 @@ def test_the_lifecycle_page_shows_a_pending_sync_and_retries_it(models_root, reg
     ("databricks", "databricks"),
 ])
 def test_tracking_uris_are_recorded_without_credentials(uri, shown):
-    assert promotion.public_url(uri) == shown
+    assert public_url(uri) == shown
 
 
 def test_a_refused_version_does_not_stop_the_ones_after_it(models_root, registry):
@@ -540,7 +546,7 @@ def test_a_refused_version_does_not_stop_the_ones_after_it(models_root, registry
     for source, run_id in (registry.sources[2], registry.sources[0]):  # cloudpickle, skops
         registry.client.create_model_version(name, source, run_id=run_id)
     scope_dir = credit_scope(models_root, None)
-    done = promotion.import_mlflow_versions(models_root, "credit", registered_model=name,
+    done = import_mlflow_versions(models_root, "credit", registered_model=name,
                                             tracking_uri=registry.uri)
     assert [(d.version, d.action) for d in done] == [(1, "refused"), (2, "imported")]
     assert "--trust-pickle" in done[0].reason
@@ -564,7 +570,7 @@ def test_an_import_sweeps_the_folders_killed_imports_left(models_root, registry)
         (folder / "meta.json").write_text("{}")
         if folder is not fresh:
             os.utime(folder, (hour_and_a_bit, hour_and_a_bit))
-    done = promotion.import_mlflow_versions(models_root, "credit", registered_model=name,
+    done = import_mlflow_versions(models_root, "credit", registered_model=name,
                                             tracking_uri=registry.uri)
     assert [d.action for d in done] == ["imported"]
     assert not any(folder.exists() for folder in stale)

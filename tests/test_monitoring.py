@@ -16,16 +16,28 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import promotion
-from promotion._monitoring import MIN_DAYS, RuleFigures
-from promotion.engine import PredictionEngine, canary_bucket, read_cards
+from promotion import InvalidInputError, InvalidTransitionError, monitoring
+from promotion.engine import PredictionEngine, canary_bucket, log_path, read_cards
+from promotion.lifecycle import demote, deployment_of, set_deployment
+from promotion.monitoring import (
+    apply_recommendation,
+    decide,
+    load_live,
+    read_labels,
+    recommend,
+    record_outcomes,
+    simulate,
+)
+from promotion.monitoring._rules import MIN_DAYS, RuleFigures
+from promotion.scopes import file_sha256, load_scope
+from promotion.usecases import change_stage, deploy, export_scope, scope_state
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 
 def move(root, store, model, stage):
-    promotion.change_stage(root, "tiny", store, model, stage, actor="ana", reason="test")
+    change_stage(root, "tiny", store, model, stage, actor="ana", reason="test")
 
 
 @pytest.fixture
@@ -34,7 +46,7 @@ def champion_export(models_root, tiny_scope, store):
     for name in ("logreg", "tree_d3", "bayes"):
         move(models_root, store, name, "production")
     move(models_root, store, "logreg", "champion")
-    promotion.deploy(models_root, "tiny", store, "champion", actor="ana", reason="shadow")
+    deploy(models_root, "tiny", store, "champion", actor="ana", reason="shadow")
     return models_root
 
 
@@ -43,7 +55,7 @@ def holdout(models_root: Path) -> pd.DataFrame:
 
 
 def log_rows(models_root: Path, sql: str) -> list:
-    with sqlite3.connect(promotion.log_path(models_root, "tiny")) as conn:
+    with sqlite3.connect(log_path(models_root, "tiny")) as conn:
         return conn.execute(sql).fetchall()
 
 
@@ -73,7 +85,7 @@ def test_the_hash_is_stable_across_processes_and_splits_at_the_share():
 def test_canary_mode_serves_the_share_and_a_request_always_lands_on_the_same_side(
         champion_export, store):
     root = champion_export
-    promotion.deploy(root, "tiny", store, "canary", canary="tree_d3", canary_share=0.10,
+    deploy(root, "tiny", store, "canary", canary="tree_d3", canary_share=0.10,
                      actor="ana", reason="start canary")
     engine = PredictionEngine.load("tiny", root)
     assert (engine.mode, engine.canary, engine.canary_share) == ("canary", "tree_d3", 0.10)
@@ -85,9 +97,9 @@ def test_canary_mode_serves_the_share_and_a_request_always_lands_on_the_same_sid
     assert abs(canary.mean() - 0.10) < 4 * np.sqrt(0.09 / len(ids))
     assert set(served.served_by) == {"logreg", "tree_d3"}
     # The same id (in a fresh log file) lands on the same side.
-    promotion.log_path(root, "tiny").unlink()
+    log_path(root, "tiny").unlink()
     for suffix in ("-wal", "-shm"):
-        Path(str(promotion.log_path(root, "tiny")) + suffix).unlink(missing_ok=True)
+        Path(str(log_path(root, "tiny")) + suffix).unlink(missing_ok=True)
     fresh = PredictionEngine.load("tiny", root)
     assert fresh.serve(rows, ids).served_by == served.served_by
     breakdown = fresh.predict_breakdown(rows)
@@ -102,11 +114,11 @@ def test_shadow_predictions_never_change_the_served_answer(champion_export, stor
     assert sorted(c.role for c in with_shadows.cards) == ["challenger", "challenger",
                                                           "champion"]
     answer = with_shadows.predict_proba(frame)
-    state = promotion.scope_state(root, "tiny", store)
+    state = scope_state(root, "tiny", store)
     for name in ("tree_d3", "bayes"):
-        promotion.demote(store, state.scope, state.evaluation, state.board, name, actor="a",
+        demote(store, state.scope, state.evaluation, state.board, name, actor="a",
                          reason="alone")
-    promotion.export_scope(root, "tiny", store)
+    export_scope(root, "tiny", store)
     alone = PredictionEngine.load("tiny", root, log=False)
     assert [c.model_name for c in alone.cards] == ["logreg"]
     np.testing.assert_array_equal(answer, alone.predict_proba(frame))
@@ -118,7 +130,7 @@ def test_every_models_prediction_is_logged_with_mode_and_latency(champion_export
     frame = holdout(champion_export).drop(columns="label").head(7)
     engine.serve(frame, [f"r{i}" for i in range(7)])
     engine.close()
-    live = promotion.load_live(champion_export, "tiny")
+    live = load_live(champion_export, "tiny")
     assert list(live.requests["request_id"]) == [f"r{i}" for i in range(7)]
     assert set(live.requests["mode"]) == {"champion"} and set(live.requests["served"]) == {
         "logreg"}
@@ -128,12 +140,12 @@ def test_every_models_prediction_is_logged_with_mode_and_latency(champion_export
         np.testing.assert_allclose(proba, expected[name], rtol=1e-6, atol=1e-7)
         assert np.isfinite(live.latency[name]).all()
     np.testing.assert_allclose(live.inputs, frame.to_numpy(np.float32))
-    with pytest.raises(promotion.InvalidInputError, match="repeat within the batch"):
+    with pytest.raises(InvalidInputError, match="repeat within the batch"):
         engine.serve(frame.head(2), ["z", "z"])
     assert logged_ids(champion_export) == [f"r{i}" for i in range(7)]
     # An id reused by a later batch is served and logged; its label cannot be joined.
     engine.serve(frame.head(1), ["r3"])
-    report = promotion.record_outcomes(champion_export, "tiny", pd.DataFrame(
+    report = record_outcomes(champion_export, "tiny", pd.DataFrame(
         {"request_id": ["r3", "r4"], "label": ["1", "1"]}))
     assert (report.written, report.ambiguous) == (1, ["r3"])
     with pytest.raises(sqlite3.DatabaseError, match="append-only"):
@@ -175,15 +187,15 @@ def test_outcomes_join_late_duplicate_conflicting_and_unmatched_labels(champion_
     pd.DataFrame({"request_id": ["a", "zzz", "a", "b", "b"],
                   "label": [data.label[0], 1, data.label[0], data.label[1],
                             (data.label[1] + 1) % 6]}).to_csv(labels, index=False)
-    report = promotion.record_outcomes(root, "tiny", promotion.read_labels(labels))
+    report = record_outcomes(root, "tiny", read_labels(labels))
     assert report.written == 2
     assert (report.unmatched, report.duplicates, report.conflicts) == (["zzz"], ["a"], ["b"])
     # A late label: request c gets its label after later requests were served.
     engine.serve(data.drop(columns="label").iloc[3:6], ["d", "e", "f"])
-    late = promotion.record_outcomes(root, "tiny", pd.DataFrame(
+    late = record_outcomes(root, "tiny", pd.DataFrame(
         {"request_id": ["c"], "label": [str(data.label[2])]}))
     assert late.written == 1
-    live = promotion.load_live(root, "tiny")
+    live = load_live(root, "tiny")
     assert list(live.y[:3]) == [int(v) for v in data.label[:3]]
     assert list(live.y[3:]) == [-1, -1, -1]
     assert log_rows(root, "SELECT label FROM outcome WHERE request_id='b'") == [
@@ -214,9 +226,9 @@ def test_the_outcomes_command_reports_what_it_did_not_join(champion_export, tmp_
 
 def test_a_simulated_drift_is_flagged_on_that_feature_only(champion_export):
     root = champion_export
-    report = promotion.simulate(root, "tiny", 2000, drift=("f3", 1.0), seed=1)
+    report = simulate(root, "tiny", 2000, drift=("f3", 1.0), seed=1)
     assert report.outcomes.written == 2000
-    table = promotion.drift(root, "tiny", promotion.load_live(root, "tiny"))
+    table = monitoring.drift(root, "tiny", load_live(root, "tiny"))
     assert table["feature"].iloc[0] == "f3"
     assert list(table.loc[table["flagged"], "feature"]) == ["f3"]
     assert table["psi"].iloc[1] < 0.1
@@ -249,7 +261,7 @@ def figures(**change) -> RuleFigures:
     ({"outcomes": 999, "live": 0.5}, "wait"),  # waiting comes first, as in the seeds
 ])
 def test_the_recommendation_follows_the_rules_at_their_boundaries(change, action):
-    assert promotion.decide(figures(**change))[0] == action
+    assert decide(figures(**change))[0] == action
 
 
 def test_minimum_days_follow_the_allocation():
@@ -267,20 +279,20 @@ def test_apply_the_recommendation_moves_through_the_lifecycle(champion_export, s
     from factories import make_data, write_model
     from sklearn.linear_model import LogisticRegression
 
-    from promotion._monitoring import MAX_DROP, MIN_OUTCOMES
+    from promotion.monitoring._rules import MAX_DROP, MIN_OUTCOMES
 
     root = champion_export
     X, y = make_data("multiclass", 600)
     shuffled = np.random.default_rng(0).permutation(y[:300])
     write_model(root / "tiny", "noise", LogisticRegression(max_iter=500).fit(X[:300], shuffled),
                 model_type="logistic_regression", group="linear")
-    promotion.change_stage(root, "tiny", store, "noise", "production", actor="ana",
+    change_stage(root, "tiny", store, "noise", "production", actor="ana",
                            reason="a canary that knows nothing", override=True)
-    promotion.deploy(root, "tiny", store, "canary", canary="noise", canary_share=0.10,
+    deploy(root, "tiny", store, "canary", canary="noise", canary_share=0.10,
                      actor="ana", reason="start")
-    promotion.simulate(root, "tiny", 1200, seed=2, days=8)
+    simulate(root, "tiny", 1200, seed=2, days=8)
     cards = read_cards(sorted((root / "advanced" / "model_cards").glob("*.json"))[-1])
-    advice = promotion.recommend(promotion.load_live(root, "tiny"), cards, "multiclass")
+    advice = recommend(load_live(root, "tiny"), cards, "multiclass")
     assert advice.subject == "noise" and advice.baseline == "logreg"
     f = advice.figures
     assert f.outcomes == 1200 >= MIN_OUTCOMES and f.days > 7.9 >= f.min_days
@@ -288,7 +300,7 @@ def test_apply_the_recommendation_moves_through_the_lifecycle(champion_export, s
     assert advice.action == "rollback" and "below the baseline" in advice.rule
     assert advice.plan == "stop the canary noise: champion mode"
     before = len(store.deployments("tiny"))
-    promotion.apply_recommendation(root, "tiny", store, advice, actor="ops", reason="live data")
+    apply_recommendation(root, "tiny", store, advice, actor="ops", reason="live data")
     decided = store.deployments("tiny")
     assert len(decided) == before + 1 and decided[-1].actor == "ops"
     assert "live data" in decided[-1].reason and advice.rule in decided[-1].reason
@@ -298,36 +310,36 @@ def test_apply_the_recommendation_moves_through_the_lifecycle(champion_export, s
 
 def test_deployment_changes_are_governed(champion_export, store):
     root = champion_export
-    scope = promotion.load_scope(root, "tiny")
-    with pytest.raises(promotion.InvalidTransitionError, match="a reason is required"):
-        promotion.set_deployment(store, scope, "ensemble", actor="a", reason=" ")
-    with pytest.raises(promotion.InvalidTransitionError, match="starts|skips a step"):
-        promotion.set_deployment(store, scope, "canary", canary="bayes", canary_share=0.25,
+    scope = load_scope(root, "tiny")
+    with pytest.raises(InvalidTransitionError, match="a reason is required"):
+        set_deployment(store, scope, "ensemble", actor="a", reason=" ")
+    with pytest.raises(InvalidTransitionError, match="starts|skips a step"):
+        set_deployment(store, scope, "canary", canary="bayes", canary_share=0.25,
                                  actor="a", reason="too fast")
-    with pytest.raises(promotion.InvalidTransitionError, match="production model"):
-        promotion.set_deployment(store, scope, "canary", canary="logreg", canary_share=0.1,
+    with pytest.raises(InvalidTransitionError, match="production model"):
+        set_deployment(store, scope, "canary", canary="logreg", canary_share=0.1,
                                  actor="a", reason="champion is no canary")
-    promotion.set_deployment(store, scope, "canary", canary="bayes", canary_share=0.05,
+    set_deployment(store, scope, "canary", canary="bayes", canary_share=0.05,
                              actor="a", reason="start small")
-    with pytest.raises(promotion.InvalidTransitionError, match="skips a step"):
-        promotion.set_deployment(store, scope, "canary", canary="bayes", canary_share=0.5,
+    with pytest.raises(InvalidTransitionError, match="skips a step"):
+        set_deployment(store, scope, "canary", canary="bayes", canary_share=0.5,
                                  actor="a", reason="skip")
-    assert promotion.set_deployment(store, scope, "canary", canary="bayes", canary_share=0.1,
+    assert set_deployment(store, scope, "canary", canary="bayes", canary_share=0.1,
                                     actor="a", reason="next").canary_share == 0.1
-    assert promotion.set_deployment(store, scope, "canary", canary="bayes",
+    assert set_deployment(store, scope, "canary", canary="bayes",
                                     canary_share=0.1, actor="a", reason="same") is None
-    assert promotion.deployment_of(store, scope).actor == "a"
+    assert deployment_of(store, scope).actor == "a"
 
 
 def test_a_scope_json_default_deployment_is_validated(models_root):
     from factories import make_scope
 
     make_scope(models_root, "bad", scope_extra={"deployment": {"mode": "canary"}})
-    with pytest.raises(promotion.InvalidInputError, match="deployment.*canary mode needs"):
-        promotion.load_scope(models_root, "bad")
+    with pytest.raises(InvalidInputError, match="deployment.*canary mode needs"):
+        load_scope(models_root, "bad")
     make_scope(models_root, "odd", scope_extra={"deployment": {"mode": "shadow"}})
-    with pytest.raises(promotion.InvalidInputError, match="deployment.mode"):
-        promotion.load_scope(models_root, "odd")
+    with pytest.raises(InvalidInputError, match="deployment.mode"):
+        load_scope(models_root, "odd")
 
 
 # --- version 1 cards ---------------------------------------------------------------------
@@ -342,7 +354,7 @@ def test_a_version_1_cards_file_still_loads_and_serves_the_ensemble(models_root,
     # other builds of the same models), keeping every version-1 field as committed.
     cards = json.loads(fixture.read_text())
     for card in cards:
-        card["sha256"] = promotion.file_sha256(models_root.parent / card["model_path"])
+        card["sha256"] = file_sha256(models_root.parent / card["model_path"])
     path = models_root / "advanced" / "model_cards" / "model_cards_tiny_20250101T000000000000Z.json"
     path.parent.mkdir(parents=True)
     path.write_text(json.dumps(cards))
@@ -355,7 +367,7 @@ def test_a_version_1_cards_file_still_loads_and_serves_the_ensemble(models_root,
 
 
 def test_export_carries_the_mode_roles_and_shares(champion_export, store):
-    promotion.deploy(champion_export, "tiny", store, "canary", canary="bayes",
+    deploy(champion_export, "tiny", store, "canary", canary="bayes",
                      canary_share=0.10, actor="ana", reason="start")
     cards = json.loads(sorted((champion_export / "advanced" / "model_cards").glob("*.json"))
                        [-1].read_text())
@@ -368,7 +380,7 @@ def test_export_carries_the_mode_roles_and_shares(champion_export, store):
 
 def test_simulated_times_are_spread_over_the_days(champion_export):
     end = datetime(2026, 1, 10, tzinfo=UTC)
-    report = promotion.simulate(champion_export, "tiny", 100, days=5, end=end)
+    report = simulate(champion_export, "tiny", 100, days=5, end=end)
     assert report.first_at == datetime(2026, 1, 5, tzinfo=UTC)
     assert report.last_at < end
 
@@ -408,7 +420,7 @@ def test_predict_simulate_and_monitor_from_the_command_line(champion_export, tmp
 
 
 def test_history_lists_deployment_decisions(champion_export, store):
-    promotion.deploy(champion_export, "tiny", store, "canary", canary="bayes",
+    deploy(champion_export, "tiny", store, "canary", canary="bayes",
                      canary_share=0.05, actor="ana", reason="a small start")
     done = run_cli("history", "--scope", "tiny", models_dir=champion_export)
     assert done.returncode == 0, done.stderr
@@ -418,9 +430,9 @@ def test_history_lists_deployment_decisions(champion_export, store):
 
 
 def test_history_tells_moves_and_deployment_changes_in_time_order(champion_export, store):
-    promotion.deploy(champion_export, "tiny", store, "canary", canary="bayes",
+    deploy(champion_export, "tiny", store, "canary", canary="bayes",
                      canary_share=0.05, actor="ana", reason="a small start")
-    promotion.change_stage(champion_export, "tiny", store, "bayes", "champion", actor="ana",
+    change_stage(champion_export, "tiny", store, "bayes", "champion", actor="ana",
                            reason="won", override=True)
     done = run_cli("history", "--scope", "tiny", models_dir=champion_export)
     assert done.returncode == 0, done.stderr
@@ -440,11 +452,11 @@ def test_simulate_refuses_a_span_of_no_days(champion_export):
         assert done.returncode == 2
         assert done.stderr.strip().splitlines() == [done.stderr.strip()]
         assert f"--days {days}: must be more than 0" in done.stderr
-    assert not promotion.log_path(champion_export, "tiny").exists()
+    assert not log_path(champion_export, "tiny").exists()
 
 
 def test_a_damaged_log_is_one_clear_message_in_every_command(champion_export, tmp_path):
-    path = promotion.log_path(champion_export, "tiny")
+    path = log_path(champion_export, "tiny")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(np.random.default_rng(0).bytes(4096))  # not a database
     rows = tmp_path / "rows.csv"
@@ -464,21 +476,21 @@ def test_a_damaged_log_is_one_clear_message_in_every_command(champion_export, tm
 def test_the_newest_batch_decides_the_mode_even_when_replayed_with_older_times(
         champion_export, store):
     root = champion_export
-    promotion.simulate(root, "tiny", 400, seed=4, days=2)  # champion mode, now
-    promotion.deploy(root, "tiny", store, "canary", canary="bayes", canary_share=0.05,
+    simulate(root, "tiny", 400, seed=4, days=2)  # champion mode, now
+    deploy(root, "tiny", store, "canary", canary="bayes", canary_share=0.05,
                      actor="ana", reason="start")
-    promotion.simulate(root, "tiny", 400, seed=5, days=2,  # canary, logged last, times older
+    simulate(root, "tiny", 400, seed=5, days=2,  # canary, logged last, times older
                        end=datetime.now(UTC) - pd.Timedelta(days=30))
-    live = promotion.load_live(root, "tiny")
+    live = load_live(root, "tiny")
     assert live.requests["mode"].iloc[-1] == "champion"  # the latest time is a shadow request
     cards = read_cards(sorted((root / "advanced" / "model_cards").glob("*.json"))[-1])
-    advice = promotion.recommend(live, cards, "multiclass")
+    advice = recommend(live, cards, "multiclass")
     assert (advice.mode, advice.subject, advice.share) == ("canary", "bayes", 0.05)
     assert advice.figures.outcomes == 400
 
 
 def test_a_holdout_feature_without_any_value_counts_live_values_as_other():
-    from promotion._drift import bin_shares, drift_table, feature_stats
+    from promotion.monitoring._drift import bin_shares, drift_table, feature_stats
 
     stats = feature_stats("tiny", pd.DataFrame({"f0": [np.nan, np.nan, np.nan],
                                                 "f1": [1.0, 2.0, 3.0]}), datetime.now(UTC))

@@ -10,8 +10,14 @@ from factories import make_scope
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import promotion
-from promotion._evaluation import ModelEvaluation, ScopeEvaluation
+from promotion import InvalidInputError, InvalidTransitionError
+from promotion.evaluation import ModelEvaluation, ScopeEvaluation
+from promotion.export import build_cards, ensemble_weights, export_results, normalize, promoted_set
+from promotion.lifecycle import demote, make_champion, promote
+from promotion.scoring import rank_models
+from promotion.store import open_store
+from promotion.usecases import scope_state
+from promotion.vocabulary import WEIGHTS_METHODS
 
 weights = st.lists(st.floats(min_value=0, max_value=1e6, allow_nan=False), min_size=1,
                    max_size=30).filter(lambda ws: sum(ws) > 0)
@@ -19,7 +25,7 @@ weights = st.lists(st.floats(min_value=0, max_value=1e6, allow_nan=False), min_s
 
 @given(weights)
 def test_normalized_weights_are_non_negative_and_sum_to_one(raw):
-    normalized = promotion.normalize(raw)
+    normalized = normalize(raw)
     assert (normalized >= 0).all()
     assert abs(math.fsum(normalized.tolist()) - 1.0) <= 1e-12
 
@@ -37,7 +43,7 @@ def test_ranking_is_a_permutation_consistent_with_scores(accuracies, seed):
     ]
     evaluation = ScopeEvaluation("s", "multiclass", [0, 1], 100, "0" * 64, {"accuracy": 0.5},
                                  models, 0, 0.0)
-    board = promotion.rank_models(evaluation, {"accuracy": 1.0})
+    board = rank_models(evaluation, {"accuracy": 1.0})
     assert sorted(r.model_name for r in board.ranked) == sorted(m.model_name for m in models)
     assert [r.rank for r in board.ranked] == list(range(1, len(models) + 1))
     scores = [r.composite_score for r in board.ranked]
@@ -63,16 +69,16 @@ def promoted_sets(draw):
 
 
 @settings(max_examples=80, deadline=None)
-@given(promoted_sets(), st.sampled_from(promotion.METHODS), st.integers(1, 40))
+@given(promoted_sets(), st.sampled_from(WEIGHTS_METHODS), st.integers(1, 40))
 def test_ensemble_weights_of_every_method_are_non_negative_and_sum_to_one(promoted, method,
                                                                           size):
     names, composites, probas, y, seed = promoted
     if method == "score" and math.fsum(composites) == 0:
-        with pytest.raises(promotion.InvalidInputError, match="all zero"):
-            promotion.ensemble_weights(method, names, composites, probas, y, seed=seed,
+        with pytest.raises(InvalidInputError, match="all zero"):
+            ensemble_weights(method, names, composites, probas, y, seed=seed,
                                        size=size)
         return
-    weights = promotion.ensemble_weights(method, names, composites, probas, y, seed=seed,
+    weights = ensemble_weights(method, names, composites, probas, y, seed=seed,
                                          size=size)
     assert list(weights) == names
     assert all(w >= 0 for w in weights.values())
@@ -85,8 +91,8 @@ def test_ensemble_weights_of_every_method_are_non_negative_and_sum_to_one(promot
 def evaluated(tmp_path_factory):
     root = tmp_path_factory.mktemp("props") / "models"
     make_scope(root, "tiny", models=("logreg", "tree_d3", "bayes"))
-    store = promotion.open_store(root)
-    state = promotion.scope_state(root, "tiny", store, n_jobs=1)
+    store = open_store(root)
+    state = scope_state(root, "tiny", store, n_jobs=1)
     yield root, store, state
     store.close()
 
@@ -101,7 +107,7 @@ ACTIONS = st.lists(st.tuples(st.sampled_from(["logreg", "tree_d3", "bayes"]),
 @given(ACTIONS)
 def test_promote_demote_and_crowning_are_idempotent(evaluated, actions):
     root, _, state = evaluated
-    store = promotion.open_store(root, f"sqlite:///{root}/idem-{next(_counter)}.db")
+    store = open_store(root, f"sqlite:///{root}/idem-{next(_counter)}.db")
     try:
         for model, action in actions:
             first = _act(store, state, model, action)
@@ -121,11 +127,11 @@ def _act(store, state, model, action):
     args = (store, state.scope, state.evaluation, state.board, model)
     try:
         if action == "promote":
-            return promotion.promote(*args, actor="a", reason="r", override=True)
+            return promote(*args, actor="a", reason="r", override=True)
         if action == "demote":
-            return promotion.demote(*args, actor="a", reason="r")
-        return promotion.make_champion(*args, actor="a", reason="r", override=True)
-    except promotion.InvalidTransitionError:
+            return demote(*args, actor="a", reason="r")
+        return make_champion(*args, actor="a", reason="r", override=True)
+    except InvalidTransitionError:
         return None  # not allowed from the current stage: nothing may have changed either
 
 
@@ -135,10 +141,10 @@ def _act(store, state, model, action):
 def exportable(evaluated):
     root, store, state = evaluated
     for name in ("logreg", "tree_d3", "bayes"):
-        promotion.promote(store, state.scope, state.evaluation, state.board, name, actor="a",
+        promote(store, state.scope, state.evaluation, state.board, name, actor="a",
                           reason="r", override=True)
-    promoted = promotion.promoted_set(state.scope, store, state.evaluation, state.board)
-    return root, store, promoted, promotion.build_cards(promoted, store)
+    promoted = promoted_set(state.scope, store, state.evaluation, state.board)
+    return root, store, promoted, build_cards(promoted, store)
 
 
 texts = st.text(max_size=200)
@@ -148,17 +154,17 @@ texts = st.text(max_size=200)
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(st.floats(0, 1e6), min_size=3, max_size=3).filter(lambda ws: sum(ws) > 0),
        st.lists(st.tuples(texts, texts, texts, texts), min_size=3, max_size=3),
-       st.sampled_from(promotion.METHODS))
+       st.sampled_from(WEIGHTS_METHODS))
 def test_export_then_engine_load_round_trips_every_card_field(exportable, raw, words, method):
     from promotion.engine import PredictionEngine
 
     root, store, promoted, cards = exportable
-    weights = promotion.normalize(raw)
+    weights = normalize(raw)
     edited = [card.model_copy(update={
         "ensemble_weight": float(w), "weights_method": method, "strength": s,
         "known_bias": b, "recommended_use": u, "model_type": t or "x"})
         for card, w, (s, b, u, t) in zip(cards, weights, words, strict=True)]
-    written = promotion.export_results(promoted, store, method, cards=edited)
+    written = export_results(promoted, store, method, cards=edited)
     engine = PredictionEngine.load("tiny", root, cards_file=written.model_cards)
     assert engine.cards == written.cards
     for loaded, card in zip(engine.cards, written.cards, strict=True):

@@ -1,10 +1,11 @@
-"""The README's settings table is generated from the settings model: they must not drift."""
+"""The README's settings tables are generated from the settings models: they must not drift."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from promotion import ScopeConfig
+from promotion.scopes import ScopeConfig
+from promotion.settings import settings_table as environment_table
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
@@ -27,3 +28,10 @@ def test_readme_settings_table_matches_the_model():
     start = text.index("<!-- settings-table:start -->\n") + len("<!-- settings-table:start -->\n")
     end = text.index("<!-- settings-table:end -->")
     assert text[start:end].strip() == settings_table()
+
+
+def test_readme_environment_table_matches_the_settings():
+    text = README.read_text(encoding="utf-8")
+    start = text.index("<!-- env-settings:start -->\n") + len("<!-- env-settings:start -->\n")
+    end = text.index("<!-- env-settings:end -->")
+    assert text[start:end].strip() == environment_table()

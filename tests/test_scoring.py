@@ -1,11 +1,16 @@
 from __future__ import annotations
 
+import warnings
 from dataclasses import replace
 
 import numpy as np
 import pytest
 
-from promotion import build_leaderboard, evaluate_scope, load_scope, rank_models
+from promotion.contract import LeaderboardEntry
+from promotion.evaluation import evaluate_scope
+from promotion.scopes import load_scope
+from promotion.scoring import rank_models
+from promotion.usecases import build_leaderboard
 
 
 @pytest.fixture
@@ -81,18 +86,37 @@ def test_a_nan_metric_makes_the_model_unscorable_not_the_board(evaluation):
     assert not np.isnan([r.composite_score for r in board.ranked]).any()
 
 
-def test_leaderboard_dict_has_the_documented_fields(evaluation):
-    data = rank_models(evaluation).to_dict()
-    assert data["scope"] == "tiny"
-    first = data["models"][0]
-    for key in ("rank", "model_name", "model_type", "group", "composite_score",
-                "health_score", "metrics", "intervals", "status", "reason"):
-        assert key in first
+def test_the_frame_and_the_exported_entries_are_one_row(evaluation):
+    """Rows, exported entries and the frame's lines come from one shape: the row's evaluation
+    read through ``LeaderboardRow.to_entry``."""
+    broken = replace(evaluation.models[0], status="failed", reason="boom", metrics={},
+                     intervals={}, replicate_names=(), replicates=None)
+    board = rank_models(replace(evaluation, models=[broken, *evaluation.models[1:]]))
+    entries = board.entries()
+    frame = board.to_frame()
+    assert [e.model_name for e in entries] == [r.model_name for r in board.rows] == list(
+        frame["model_name"])
+    for row, entry, (_, line) in zip(board.rows, entries, frame.iterrows(), strict=True):
+        assert entry.stage == "development"  # no record in any store
+        assert (entry.model_type, entry.group, entry.phase, entry.sha256) == (
+            row.evaluation.model_type, row.evaluation.group, row.phase, row.evaluation.sha256)
+        assert line["status"] == entry.status
+        if row.ok:
+            assert line["health_score"] == entry.health_score == entry.composite_interval[0]
+            assert (line["composite_low"], line["composite_high"]) == entry.composite_interval
+            for name, metric in entry.metrics.items():
+                assert metric.value == line[name] == row.evaluation.metrics[name]
+                assert (metric.low, metric.high) == row.evaluation.intervals[name]
+    assert set(frame.columns) >= set(LeaderboardEntry.model_fields) - {"composite_interval",
+                                                                        "metrics"}
+    failed = board.row(broken.model_name)
+    assert (failed.rank, failed.reason, dict(failed.metrics)) == (None, "boom", {})
+    assert entries[-1].model_name == broken.model_name and entries[-1].metrics == {}
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_interval_is_numpys_linear_percentile(dtype):
-    from promotion._scoring import percentile_interval
+    from promotion.scoring._composite import percentile_interval
 
     replicates = np.random.default_rng(3).normal(0.6, 0.1, (40, 500)).astype(dtype)
     replicates[[4, 17], 9] = np.nan  # resamples without a value are skipped, not propagated
@@ -103,10 +127,24 @@ def test_interval_is_numpys_linear_percentile(dtype):
     assert low.dtype == high.dtype == np.float64
 
 
+@pytest.mark.parametrize("values", [[0.3], [0.2, np.nan, np.nan, 0.9], [np.nan, np.nan],
+                                    [0.5, 0.5, 0.5], [0.1, 0.7, 0.2, 0.4, 0.3]])
+def test_interval_of_short_or_nan_rows_is_numpys(values):
+    from promotion.scoring._composite import percentile_interval
+
+    replicates = np.array([values, sorted(values, reverse=True)], dtype=float)
+    low, high = percentile_interval(replicates)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # numpy warns on an all-NaN row
+        want_low, want_high = np.nanpercentile(replicates, [2.5, 97.5], axis=-1)
+    np.testing.assert_allclose(low, want_low, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(high, want_high, rtol=0, atol=1e-12)
+
+
 def test_differences_below_float32_resolution_still_count(evaluation):
     """Composite replicates are summed in float64: a model better by 1e-9 on every resample
     is better on every resample (the gates' paired test reads these differences)."""
-    from promotion._scoring import composite_replicates
+    from promotion.scoring._composite import composite_replicates
 
     base = next(m for m in evaluation.models if m.ok)
     reps = np.random.default_rng(1).uniform(0.6, 0.9, (300, len(base.replicate_names)))

@@ -10,7 +10,10 @@ import pytest
 from browser import CHROMIUM, CHROMIUM_ARGS, running_app
 from factories import make_scope
 
-import promotion
+from promotion.lifecycle import champion_of
+from promotion.scoring import gate_report
+from promotion.store import open_store
+from promotion.usecases import scope_state
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -34,10 +37,10 @@ def rerun_with_reason(page, reason: str) -> None:
 
 def gates_pass(root: Path, store, model: str) -> bool:
     """What the page's gate report will say for crowning ``model`` now."""
-    state = promotion.scope_state(root, "tiny", store, n_jobs=1)
-    return promotion.gate_report(model, "champion", state.board, state.evaluation,
+    state = scope_state(root, "tiny", store, n_jobs=1)
+    return gate_report(model, "champion", state.board, state.evaluation,
                                  state.scope.config.gates,
-                                 promotion.champion_of(store.stages("tiny"))).passed
+                                 champion_of(store.stages("tiny"))).passed
 
 
 def make_champion(page, url: str, model: str, reason: str, *, override: bool) -> None:
@@ -67,7 +70,7 @@ def test_two_app_processes_share_decisions_on_postgresql(tmp_path: Path, postgre
     make_scope(root, "tiny")
     url = postgres.database()
     env = {"PROMOTION_DB_URL": url}
-    store = promotion.open_store(root, url)
+    store = open_store(root, url)
     with running_app(root, env) as first, running_app(root, env) as second, \
             playwright_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)

@@ -8,6 +8,12 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 
 import promotion
+from promotion import InvalidInputError, InvalidTransitionError
+from promotion.contract import ModelCard
+from promotion.export import PromotedSet, export_results
+from promotion.lifecycle import transition_model
+from promotion.store import open_store
+from promotion.usecases import export_scope, scope_state
 
 TARGETS = ("production", "champion", "archived")
 
@@ -20,26 +26,26 @@ def random_decisions(models_dir: str, scope_name: str, seed: int, operations: in
     export, whose cards file is named when it was written.
     """
     root = Path(models_dir)
-    store = promotion.open_store(root)
-    state = promotion.scope_state(root, scope_name, store, n_jobs=1)
+    store = open_store(root)
+    state = scope_state(root, scope_name, store, n_jobs=1)
     names = [row.model_name for row in state.board.ranked]
     rng = random.Random(seed)
     done: list[tuple[str, str, bool, str | None]] = []
     for _ in range(operations):
         if rng.random() < export_share:
             try:
-                paths = promotion.export_scope(root, scope_name, store, "score")
-            except promotion.InvalidInputError:
+                paths = export_scope(root, scope_name, store, "score")
+            except InvalidInputError:
                 done.append(("", "export", False, None))  # nothing promoted at that moment
                 continue
             done.append(("", "export", True, str(paths.model_cards)))
             continue
         model, target = rng.choice(names), rng.choice(TARGETS)
         try:
-            moved = promotion.transition_model(
+            moved = transition_model(
                 store, state.scope, state.evaluation, state.board, model, target,
                 actor=f"worker-{seed}", reason=f"random decision {seed}", override=True)
-        except promotion.InvalidTransitionError:
+        except InvalidTransitionError:
             done.append((model, target, False, None))  # not allowed from its stage, or raced
             continue
         done.append((model, target, moved is not None, None))
@@ -47,32 +53,32 @@ def random_decisions(models_dir: str, scope_name: str, seed: int, operations: in
     return done
 
 
-def export_forever(models_dir: str, promoted: promotion.PromotedSet,
-                   cards: list[promotion.ModelCard], conn: Connection) -> None:
+def export_forever(models_dir: str, promoted: PromotedSet,
+                   cards: list[ModelCard], conn: Connection) -> None:
     """Export the same cards again and again, reporting each complete cards file; the test
     kills this process at random points."""
-    store = promotion.open_store(Path(models_dir))
+    store = open_store(Path(models_dir))
     conn.send("ready")
     while True:
-        paths = promotion.export_results(promoted, store, cards=cards)
+        paths = export_results(promoted, store, cards=cards)
         conn.send(paths.model_cards.name)
 
 
 def decide_forever(models_dir: str, scope_name: str, seed: int, conn: Connection) -> None:
     """Random transitions without end, reporting each; the test kills this process."""
     root = Path(models_dir)
-    store = promotion.open_store(root)
-    state = promotion.scope_state(root, scope_name, store, n_jobs=1)
+    store = open_store(root)
+    state = scope_state(root, scope_name, store, n_jobs=1)
     names = [row.model_name for row in state.board.ranked]
     rng = random.Random(seed)
     conn.send("ready")
     while True:
         model, target = rng.choice(names), rng.choice(TARGETS)
         try:
-            promotion.transition_model(store, state.scope, state.evaluation, state.board,
+            transition_model(store, state.scope, state.evaluation, state.board,
                                        model, target, actor=f"crash-{seed}",
                                        reason="decided before a crash", override=True)
-        except promotion.InvalidTransitionError:
+        except InvalidTransitionError:
             pass
         conn.send(target)
 

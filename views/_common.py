@@ -7,17 +7,38 @@ these helpers and ``promotion.*``; they hold no metric math, SQL or JSON buildin
 from __future__ import annotations
 
 import getpass
-import hashlib
-import json
-import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
 import streamlit as st
 
-import promotion
+from promotion import ModelNotFoundError, PromotionError, export, settings
+from promotion.contract import ModelCard
+from promotion.engine import log_fingerprint
+from promotion.evaluation import ModelEvaluation, ScopeEvaluation, evaluate_scope
+from promotion.export import (
+    TEXT_FIELDS,
+    PromotedSet,
+    build_cards,
+    compare_ensembles,
+    promoted_set,
+)
+from promotion.lifecycle import deployment_of
+from promotion.monitoring import LiveData, load_live
+from promotion.scopes import (
+    Holdout,
+    Scope,
+    ScopeProblem,
+    discover_scopes,
+    folder_fingerprint,
+    load_scope,
+    scope_folders,
+)
+from promotion.scoring import Leaderboard, rank_models
+from promotion.store import SqlStore, open_store
+from promotion.usecases import edit_card_text, effective_weights
 
 APP_DIR = Path(__file__).resolve().parent.parent
 
@@ -37,19 +58,18 @@ STAGE_BADGES: dict[str, str] = {
 
 
 def models_dir() -> Path:
-    """The models root: ``PROMOTION_MODELS_DIR`` or ``models/`` beside app.py."""
-    configured = os.environ.get(promotion.MODELS_DIR_ENV)
-    return Path(configured) if configured else APP_DIR / "models"
+    """The models root, resolved as the command line resolves it (see promotion.settings)."""
+    return settings.models_dir()
 
 
 @st.cache_resource(show_spinner=False)
-def get_store(root: str, url: str | None) -> promotion.SqlStore:
+def get_store(root: str, url: str | None) -> SqlStore:
     """One store (connection pool) per models root and database, shared by all sessions."""
-    return promotion.open_store(Path(root), url)
+    return open_store(Path(root), url)
 
 
-def store() -> promotion.SqlStore:
-    return get_store(str(models_dir()), os.environ.get("PROMOTION_DB_URL"))
+def store() -> SqlStore:
+    return get_store(str(models_dir()), settings.setting("PROMOTION_DB_URL"))
 
 
 @st.cache_resource(show_spinner=False)
@@ -74,98 +94,52 @@ def one_fingerprint_per_run() -> Iterator[None]:
 
 
 def folder_signature(folder: Path) -> str:
-    """Cheap fingerprint (names, sizes, mtimes) of a scope folder's files, of each model
-    folder's meta.json and model files, and of the holdout wherever scope.json puts it. Any
-    file added, removed, replaced or rewritten changes it.
-
-    A digest, not the listing itself: the cached functions take it as an argument, and
-    Streamlit hashes arguments element by element in Python on every call (on 1,000 models,
-    three quarters of a Leaderboard run went to hashing the listing)."""
+    """The folder's fingerprint (``folder_fingerprint``), taken once per script run."""
     memo = st.session_state.get(_RUN_SIGNATURES)
     if memo is not None and str(folder) in memo:
         return memo[str(folder)]
-    signature = _fingerprint(folder)
+    signature = folder_fingerprint(folder)
     if memo is not None:
         memo[str(folder)] = signature
     return signature
 
 
-_FINGERPRINTED = frozenset({"meta.json", *promotion.MODEL_FILES})
-
-
-def _fingerprint(folder: Path) -> str:
-    signature: list[tuple[str, str, int, int]] = []
-    try:
-        with os.scandir(folder) as listing:
-            children = sorted(listing, key=lambda entry: entry.name)
-    except OSError:
-        return ""
-    for child in children:
-        try:
-            if not child.is_dir():
-                stat = child.stat()
-                signature.append((child.name, child.name, stat.st_size, stat.st_mtime_ns))
-                continue
-            with os.scandir(child.path) as inner:
-                files = sorted((f for f in inner if f.name in _FINGERPRINTED),
-                               key=lambda entry: entry.name)
-            for file in files:
-                stat = file.stat()
-                signature.append((file.name, child.name, stat.st_size, stat.st_mtime_ns))
-        except OSError:  # vanished or unreadable meanwhile: that is a change too
-            signature.append(("", child.name, -1, -1))
-    signature.append(_holdout_stat(folder))
-    return hashlib.blake2b(repr(signature).encode(), digest_size=16).hexdigest()
-
-
-def _holdout_stat(folder: Path) -> tuple[str, str, int, int]:
-    """The holdout file's size and mtime, also when it lies outside the folder's top level
-    (scope.json may name ``data/holdout.csv``): a cached evaluation, which hashes the holdout
-    but may not read it, and the rows the pages read must come from the same file."""
-    try:
-        named = json.loads((folder / "scope.json").read_bytes()).get("holdout")
-        stat = (folder / str(named)).stat()
-    except (OSError, ValueError, AttributeError):  # missing or bad: loading says so
-        return ("holdout", "", -1, -1)
-    return ("holdout", str(named), stat.st_size, stat.st_mtime_ns)
-
-
 @st.cache_resource(show_spinner=False, max_entries=64)
-def _load_scope(root: str, name: str, signature: str) -> promotion.Scope:
-    return promotion.load_scope(Path(root), name)
+def _load_scope(root: str, name: str, signature: str) -> Scope:
+    return load_scope(Path(root), name)
 
 
 @st.cache_resource(show_spinner="Evaluating the models on the holdout (only what changed)…",
                    show_time=True, max_entries=32)
-def _evaluation(root: str, scope_name: str, signature: str) -> promotion.ScopeEvaluation:
+def _evaluation(root: str, scope_name: str, signature: str) -> ScopeEvaluation:
     scope = _load_scope(root, scope_name, signature)
     # The rows are read only if something must be measured (else the cache answers alone).
-    return promotion.evaluate_scope(scope, store(),
+    return evaluate_scope(scope, store(),
                                     holdout=lambda: _holdout(root, scope_name, signature))
 
 
-def evaluation(scope: promotion.Scope) -> promotion.ScopeEvaluation:
+def evaluation(scope: Scope) -> ScopeEvaluation:
     """The scope's evaluation: from memory, else the store's cache, else measured now."""
     return _evaluation(str(scope.models_dir), scope.name, folder_signature(scope.folder))
 
 
 @st.cache_resource(show_spinner=False, max_entries=16)
-def _holdout(root: str, scope_name: str, signature: str) -> promotion.Holdout:
+def _holdout(root: str, scope_name: str, signature: str) -> Holdout:
     return _load_scope(root, scope_name, signature).load_holdout()
 
 
-def holdout(scope: promotion.Scope) -> promotion.Holdout:
+def holdout(scope: Scope) -> Holdout:
     """The scope's validated holdout rows, read again when any scope file changes (scope.json
     decides classes and features as much as the CSV does)."""
     return _holdout(str(scope.models_dir), scope.name, folder_signature(scope.folder))
 
 
-def model_evaluation(scope: promotion.Scope, model_name: str) -> promotion.ModelEvaluation:
+def model_evaluation(scope: Scope, model_name: str) -> ModelEvaluation:
     """The cached evaluation of one model of the scope."""
     for model in evaluation(scope).models:
         if model.model_name == model_name:
             return model
-    raise promotion.ModelNotFoundError(f"scope '{scope.name}' has no model '{model_name}'")
+    raise ModelNotFoundError(f"scope '{scope.name}' has no model '{model_name}'")
 
 
 def group_order(groups: object) -> list[str]:
@@ -179,15 +153,15 @@ def group_colour_map(groups: list[str]) -> dict[str, str]:
     return {g: GROUP_COLOURS.get(g, GROUP_COLOURS["unknown"]) for g in groups}
 
 
-def scopes() -> list[promotion.Scope | promotion.ScopeProblem]:
+def scopes() -> list[Scope | ScopeProblem]:
     """Every scope of the models root (read again only when its files change)."""
     root = models_dir()
-    found: list[promotion.Scope | promotion.ScopeProblem] = []
-    for folder in promotion.scope_folders(root):
+    found: list[Scope | ScopeProblem] = []
+    for folder in scope_folders(root):
         try:
             found.append(_load_scope(str(root), folder.name, folder_signature(folder)))
-        except promotion.PromotionError as err:
-            found.append(promotion.ScopeProblem(folder.name, folder, str(err)))
+        except PromotionError as err:
+            found.append(ScopeProblem(folder.name, folder, str(err)))
     return found
 
 
@@ -196,21 +170,21 @@ def ensure_demo_zoo() -> None:
     # Always through the lock: while one session builds, the scope folders already exist but
     # are incomplete, and other sessions must wait rather than show them half-built.
     with _build_lock():
-        if promotion.scope_folders(models_dir()):
+        if scope_folders(models_dir()):
             return
-        from promotion import build_demo_zoo
+        from demo import build_demo_zoo
 
         with st.status("First start: building the demo models (about a minute)…",
                        expanded=True) as status:
             build_demo_zoo(models_dir(), progress=status.write)
-            for scope in promotion.discover_scopes(models_dir()):
-                if isinstance(scope, promotion.Scope):
+            for scope in discover_scopes(models_dir()):
+                if isinstance(scope, Scope):
                     _evaluate_with_progress(scope)
             status.update(label="Demo models built and evaluated", state="complete",
                           expanded=False)
 
 
-def _evaluate_with_progress(scope: promotion.Scope) -> None:
+def _evaluate_with_progress(scope: Scope) -> None:
     """Measure a scope now (filling the store's cache), showing each model as it finishes."""
     bar = st.progress(0.0, text=f"Evaluating {scope.name}…")
 
@@ -219,12 +193,12 @@ def _evaluate_with_progress(scope: promotion.Scope) -> None:
                                                 f"({name})")
 
     try:
-        promotion.evaluate_scope(scope, store(), progress=report)
-    except promotion.PromotionError as err:
+        evaluate_scope(scope, store(), progress=report)
+    except PromotionError as err:
         show_error(err)
 
 
-def current_scope() -> promotion.Scope | None:
+def current_scope() -> Scope | None:
     """The scope chosen in the sidebar, loaded; errors are shown, never raised."""
     name = st.session_state.get("scope")
     if not name:
@@ -233,7 +207,7 @@ def current_scope() -> promotion.Scope | None:
     try:
         root = models_dir()
         return _load_scope(str(root), name, folder_signature(root / name))
-    except promotion.PromotionError as err:
+    except PromotionError as err:
         show_error(err)
         return None
 
@@ -254,7 +228,7 @@ def show_error(err: object) -> None:
 def scope_problems() -> None:
     """Warn about scopes that cannot be read (the others keep working)."""
     for problem in scopes():
-        if isinstance(problem, promotion.ScopeProblem):
+        if isinstance(problem, ScopeProblem):
             st.warning(f"Scope {plain(problem.name)} cannot be read: {plain(problem.error)}",
                        icon=":material/warning:")
 
@@ -271,43 +245,43 @@ def default_user() -> str:
     except (AttributeError, KeyError):
         pass
     try:
-        return os.environ.get("PROMOTION_USER") or getpass.getuser()
+        return settings.setting("PROMOTION_USER") or getpass.getuser()
     except (KeyError, OSError):  # no account name here: the analyst types one
         return ""
 
 
-def leaderboard(scope: promotion.Scope) -> promotion.Leaderboard | None:
+def leaderboard(scope: Scope) -> Leaderboard | None:
     """The ranked leaderboard of a scope with its saved weights; errors shown, not raised."""
     try:
         result = evaluation(scope)
-        return promotion.rank_models(result, promotion.effective_weights(scope, store()))
-    except promotion.PromotionError as err:
+        return rank_models(result, effective_weights(scope, store()))
+    except PromotionError as err:
         show_error(err)
         return None
 
 
-def _weights_key(board: promotion.Leaderboard) -> tuple:
+def _weights_key(board: Leaderboard) -> tuple:
     return tuple(sorted(board.weights.items()))
 
 
 @st.cache_resource(show_spinner="Building the model cards…", max_entries=16)
 def _cards(root: str, scope_name: str, signature: str, weights: tuple, method: str,
            decisions: tuple, wording: tuple
-           ) -> tuple[promotion.PromotedSet, list[promotion.ModelCard], list, dict]:
+           ) -> tuple[PromotedSet, list[ModelCard], list, dict]:
     scope = _load_scope(root, scope_name, signature)
     result = evaluation(scope)
-    board = promotion.rank_models(result, dict(weights))
-    chosen = promotion.promoted_set(scope, store(), result, board, holdout(scope))
-    reports, singles = promotion.compare_ensembles(chosen)
-    return chosen, promotion.build_cards(chosen, store(), method), reports, singles
+    board = rank_models(result, dict(weights))
+    chosen = promoted_set(scope, store(), result, board, holdout(scope))
+    reports, singles = compare_ensembles(chosen)
+    return chosen, build_cards(chosen, store(), method), reports, singles
 
 
-def model_cards(scope: promotion.Scope, board: promotion.Leaderboard, method: str
-                ) -> tuple[promotion.PromotedSet, list[promotion.ModelCard], list, dict]:
+def model_cards(scope: Scope, board: Leaderboard, method: str
+                ) -> tuple[PromotedSet, list[ModelCard], list, dict]:
     """The promoted set's cards and ensemble comparison, rebuilt only when an input changes:
     the files, the weights, the method, a decision (stages, deployment) or an analyst's
     wording."""
-    deployed = promotion.deployment_of(store(), scope)  # the cards carry the mode
+    deployed = deployment_of(store(), scope)  # the cards carry the mode
     decisions = tuple(sorted((n, r.stage, r.model_sha256)
                              for n, r in store().stages(scope.name).items())) + (
         (deployed.mode, deployed.canary_model, deployed.canary_share),)
@@ -322,19 +296,19 @@ def _derived_texts(root: str, scope_name: str, signature: str, weights: tuple,
                    model_name: str) -> dict[str, str]:
     scope = _load_scope(root, scope_name, signature)
     result = evaluation(scope)
-    board = promotion.rank_models(result, dict(weights))
+    board = rank_models(result, dict(weights))
     model = next(m for m in result.models if m.model_name == model_name)
-    return promotion.derived_texts(scope, store(), model, holdout(scope), board, None)
+    return export.derived_texts(scope, store(), model, holdout(scope), board, None)
 
 
-def derived_texts(scope: promotion.Scope, board: promotion.Leaderboard, model_name: str
+def derived_texts(scope: Scope, board: Leaderboard, model_name: str
                   ) -> dict[str, str]:
     """Evidence-derived strength, known bias and recommended use (slice analysis, cached)."""
     return _derived_texts(str(scope.models_dir), scope.name, folder_signature(scope.folder),
                           _weights_key(board), model_name)
 
 
-def scope_and_board() -> tuple[promotion.Scope, promotion.Leaderboard] | None:
+def scope_and_board() -> tuple[Scope, Leaderboard] | None:
     """The chosen scope and its ranked leaderboard, or None (with the reason shown)."""
     scope = current_scope()
     if scope is None:
@@ -351,24 +325,42 @@ def show_notice() -> None:
         (st.success if kind == "ok" else st.error)(text)
 
 
-def _log_signature(scope: promotion.Scope) -> tuple:
-    """Size and mtime of the scope's prediction log (and its WAL): new traffic reloads it."""
-    path = promotion.log_path(scope.models_dir, scope.name)
-    signature = []
-    for candidate in (path, path.with_name(path.name + "-wal")):
-        try:
-            stat = candidate.stat()
-            signature.append((stat.st_size, stat.st_mtime_ns))
-        except OSError:
-            signature.append((-1, -1))
-    return tuple(signature)
-
-
 @st.cache_resource(show_spinner="Reading the prediction log…", max_entries=8)
-def _live(root: str, scope_name: str, signature: tuple) -> promotion.LiveData:
-    return promotion.load_live(Path(root), scope_name)
+def _live(root: str, scope_name: str, signature: tuple) -> LiveData:
+    return load_live(Path(root), scope_name)
 
 
-def live_data(scope: promotion.Scope) -> promotion.LiveData:
+def live_data(scope: Scope) -> LiveData:
     """The scope's logged requests joined with their outcomes, read again when the log grows."""
-    return _live(str(scope.models_dir), scope.name, _log_signature(scope))
+    return _live(str(scope.models_dir), scope.name, log_fingerprint(scope.models_dir, scope.name))
+
+
+def save_card_text(scope_name: str, model_name: str, field: str, widget: str) -> None:
+    """Callback of every card-text box: the analyst's wording is kept in the store and wins
+    over the derived text (blank: back to the derived text)."""
+    try:
+        edit_card_text(store(), scope_name, model_name, field, str(st.session_state[widget]),
+                       actor=current_user() or "unknown")
+    except PromotionError as err:
+        st.session_state["notice"] = ("error", plain(err))
+        return
+    st.session_state["notice"] = ("ok", f"Saved {TEXT_FIELDS[field].lower()} of "
+                                        f"{plain(model_name)}.")
+
+
+def card_text_editor(scope_name: str, model_name: str, texts: Mapping[str, str], *,
+                     saved: Mapping[str, str] | None = None, side_by_side: bool = False,
+                     height: int = 80) -> None:
+    """One box per card text (strength, known bias, recommended use), showing ``texts``; an
+    edit is saved at once by ``save_card_text``. With ``saved`` (the analyst's own wording),
+    each box says whether it shows that wording or the evidence's."""
+    places = st.columns(len(TEXT_FIELDS)) if side_by_side else [st.container()] * len(TEXT_FIELDS)
+    for place, (field, label) in zip(places, TEXT_FIELDS.items(), strict=True):
+        widget = f"card_text:{scope_name}:{model_name}:{field}"
+        st.session_state[widget] = texts[field]
+        place.text_area(label, key=widget, height=height, on_change=save_card_text,
+                        args=(scope_name, model_name, field, widget))
+        if saved is not None:
+            place.caption("The analyst's wording (clear it to see the evidence again)"
+                          if saved.get(field) else
+                          "Derived from the holdout evidence; edit to overwrite")

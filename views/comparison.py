@@ -6,7 +6,8 @@ import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
-import promotion
+from promotion.metrics import get_metric, get_metric_names
+from promotion.scoring import Leaderboard, group_summary, metric_score_table, pareto_front
 from views._common import (
     GROUP_LABELS,
     group_colour_map,
@@ -16,7 +17,7 @@ from views._common import (
 )
 
 
-def groups_side_by_side(board: promotion.Leaderboard) -> None:
+def groups_side_by_side(board: Leaderboard) -> None:
     frame = board.to_frame()
     frame = frame[frame["status"] == "ok"]
     colours = group_colour_map(group_order(frame["group"]))
@@ -28,7 +29,7 @@ def groups_side_by_side(board: promotion.Leaderboard) -> None:
                     title="Composite score by group")
     figure.update_layout(height=420, showlegend=False)
     left.plotly_chart(figure, width="stretch")
-    summary = promotion.group_summary(board)
+    summary = group_summary(board)
     summary["group"] = [GROUP_LABELS.get(g, g) for g in summary["group"]]
     right.markdown("**Averages by group**")
     right.dataframe(summary, hide_index=True, width="stretch", column_config={
@@ -39,10 +40,10 @@ def groups_side_by_side(board: promotion.Leaderboard) -> None:
     })
 
 
-def score_against_latency(board: promotion.Leaderboard) -> None:
+def score_against_latency(board: Leaderboard) -> None:
     frame = board.to_frame()
     frame = frame[frame["status"] == "ok"].copy()
-    frame["pareto"] = promotion.pareto_front(frame["composite_score"], frame["latency_p95_ms"])
+    frame["pareto"] = pareto_front(frame["composite_score"], frame["latency_p95_ms"])
     colours = group_colour_map(group_order(frame["group"]))
     figure = px.scatter(frame, x="latency_p95_ms", y="composite_score", color="group",
                         hover_name="model_name", log_x=True, color_discrete_map=colours,
@@ -62,16 +63,16 @@ def score_against_latency(board: promotion.Leaderboard) -> None:
     st.plotly_chart(figure, width="stretch")
 
 
-def metric_by_metric(board: promotion.Leaderboard) -> None:
+def metric_by_metric(board: Leaderboard) -> None:
     names = [r.model_name for r in board.ranked]
     chosen = st.multiselect("Models to compare", names, default=names[:3],
                             key=f"compare:{board.scope}")
     if not chosen:
         st.info("Choose models to compare.")
         return
-    metrics = [n for n in promotion.get_metric_names(board.task)
-               if promotion.get_metric(n).kind != "info"]
-    table = promotion.metric_score_table(board, chosen, metrics)
+    metrics = [n for n in get_metric_names(board.task)
+               if get_metric(n).kind != "info"]
+    table = metric_score_table(board, chosen, metrics)
     figure = px.bar(table, x="label", y="score", color="model_name", barmode="group",
                     hover_data={"value": ":.4f", "low": ":.4f", "high": ":.4f"},
                     labels={"label": "Metric", "score": "Score (0 = chance/worst, 1 = best)",

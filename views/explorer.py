@@ -5,11 +5,23 @@ from __future__ import annotations
 import plotly.express as px
 import streamlit as st
 
-import promotion
+from promotion import PromotionError
+from promotion.evaluation import load_row_predictions
+from promotion.export import TEXT_FIELDS
+from promotion.metrics import get_metric_names
+from promotion.scopes import Scope
+from promotion.scoring import (
+    Leaderboard,
+    LeaderboardRow,
+    confusion_table,
+    metric_score_table,
+    per_class_accuracy,
+    roc_table,
+)
 from views._common import (
     GROUP_COLOURS,
     GROUP_LABELS,
-    current_user,
+    card_text_editor,
     derived_texts,
     holdout,
     model_evaluation,
@@ -20,14 +32,8 @@ from views._common import (
     store,
 )
 
-TEXT_FIELDS = {
-    "strength": "Strength",
-    "known_bias": "Known bias",
-    "recommended_use": "Recommended use",
-}
 
-
-def choose_model(board: promotion.Leaderboard) -> promotion.LeaderboardRow | None:
+def choose_model(board: Leaderboard) -> LeaderboardRow | None:
     left, middle, right = st.columns(3)
     groups = ["All", *sorted({r.group for r in board.rows})]
     group = left.selectbox("Group", groups, key=f"explore_group:{board.scope}",
@@ -45,7 +51,7 @@ def choose_model(board: promotion.Leaderboard) -> promotion.LeaderboardRow | Non
     return board.row(name)
 
 
-def headline(board: promotion.Leaderboard, row: promotion.LeaderboardRow) -> None:
+def headline(board: Leaderboard, row: LeaderboardRow) -> None:
     st.subheader(plain(row.model_name))
     if not row.ok:
         st.error(f"This model could not be evaluated: {plain(row.reason)}")
@@ -63,9 +69,9 @@ def headline(board: promotion.Leaderboard, row: promotion.LeaderboardRow) -> Non
                + (" · statistically tied with the leader" if row.tied_with_leader else ""))
 
 
-def metrics_table(board: promotion.Leaderboard, row: promotion.LeaderboardRow) -> None:
-    names = [n for n in promotion.get_metric_names(board.task) if n in row.metrics]
-    table = promotion.metric_score_table(board, [row.model_name], names)
+def metrics_table(board: Leaderboard, row: LeaderboardRow) -> None:
+    names = [n for n in get_metric_names(board.task) if n in row.metrics]
+    table = metric_score_table(board, [row.model_name], names)
     table = table.assign(weight=[board.weights.get(n, 0.0) for n in table["metric"]])
     st.dataframe(
         table[["label", "unit", "value", "low", "high", "score", "weight"]], hide_index=True,
@@ -81,35 +87,23 @@ def metrics_table(board: promotion.Leaderboard, row: promotion.LeaderboardRow) -
         })
 
 
-def save_text(scope: promotion.Scope, model_name: str, field: str) -> None:
-    """Text-area callback: keep the analyst's wording in the store."""
-    value = str(st.session_state[f"text:{scope.name}:{model_name}:{field}"])
-    store().annotate(scope.name, model_name, field, value, actor=current_user() or "unknown")
-    st.session_state["notice"] = ("ok", f"Saved {TEXT_FIELDS[field].lower()}.")
-
-
-def descriptions(scope: promotion.Scope, board: promotion.Leaderboard,
-                 row: promotion.LeaderboardRow) -> None:
+def descriptions(scope: Scope, board: Leaderboard,
+                 row: LeaderboardRow) -> None:
     saved = store().annotations(scope.name).get(row.model_name, {})
     derived = derived_texts(scope, board, row.model_name)
-    for column, (field, label) in zip(st.columns(3), TEXT_FIELDS.items(), strict=True):
-        key = f"text:{scope.name}:{row.model_name}:{field}"
-        st.session_state[key] = saved.get(field) or derived[field]
-        column.text_area(label, key=key, on_change=save_text,
-                         args=(scope, row.model_name, field), height=130)
-        column.caption("The analyst's wording (clear it to see the evidence again)"
-                       if saved.get(field) else
-                       "Derived from the holdout evidence; edit to overwrite")
+    card_text_editor(scope.name, row.model_name,
+                     {field: saved.get(field) or derived[field] for field in TEXT_FIELDS},
+                     saved=saved, side_by_side=True, height=130)
 
 
-def judge_chart(scope: promotion.Scope, row: promotion.LeaderboardRow) -> None:
-    rows = promotion.load_row_predictions(store(), model_evaluation(scope, row.model_name))
+def judge_chart(scope: Scope, row: LeaderboardRow) -> None:
+    rows = load_row_predictions(store(), model_evaluation(scope, row.model_name))
     if rows is None:
         return
     data = holdout(scope)
     colour = GROUP_COLOURS.get(row.group, GROUP_COLOURS["unknown"])
     if scope.task == "binary":
-        curve = promotion.roc_table(rows, data)
+        curve = roc_table(rows, data)
         figure = px.area(curve, x="false_positive_rate", y="true_positive_rate",
                          title=f"ROC curve (AUC {row.metrics['roc_auc']:.4f})",
                          labels={"false_positive_rate": "False positive rate",
@@ -121,7 +115,7 @@ def judge_chart(scope: promotion.Scope, row: promotion.LeaderboardRow) -> None:
         st.plotly_chart(figure, width="stretch")
         return
     left, right = st.columns([3, 2])
-    confusion = promotion.confusion_table(rows, data)
+    confusion = confusion_table(rows, data)
     heat = px.imshow(confusion, color_continuous_scale="Blues", zmin=0, zmax=1, aspect="auto",
                      title="Confusion matrix (share of each true class)")
     heat.update_layout(height=460)
@@ -129,7 +123,7 @@ def judge_chart(scope: promotion.Scope, row: promotion.LeaderboardRow) -> None:
         heat.update_xaxes(dtick=1)
         heat.update_yaxes(dtick=1)
     left.plotly_chart(heat, width="stretch")
-    per_class = promotion.per_class_accuracy(rows, data)
+    per_class = per_class_accuracy(rows, data)
     bars = px.bar(per_class, x="class", y="accuracy", hover_data=["rows"],
                   title="Accuracy per class", color_discrete_sequence=[colour])
     bars.add_hline(y=row.metrics["accuracy"], line_dash="dash", annotation_text="overall")
@@ -154,7 +148,7 @@ def main() -> None:
     descriptions(scope, board, row)
     try:
         judge_chart(scope, row)
-    except promotion.PromotionError as err:
+    except PromotionError as err:
         show_error(err)
     meta = scope.model(row.model_name).meta
     if meta is not None:

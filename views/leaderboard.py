@@ -7,10 +7,20 @@ from pathlib import Path
 
 import streamlit as st
 
-import promotion
+from promotion import PromotionError
+from promotion.contract import ModelCard
+from promotion.export import TEXT_FIELDS, PromotedSet, ensemble_table, export_results
+from promotion.lifecycle import demote, promote
+from promotion.metrics import get_metric, get_metric_names
+from promotion.scopes import Scope
+from promotion.scoring import Leaderboard, LeaderboardRow
+from promotion.store import StageRecord
+from promotion.usecases import save_weights as keep_weights
+from promotion.vocabulary import PROMOTED_STAGES, WEIGHTS_METHODS, key_metric, stage_of, task_rules
 from views._common import (
     GROUP_LABELS,
     STAGE_BADGES,
+    card_text_editor,
     current_user,
     evaluation,
     group_order,
@@ -32,7 +42,7 @@ def reason_given() -> bool:
     return bool(str(st.session_state.get("decision_reason") or "").strip())
 
 
-def decide(action: str, scope: promotion.Scope, model_name: str) -> None:
+def decide(action: str, scope: Scope, model_name: str) -> None:
     """Button callback: record a promotion or demotion in the store, then say so."""
     reason = str(st.session_state.get("decision_reason") or "")
     result, board = evaluation(scope), leaderboard(scope)
@@ -40,30 +50,29 @@ def decide(action: str, scope: promotion.Scope, model_name: str) -> None:
         return
     try:
         if action == "promote":
-            promotion.promote(store(), scope, result, board, model_name, actor=current_user(),
+            promote(store(), scope, result, board, model_name, actor=current_user(),
                               reason=reason, override=bool(st.session_state.get("override")))
         else:
-            promotion.demote(store(), scope, result, board, model_name, actor=current_user(),
+            demote(store(), scope, result, board, model_name, actor=current_user(),
                              reason=reason)
-    except promotion.PromotionError as err:
+    except PromotionError as err:
         st.session_state["notice"] = ("error", plain(err))
         return
     verb = "Promoted" if action == "promote" else "Demoted"
     st.session_state["notice"] = ("ok", f"{verb} {plain(model_name)}.")
 
 
-def save_weights(scope: promotion.Scope, names: list[str]) -> None:
+def save_weights(scope: Scope, names: list[str]) -> None:
     """Slider callback: store the edited weights as the scope's next version."""
     weights = {n: float(st.session_state[f"weight:{scope.name}:{n}"]) for n in names}
     try:
-        promotion.resolve_weights(scope.task, weights)
-        saved = store().save_weights(scope.name, weights, actor=current_user() or "unknown")
+        saved = keep_weights(store(), scope, weights, actor=current_user() or "unknown")
         st.session_state[f"weights_version:{scope.name}"] = saved.version
-    except (promotion.PromotionError, ValueError) as err:
+    except (PromotionError, ValueError) as err:
         st.session_state["notice"] = ("error", plain(f"Weights not saved: {err}"))
 
 
-def header(board: promotion.Leaderboard, evaluation_note: str) -> None:
+def header(board: Leaderboard, evaluation_note: str) -> None:
     st.title(f"📈 Leaderboard · {plain(board.scope)}")
     weights = ", ".join(f"{n} {w:g}" for n, w in board.weights.items())
     st.caption(f"{board.task} · {board.n_rows} holdout rows · composite = weighted mean of "
@@ -76,7 +85,7 @@ def header(board: promotion.Leaderboard, evaluation_note: str) -> None:
             "these models buys no predictive skill.", icon=":material/casino:")
 
 
-def filters(board: promotion.Leaderboard) -> list[promotion.LeaderboardRow]:
+def filters(board: Leaderboard) -> list[LeaderboardRow]:
     left, middle, right = st.columns([4, 2, 1])
     groups = group_order(row.group for row in board.rows)
     chosen = left.segmented_control(
@@ -92,11 +101,10 @@ def filters(board: promotion.Leaderboard) -> list[promotion.LeaderboardRow]:
     return rows[(page - 1) * PAGE_SIZE: page * PAGE_SIZE]
 
 
-def table(scope: promotion.Scope, board: promotion.Leaderboard,
-          rows: list[promotion.LeaderboardRow], stages: dict[str, promotion.StageRecord]
+def table(scope: Scope, board: Leaderboard,
+          rows: list[LeaderboardRow], stages: dict[str, StageRecord]
           ) -> None:
-    key_metric = "top_5_accuracy" if board.task == "multiclass" else "roc_auc"
-    key_label = "Top-5 acc." if board.task == "multiclass" else "ROC AUC"
+    key, key_label = task_rules(board.task).key_metric, task_rules(board.task).key_label
     labels = ["#", "Model", "Group", "Composite", "95% interval", "vs leader", key_label,
               "p95 ms", "Stage", "Decision"]
     for column, label in zip(st.columns(COLUMNS), labels, strict=True):
@@ -104,8 +112,8 @@ def table(scope: promotion.Scope, board: promotion.Leaderboard,
     if not rows:
         st.info("No model matches these filters.")
     for row in rows:
-        stage = stages[row.model_name].stage if row.model_name in stages else "development"
-        promoted = stage in promotion.PROMOTED_STAGES
+        stage = stage_of(stages, row.model_name)
+        promoted = stage in PROMOTED_STAGES
         cells = st.columns(COLUMNS, vertical_alignment="center")
         cells[0].text(f"{row.rank}")
         cells[1].text(row.model_name)
@@ -116,8 +124,8 @@ def table(scope: promotion.Scope, board: promotion.Leaderboard,
         cells[4].text(f"[{low:.3f}, {high:.3f}]")
         cells[5].text("🏆 leader" if row.rank == 1 else ("🤝 tied" if row.tied_with_leader
                                                          else "below"))
-        value = row.metrics.get(key_metric, float("nan"))
-        cells[6].text(f"{value:.1%}" if key_metric == "top_5_accuracy" else f"{value:.4f}")
+        value = row.metrics.get(key, float("nan"))
+        cells[6].text(f"{value:.1%}" if key == "top_5_accuracy" else f"{value:.4f}")
         cells[7].text(f"{row.metrics.get('latency_p95_ms', float('nan')):.2f}")
         record = stages.get(row.model_name)
         newer = record is not None and record.model_sha256 not in (None, row.sha256)
@@ -132,7 +140,7 @@ def table(scope: promotion.Scope, board: promotion.Leaderboard,
                         else "Enter your name in the sidebar and a reason above first")
 
 
-def failed(board: promotion.Leaderboard) -> None:
+def failed(board: Leaderboard) -> None:
     broken = [row for row in board.rows if not row.ok]
     if not broken:
         return
@@ -141,9 +149,9 @@ def failed(board: promotion.Leaderboard) -> None:
             st.text(f"{row.model_name}: {row.reason}")
 
 
-def weights_editor(scope: promotion.Scope, board: promotion.Leaderboard) -> None:
-    names = [n for n in promotion.get_metric_names(scope.task)
-             if promotion.get_metric(n).kind != "info"]
+def weights_editor(scope: Scope, board: Leaderboard) -> None:
+    names = [n for n in get_metric_names(scope.task)
+             if get_metric(n).kind != "info"]
     with st.expander("⚖️ Metric weights (re-rank at once; saved as a new version)"):
         saved = store().current_weights(scope.name)
         st.caption(f"Version {saved.version}, by {plain(saved.actor)}" if saved
@@ -159,16 +167,16 @@ def weights_editor(scope: promotion.Scope, board: promotion.Leaderboard) -> None
             key = f"weight:{scope.name}:{name}"
             if key not in st.session_state:
                 st.session_state[key] = float(board.weights.get(name, 0.0))
-            columns[i % 3].slider(promotion.get_metric(name).label, 0.0, 1.0, step=0.05,
+            columns[i % 3].slider(get_metric(name).label, 0.0, 1.0, step=0.05,
                                   key=key, on_change=save_weights, args=(scope, names),
-                                  help=promotion.get_metric(name).help)
+                                  help=get_metric(name).help)
 
 
-def summary(board: promotion.Leaderboard, stages: dict[str, promotion.StageRecord]) -> None:
+def summary(board: Leaderboard, stages: dict[str, StageRecord]) -> None:
     st.divider()
     st.subheader("✅ Promoted Models Summary")
     promoted = [row for row in board.rows if row.model_name in stages
-                and stages[row.model_name].stage in promotion.PROMOTED_STAGES]
+                and stages[row.model_name].stage in PROMOTED_STAGES]
     st.markdown(f"**Total Promoted: {len(promoted)}**")
     if not promoted:
         st.caption("Nothing promoted yet: click ✅ Promote on the models you choose.")
@@ -186,14 +194,14 @@ def summary(board: promotion.Leaderboard, stages: dict[str, promotion.StageRecor
     best.metric("Best", f"{max(scores):.4f}" if scores else "–")
 
 
-def cards_section(scope: promotion.Scope, board: promotion.Leaderboard,
-                  stages: dict[str, promotion.StageRecord]) -> None:
+def cards_section(scope: Scope, board: Leaderboard,
+                  stages: dict[str, StageRecord]) -> None:
     st.divider()
     st.subheader("🎫 Model cards and export")
-    promoted = [n for n, r in stages.items() if r.stage in promotion.PROMOTED_STAGES]
+    promoted = [n for n, r in stages.items() if r.stage in PROMOTED_STAGES]
     left, right = st.columns([2, 3], vertical_alignment="bottom")
     method = left.segmented_control(
-        "Ensemble weights", list(promotion.METHODS), default="score", key=f"method:{scope.name}",
+        "Ensemble weights", list(WEIGHTS_METHODS), default="score", key=f"method:{scope.name}",
         format_func=lambda m: {"score": "score (composite / sum)", "equal": "equal",
                                "greedy": "greedy (Caruana)"}[m]) or "score"
     if right.button("🎫 Generate Model Cards", disabled=not promoted, type="primary",
@@ -204,53 +212,41 @@ def cards_section(scope: promotion.Scope, board: promotion.Leaderboard,
         return
     try:
         chosen, cards, reports, singles = model_cards(scope, board, method)
-    except promotion.PromotionError as err:
+    except PromotionError as err:
         show_error(err)
         return
     st.markdown("**What the ensemble buys**, measured on the half of the holdout that greedy "
                 "selection did not see:")
-    st.dataframe(promotion.ensemble_table(reports, singles, scope.task), hide_index=True,
+    st.dataframe(ensemble_table(reports, singles, scope.task), hide_index=True,
                  width="stretch")
     for card in cards:
         review_card(scope, card)
     export_buttons(scope, chosen, cards, method)
 
 
-def review_card(scope: promotion.Scope, card: promotion.ModelCard) -> None:
+def review_card(scope: Scope, card: ModelCard) -> None:
     title = (f"{'👑 ' if card.is_champion else ''}{plain(card.model_name)} · weight "
              f"{card.ensemble_weight:.1%} · composite {card.composite_score:.4f}")
     with st.expander(title):
         facts = st.columns(4)
         facts[0].metric("Ensemble weight", f"{card.ensemble_weight:.4f}")
         facts[1].metric("Health score", f"{card.health_score:.4f}")
-        key = "top_5_accuracy" if card.task == "multiclass" else "roc_auc"
-        value = card.top_5_accuracy if card.task == "multiclass" else card.roc_auc
-        facts[2].metric(promotion.get_metric(key).label, f"{value:.4f}" if value is not None
+        key = key_metric(card.task)
+        value = getattr(card, key)
+        facts[2].metric(get_metric(key).label, f"{value:.4f}" if value is not None
                         else "–")
         facts[3].metric("Phase", card.phase)
-        for field in promotion.TEXT_FIELDS:
-            widget = f"card_text:{scope.name}:{card.model_name}:{field}"
-            st.session_state[widget] = getattr(card, field)
-            st.text_area(field.replace("_", " ").capitalize(), key=widget, height=80,
-                         on_change=save_card_text,
-                         args=(scope.name, card.model_name, field, widget))
+        card_text_editor(scope.name, card.model_name,
+                         {field: getattr(card, field) for field in TEXT_FIELDS})
         st.caption(f"{card.model_path} · sha256 {card.sha256[:16]}…")
 
 
-def save_card_text(scope_name: str, model_name: str, field: str, widget: str) -> None:
-    """Card text callback: the analyst's wording is saved and wins over the derived text."""
-    store().annotate(scope_name, model_name, field, str(st.session_state[widget]),
-                     actor=current_user() or "unknown")
-    st.session_state["notice"] = ("ok", f"Saved {field.replace('_', ' ')} of "
-                                        f"{plain(model_name)}.")
-
-
-def export_buttons(scope: promotion.Scope, chosen: promotion.PromotedSet,
-                   cards: list[promotion.ModelCard], method: str) -> None:
+def export_buttons(scope: Scope, chosen: PromotedSet,
+                   cards: list[ModelCard], method: str) -> None:
     if st.button("💾 Export Results", key=f"export:{scope.name}"):
         try:
-            paths = promotion.export_results(chosen, store(), method, cards=cards)
-        except promotion.PromotionError as err:
+            paths = export_results(chosen, store(), method, cards=cards)
+        except PromotionError as err:
             show_error(err)
             return
         st.session_state[f"exported:{scope.name}"] = (str(paths.leaderboard),

@@ -5,7 +5,22 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-import promotion
+from promotion import PromotionError
+from promotion.integrations.mlflow import sync_mlflow
+from promotion.lifecycle import (
+    ALLOWED_FROM,
+    champion_of,
+    deployment_of,
+    previous_champion,
+    rollback,
+    transition_model,
+)
+from promotion.monitoring import deployment_summary
+from promotion.scopes import Scope
+from promotion.scoring import Leaderboard, gate_report, gate_reports
+from promotion.store import StageRecord
+from promotion.usecases import deploy
+from promotion.vocabulary import MODES, STAGE_LADDER, STAGES, stage_of
 from views._common import (
     current_user,
     evaluation,
@@ -20,8 +35,8 @@ TARGETS = {"champion": "👑 Make Champion", "production": "✅ Promote to produ
            "candidate": "🧪 Mark as candidate", "archived": "❌ Demote (archive)"}
 
 
-def champion_panel(scope: promotion.Scope, stages: dict[str, promotion.StageRecord]) -> None:
-    champion = promotion.champion_of(stages)
+def champion_panel(scope: Scope, stages: dict[str, StageRecord]) -> None:
+    champion = champion_of(stages)
     if champion is None:
         st.info("This scope has no champion yet: gates compare candidates with chance level.")
         return
@@ -31,7 +46,7 @@ def champion_panel(scope: promotion.Scope, stages: dict[str, promotion.StageReco
                f"{plain(record.reason)}")
 
 
-def mlflow_panel(scope: promotion.Scope) -> None:
+def mlflow_panel(scope: Scope) -> None:
     """The MLflow mirror of this scope: what it did last, or that it is behind."""
     settings = scope.config.mlflow
     if settings is None:
@@ -53,22 +68,22 @@ def mlflow_panel(scope: promotion.Scope) -> None:
                   on_click=sync_now, args=(scope,))
 
 
-def sync_now(scope: promotion.Scope) -> None:
+def sync_now(scope: Scope) -> None:
     try:
-        report = promotion.sync_mlflow(store(), scope)
-    except promotion.PromotionError as err:
+        report = sync_mlflow(store(), scope)
+    except PromotionError as err:
         st.session_state["notice"] = ("error", plain(err))
         return
     st.session_state["notice"] = ("error" if report.pending else "ok", plain(report.detail))
 
 
-def no_skill_warning(scope: promotion.Scope, board: promotion.Leaderboard,
-                     stages: dict[str, promotion.StageRecord]) -> None:
-    champion = promotion.champion_of(stages)
+def no_skill_warning(scope: Scope, board: Leaderboard,
+                     stages: dict[str, StageRecord]) -> None:
+    champion = champion_of(stages)
     names = [r.model_name for r in board.ranked if r.model_name != champion]
     if not names:
         return
-    reports = promotion.gate_reports(names, "champion", board, evaluation(scope),
+    reports = gate_reports(names, "champion", board, evaluation(scope),
                                      scope.config.gates, champion)
     significant = [r for r in reports
                    if any(g.name == "significance" and g.passed for g in r.gates)]
@@ -86,14 +101,14 @@ def no_skill_warning(scope: promotion.Scope, board: promotion.Leaderboard,
                 "reason.")
 
 
-def stages_table(scope: promotion.Scope, board: promotion.Leaderboard,
-                 stages: dict[str, promotion.StageRecord]) -> None:
+def stages_table(scope: Scope, board: Leaderboard,
+                 stages: dict[str, StageRecord]) -> None:
     records = []
     for entry in scope.models:
         record = stages.get(entry.name)
         row = board.row(entry.name)
         records.append({
-            "model": entry.name, "stage": record.stage if record else "development",
+            "model": entry.name, "stage": stage_of(stages, entry.name),
             "composite": row.composite_score, "rank": row.rank,
             "version": (record.model_sha256 or "")[:12] if record else "",
             "current file": (row.sha256 or "")[:12],
@@ -101,8 +116,7 @@ def stages_table(scope: promotion.Scope, board: promotion.Leaderboard,
             "by": record.updated_by if record else "", "reason": record.reason if record else "",
         })
     frame = pd.DataFrame.from_records(records)
-    order = {s: i for i, s in enumerate(["champion", "production", "candidate", "development",
-                                         "archived"])}
+    order = {s: i for i, s in enumerate((*reversed(STAGE_LADDER), "archived"))}
     frame = frame.sort_values(["stage", "rank"], key=lambda c: c.map(order) if c.name == "stage"
                               else c)
     st.dataframe(frame, hide_index=True, width="stretch", column_config={
@@ -111,44 +125,44 @@ def stages_table(scope: promotion.Scope, board: promotion.Leaderboard,
     })
 
 
-def move(scope: promotion.Scope, model_name: str, target: str) -> None:
+def move(scope: Scope, model_name: str, target: str) -> None:
     """Button callback: the move, with the reason and the override choice typed above it."""
     reason = str(st.session_state.get("lifecycle_reason") or "")
     board = leaderboard(scope)
     if board is None:
         return
     try:
-        moved = promotion.transition_model(
+        moved = transition_model(
             store(), scope, evaluation(scope), board, model_name, target, actor=current_user(),
             reason=reason, override=bool(st.session_state.get("lifecycle_override")))
-    except promotion.PromotionError as err:
+    except PromotionError as err:
         st.session_state["notice"] = ("error", plain(err))
         return
-    now = promotion.stage_of(store().stages(scope.name), model_name)
+    now = stage_of(store().stages(scope.name), model_name)
     st.session_state["notice"] = ("ok", f"{plain(model_name)} is {now}: nothing changed."
                                   if moved is None else
                                   f"{plain(model_name)}: {moved.from_stage} → {moved.to_stage}"
                                   + (" (gates overridden)" if moved.overridden else "") + ".")
 
 
-def act_panel(scope: promotion.Scope, board: promotion.Leaderboard,
-              stages: dict[str, promotion.StageRecord]) -> None:
+def act_panel(scope: Scope, board: Leaderboard,
+              stages: dict[str, StageRecord]) -> None:
     st.subheader("Move a model")
     left, right = st.columns(2)
     # Models with a stage but no folder any more can still be archived.
     names = [r.model_name for r in board.rows] + sorted(n for n in stages if n not in board)
     model = left.selectbox("Model", names, key=f"lifecycle_model:{scope.name}",
-                           format_func=lambda n: f"{n} ({promotion.stage_of(stages, n)})")
+                           format_func=lambda n: f"{n} ({stage_of(stages, n)})")
     target = right.selectbox("To stage", list(TARGETS), key=f"lifecycle_target:{scope.name}")
     if model is None:
         return
-    if promotion.stage_of(stages, model) not in promotion.ALLOWED_FROM[target]:
-        st.info(f"{plain(model)} is {promotion.stage_of(stages, model)}; it can move to "
-                f"{target} only from {', '.join(sorted(promotion.ALLOWED_FROM[target]))}.")
+    if stage_of(stages, model) not in ALLOWED_FROM[target]:
+        st.info(f"{plain(model)} is {stage_of(stages, model)}; it can move to "
+                f"{target} only from {', '.join(sorted(ALLOWED_FROM[target]))}.")
     report = None
     if target in ("production", "champion") and model in board:
-        report = promotion.gate_report(model, target, board, evaluation(scope),
-                                       scope.config.gates, promotion.champion_of(stages))
+        report = gate_report(model, target, board, evaluation(scope),
+                                       scope.config.gates, champion_of(stages))
         st.markdown(f"**Gate report** for {plain(model)} → {target}, against "
                     f"{plain(report.baseline)} (computed now, before any click):")
         st.dataframe(pd.DataFrame([{
@@ -165,20 +179,20 @@ def act_panel(scope: promotion.Scope, board: promotion.Leaderboard,
               help=None if ready else "Enter your name in the sidebar and a reason first")
 
 
-def rollback_now(scope: promotion.Scope) -> None:
+def rollback_now(scope: Scope) -> None:
     reason = str(st.session_state.get("rollback_reason") or "")
     try:
-        moved = promotion.rollback(store(), scope, actor=current_user(), reason=reason)
-    except promotion.PromotionError as err:
+        moved = rollback(store(), scope, actor=current_user(), reason=reason)
+    except PromotionError as err:
         st.session_state["notice"] = ("error", plain(err))
         return
     st.session_state["notice"] = ("ok", f"Rolled back: {plain(moved.model_name)} is champion "
                                         "again.")
 
 
-def rollback_panel(scope: promotion.Scope) -> None:
+def rollback_panel(scope: Scope) -> None:
     st.subheader("↩️ Rollback")
-    previous = promotion.previous_champion(store(), scope.name)
+    previous = previous_champion(store(), scope.name)
     if previous is None:
         st.caption("No previous champion to roll back to.")
         return
@@ -192,32 +206,32 @@ def rollback_panel(scope: promotion.Scope) -> None:
 SHARES = (0.05, 0.10, 0.25, 0.50, 1.00)
 
 
-def deploy_now(scope: promotion.Scope) -> None:
+def deploy_now(scope: Scope) -> None:
     """Button callback: the deployment decision with its reason, then a fresh export."""
     state = st.session_state
     mode = state.get(f"deploy_mode:{scope.name}")
     try:
-        record, paths = promotion.deploy(
+        record, paths = deploy(
             scope.models_dir, scope.name, store(), str(mode), actor=current_user(),
             reason=str(state.get("deploy_reason") or ""),
             canary=state.get(f"deploy_canary:{scope.name}") if mode == "canary" else None,
             canary_share=state.get(f"deploy_share:{scope.name}") if mode == "canary" else None)
-    except promotion.PromotionError as err:
+    except PromotionError as err:
         state["notice"] = ("error", plain(err))
         return
     state["notice"] = ("ok", "Nothing changed." if record is None else
-                       f"Deployment: {plain(promotion.deployment_summary(store(), scope))}; "
+                       f"Deployment: {plain(deployment_summary(store(), scope))}; "
                        "exported "
                        f"{plain(paths.model_cards.name)}.")
 
 
-def deployment_panel(scope: promotion.Scope, stages: dict[str, promotion.StageRecord]) -> None:
+def deployment_panel(scope: Scope, stages: dict[str, StageRecord]) -> None:
     st.subheader("🚦 Deployment")
-    current = promotion.deployment_of(store(), scope)
-    st.caption(f"In force: {plain(promotion.deployment_summary(store(), scope))} · decided "
+    current = deployment_of(store(), scope)
+    st.caption(f"In force: {plain(deployment_summary(store(), scope))} · decided "
                f"by {plain(current.actor)}: {plain(current.reason)}")
     left, middle, right = st.columns(3)
-    modes = list(promotion.MODES)
+    modes = list(MODES)
     mode = left.selectbox("Mode", modes, index=modes.index(current.mode),
                           key=f"deploy_mode:{scope.name}")
     if mode == "canary":
@@ -239,7 +253,7 @@ def deployment_panel(scope: promotion.Scope, stages: dict[str, promotion.StageRe
                                                       format="YYYY-MM-DD HH:mm:ss")})
 
 
-def history_panel(scope: promotion.Scope) -> None:
+def history_panel(scope: Scope) -> None:
     st.subheader("📜 History (append-only)")
     entries = store().history(scope.name)
     if not entries:
@@ -252,7 +266,7 @@ def history_panel(scope: promotion.Scope) -> None:
     left, middle, right = st.columns(3)
     models = left.multiselect("Models", sorted(frame["model"].unique()),
                               key=f"history_models:{scope.name}")
-    to_stage = middle.multiselect("To stage", promotion.STAGES, key=f"history_to:{scope.name}")
+    to_stage = middle.multiselect("To stage", STAGES, key=f"history_to:{scope.name}")
     actors = right.multiselect("By", sorted(frame["by"].unique()),
                                key=f"history_by:{scope.name}")
     keep = pd.Series(True, index=frame.index)

@@ -7,8 +7,22 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-import promotion
+from promotion import PromotionError
+from promotion.contract import ModelCard
 from promotion.engine import newest_cards_file, read_cards
+from promotion.monitoring import (
+    MIN_OUTCOMES,
+    PSI_FLAG,
+    LiveData,
+    Recommendation,
+    apply_recommendation,
+    deployment_summary,
+    drift,
+    recommend,
+    window_metrics,
+)
+from promotion.scopes import Scope
+from promotion.vocabulary import key_metric
 from views._common import (
     current_scope,
     current_user,
@@ -23,27 +37,27 @@ ACTION_LABELS = {"wait": "⏳ Wait", "rollback": "↩️ Roll back", "increase":
                  "allocation", "keep": "✅ Keep", "none": "—"}
 
 
-def apply_now(scope: promotion.Scope, advice: promotion.Recommendation) -> None:
+def apply_now(scope: Scope, advice: Recommendation) -> None:
     """Button callback: apply the recommendation through the lifecycle, with the reason."""
     reason = str(st.session_state.get("monitoring_reason") or "")
     try:
-        done = promotion.apply_recommendation(scope.models_dir, scope.name, store(), advice,
+        done = apply_recommendation(scope.models_dir, scope.name, store(), advice,
                                               actor=current_user(), reason=reason)
-    except promotion.PromotionError as err:
+    except PromotionError as err:
         st.session_state["notice"] = ("error", plain(err))
         return
     st.session_state["notice"] = ("ok", f"Applied: {plain(done)}. Recorded in the history and "
                                         "exported.")
 
 
-def recommendation_panel(scope: promotion.Scope, advice: promotion.Recommendation) -> None:
+def recommendation_panel(scope: Scope, advice: Recommendation) -> None:
     st.subheader(f"Recommendation: {ACTION_LABELS[advice.action]}")
     st.text(f"Rule: {advice.rule}")
     if advice.figures is not None:
         f = advice.figures
         st.dataframe(pd.DataFrame([{
             "subject": advice.subject, "baseline": advice.baseline,
-            "outcomes": f.outcomes, "needed": promotion.MIN_OUTCOMES,
+            "outcomes": f.outcomes, "needed": MIN_OUTCOMES,
             "days at allocation": round(f.days, 2), "min days": f.min_days,
             "live": f.live, "baseline live": f.baseline_live, "error rate": f.error_rate,
             "latency ms/row": f.latency_ms, "baseline latency ms/row": f.baseline_latency_ms,
@@ -58,11 +72,11 @@ def recommendation_panel(scope: promotion.Scope, advice: promotion.Recommendatio
               help=None if ready else "Enter your name in the sidebar and a reason first")
 
 
-def metrics_panel(scope: promotion.Scope, live: promotion.LiveData,
-                  cards: list[promotion.ModelCard]) -> None:
-    key = promotion.metric_name(scope.task)
+def metrics_panel(scope: Scope, live: LiveData,
+                  cards: list[ModelCard]) -> None:
+    key = key_metric(scope.task)
     st.subheader(f"Live {key.replace('_', ' ')} per day, on the same requests")
-    table = promotion.window_metrics(live, scope.task, cards)
+    table = window_metrics(live, scope.task, cards)
     if table.empty:
         st.info("No outcomes joined yet. Hint: python -m promotion outcomes --scope "
                 f"{scope.name} --file labels.csv")
@@ -86,16 +100,16 @@ def metrics_panel(scope: promotion.Scope, live: promotion.LiveData,
         "holdout_low": st.column_config.NumberColumn("Holdout lower bound", format="%.4f")})
 
 
-def drift_panel(scope: promotion.Scope, live: promotion.LiveData) -> None:
+def drift_panel(scope: Scope, live: LiveData) -> None:
     st.subheader("🌊 Drift: population stability index per feature")
     try:
-        table = promotion.drift(scope.models_dir, scope.name, live)
-    except promotion.PromotionError as err:
+        table = drift(scope.models_dir, scope.name, live)
+    except PromotionError as err:
         show_error(err)
         return
     flagged = table[table["flagged"]]
     if len(flagged):
-        st.warning(f"{len(flagged)} feature(s) drifted (PSI > {promotion.PSI_FLAG}): "
+        st.warning(f"{len(flagged)} feature(s) drifted (PSI > {PSI_FLAG}): "
                    + ", ".join(plain(f) for f in flagged["feature"].head(10)))
     st.dataframe(table, hide_index=True, width="stretch", column_config={
         "psi": st.column_config.NumberColumn("PSI", format="%.4f")})
@@ -110,14 +124,14 @@ def main() -> None:
     try:
         source = newest_cards_file(scope.name, scope.models_dir)
         cards = read_cards(source)
-    except promotion.PromotionError as err:
+    except PromotionError as err:
         st.info(f"Nothing exported to serve yet: {err}")
         return
     st.caption(f"Export {plain(source.name)} ({cards[0].deployment_mode} mode) · decided: "
-               f"{plain(promotion.deployment_summary(store(), scope))}")
+               f"{plain(deployment_summary(store(), scope))}")
     try:
         live = live_data(scope)
-    except promotion.PromotionError as err:  # a locked, damaged or unreadable log
+    except PromotionError as err:  # a locked, damaged or unreadable log
         show_error(err)
         return
     if live.empty:
@@ -125,7 +139,7 @@ def main() -> None:
                 f"{scope.name} --requests 3000 (or python -m promotion demo --monitoring)")
         return
     st.text(f"{len(live.requests):,} requests logged, {(live.y >= 0).sum():,} with outcomes")
-    recommendation_panel(scope, promotion.recommend(live, cards, scope.task))
+    recommendation_panel(scope, recommend(live, cards, scope.task))
     metrics_panel(scope, live, cards)
     drift_panel(scope, live)
 

@@ -1,0 +1,231 @@
+"""The export contract: model cards and the leaderboard file, as pydantic models.
+
+Both files carry ``schema_version``; their JSON Schemas are generated from these models into
+``schemas/`` so consumers in any language can validate them. This module imports only
+pydantic: the prediction engine reads cards without pulling in the store or the app.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import datetime
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, RootModel, field_validator, model_validator
+
+from .vocabulary import Mode, Task, WeightsMethod
+
+SCHEMA_VERSION = 2
+#: Versions this module still reads (version 1 cards predate deployment modes: ensemble).
+READABLE_VERSIONS = (1, 2)
+WEIGHT_TOLERANCE = 1e-9
+
+#: Where exports live under the models root, and how their files are named.
+EXPORT_AREA = "advanced"
+LEADERBOARDS = "leaderboards"
+MODEL_CARDS = "model_cards"
+FEATURE_STATS = "feature_stats"
+_STAMP_FORMAT = "%Y%m%dT%H%M%S%fZ"
+_STAMPED = re.compile(r"^(?P<kind>leaderboard|model_cards|feature_stats)_(?P<scope>.+)_"
+                      r"(?P<stamp>\d{8}T\d{12}Z)\.json$")
+
+
+def export_paths(models_dir: Path, scope: str, when: datetime) -> tuple[Path, Path]:
+    """The leaderboard and model-cards paths of one export of ``scope`` made at ``when``."""
+    stamp = when.strftime(_STAMP_FORMAT)
+    area = Path(models_dir) / EXPORT_AREA
+    return (area / LEADERBOARDS / f"leaderboard_{scope}_{stamp}.json",
+            area / MODEL_CARDS / f"model_cards_{scope}_{stamp}.json")
+
+
+def feature_stats_path(cards_path: Path) -> Path:
+    """The feature statistics written with the export whose cards file is ``cards_path``.
+
+    Both names carry the same scope and timestamp, so a cards file is always paired with the
+    statistics of its own export, never with a newer or older one.
+    """
+    cards_path = Path(cards_path)
+    name = cards_path.name.removeprefix("model_cards_")
+    return cards_path.parent.parent / FEATURE_STATS / f"feature_stats_{name}"
+
+
+def cards_files(models_dir: Path, scope: str) -> list[Path]:
+    """The model-cards files of exactly ``scope`` (not of a scope whose name starts the same),
+    oldest first: the timestamps in the names sort in time order."""
+    folder = Path(models_dir) / EXPORT_AREA / MODEL_CARDS
+    if not folder.is_dir():
+        return []
+    found = []
+    for path in folder.iterdir():
+        match = _STAMPED.match(path.name)
+        if match and match["kind"] == "model_cards" and match["scope"] == scope:
+            found.append((match["stamp"], path))
+    return [path for _, path in sorted(found)]
+
+Role = Literal["member", "champion", "challenger", "canary"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+
+class MetricValue(_Strict):
+    """A measured metric with its bootstrap 95% interval (null where not sampled)."""
+
+    value: float | None
+    low: float | None = None
+    high: float | None = None
+
+
+class HoldoutInfo(_Strict):
+    """The rows the metrics were measured on."""
+
+    path: str = Field(description="Holdout CSV, relative to the folder holding the models root.")
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    rows: int = Field(ge=1)
+
+
+class ModelCard(_Strict):
+    """One promoted model as the prediction engine and people read it."""
+
+    schema_version: Literal[1, 2] = SCHEMA_VERSION
+    model_name: str = Field(min_length=1)
+    model_type: str
+    game: str = Field(description="The scope (the seed's name for it).")
+    scope: str
+    phase: str = Field(description="2A tree, 2B neural, 2C variant, baseline linear.")
+    group: str
+    stage: str
+    is_champion: bool = False
+    task: Task
+    composite_score: float = Field(ge=0, le=1)
+    composite_interval: tuple[float, float]
+    health_score: float = Field(ge=0, le=1, description="Lower bound of the composite interval.")
+    ensemble_weight: float = Field(ge=0, le=1)
+    weights_method: WeightsMethod
+    top_5_accuracy: float | None = Field(description="Multiclass only; null otherwise.")
+    roc_auc: float | None = Field(default=None, description="Binary only; null otherwise.")
+    metrics: dict[str, MetricValue]
+    strength: str
+    known_bias: str
+    recommended_use: str
+    model_path: str = Field(
+        min_length=1,
+        description="Relative to the folder that holds the models root, "
+                    "e.g. models/digits/xgboost/model.joblib.")
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="sha256 of the model file.")
+    feature_names: list[str] = Field(min_length=1)
+    classes: list[int] | list[str] = Field(min_length=2)
+    holdout: HoldoutInfo
+    generated_at: datetime
+    deployment_mode: Mode = Field(
+        default="ensemble",
+        description="How the engine serves the export: `ensemble` (weighted), `champion` "
+                    "(the champion answers, challengers in shadow) or `canary` (a challenger "
+                    "answers traffic_share of requests). Version 1 files: ensemble.")
+    role: Role = Field(
+        default="member",
+        description="This model's part: `member` of the ensemble, `champion`, `challenger` "
+                    "(scored in shadow) or `canary`.")
+    traffic_share: float = Field(
+        default=1.0, ge=0, le=1,
+        description="Share of requests whose answer this model decides (ensemble members: 1, "
+                    "each takes part in every answer; shadow challengers: 0).")
+
+    @field_validator("ensemble_weight", "composite_score", "health_score")
+    @classmethod
+    def _finite(cls, value: float) -> float:
+        if not math.isfinite(value):
+            raise ValueError("must be a finite number")
+        return value
+
+
+class ModelCards(RootModel[list[ModelCard]]):
+    """A model-cards file: a JSON array of the promoted models' cards of one scope."""
+
+    @model_validator(mode="after")
+    def _one_scope_weights_sum_to_one(self) -> ModelCards:
+        cards = self.root
+        if not cards:
+            raise ValueError("holds no cards; export at least one promoted model")
+        scopes = {card.scope for card in cards}
+        if len(scopes) != 1:
+            raise ValueError(f"mixes scopes {sorted(scopes)}; a cards file is for one scope")
+        names = [card.model_name for card in cards]
+        if len(set(names)) != len(names):
+            raise ValueError("names a model twice")
+        total = math.fsum(card.ensemble_weight for card in cards)
+        if abs(total - 1.0) > WEIGHT_TOLERANCE:
+            raise ValueError(f"ensemble weights sum to {total:.12g}, not 1")
+        if sum(card.is_champion for card in cards) > 1:
+            raise ValueError("marks more than one champion")
+        _check_deployment(cards)
+        return self
+
+
+def _check_deployment(cards: list[ModelCard]) -> None:
+    """One mode per file; the roles and traffic shares that mode needs."""
+    modes = {card.deployment_mode for card in cards}
+    if len(modes) != 1:
+        raise ValueError(f"mixes deployment modes {sorted(modes)}; a cards file has one")
+    mode = modes.pop()
+    roles = [card.role for card in cards]
+    if mode == "ensemble":
+        if set(roles) != {"member"}:
+            raise ValueError("ensemble mode: every card's role must be 'member'")
+        return
+    if roles.count("champion") != 1:
+        raise ValueError(f"{mode} mode needs exactly one card with role 'champion'")
+    if "member" in roles:
+        raise ValueError(f"{mode} mode: role 'member' is for ensemble mode only")
+    if roles.count("canary") != (1 if mode == "canary" else 0):
+        raise ValueError("canary mode needs exactly one card with role 'canary'"
+                         if mode == "canary" else "champion mode has no canary")
+    serving = math.fsum(card.traffic_share for card in cards
+                        if card.role in ("champion", "canary"))
+    if abs(serving - 1.0) > WEIGHT_TOLERANCE or any(
+            card.traffic_share for card in cards if card.role == "challenger"):
+        raise ValueError("traffic shares must sum to 1 over champion and canary, 0 for "
+                         "shadow challengers")
+
+
+class LeaderboardEntry(_Strict):
+    """One ranked (or failed) model in an exported leaderboard."""
+
+    rank: int | None
+    model_name: str
+    model_type: str
+    group: str
+    phase: str
+    stage: str
+    status: Literal["ok", "failed"]
+    reason: str | None
+    composite_score: float | None
+    composite_interval: tuple[float, float] | None
+    health_score: float | None
+    tied_with_leader: bool
+    metrics: dict[str, MetricValue]
+    sha256: str | None
+
+
+class LeaderboardExport(_Strict):
+    """A leaderboard file: every model of a scope, ranked, with what it was measured on."""
+
+    schema_version: Literal[1, 2] = SCHEMA_VERSION
+    scope: str
+    task: Task
+    generated_at: datetime
+    composite_weights: dict[str, float]
+    chance_levels: dict[str, float]
+    holdout: HoldoutInfo
+    models: list[LeaderboardEntry]
+
+
+def json_schemas() -> dict[str, dict]:
+    """The JSON Schemas of both export files, by file name."""
+    return {
+        "model_cards.schema.json": ModelCards.model_json_schema(),
+        "leaderboard.schema.json": LeaderboardExport.model_json_schema(),
+    }

@@ -1,0 +1,26 @@
+"""The prediction engine: serves a scope's newest export (cards and the model files they name).
+
+It reads only the export, the model files and the scope's prediction log: it never imports the
+store, the app or the training side, so ``import promotion.engine`` stays light.
+"""
+
+from ._engine import (
+           LoadedModel,
+           PredictionEngine,
+           Served,
+           canary_bucket,
+           newest_cards_file,
+           read_cards,
+)
+from ._loading import (
+           MODEL_FILES,
+           SHIPPED_TRUSTED_TYPES,
+           LoadedFile,
+           ModelLoadError,
+           load_model_file,
+)
+from ._predlog import log_fingerprint, log_path
+
+__all__ = ["MODEL_FILES", "SHIPPED_TRUSTED_TYPES", "LoadedFile", "LoadedModel", "ModelLoadError",
+           "PredictionEngine", "Served", "canary_bucket", "load_model_file", "log_fingerprint",
+           "log_path", "newest_cards_file", "read_cards"]

@@ -1,0 +1,224 @@
+"""Measuring one model file on a scope's holdout: load it, predict, time it, bootstrap it.
+
+Runs in worker processes (or on a Dask cluster): everything it needs travels in
+``MeasureInputs``, and what it finds comes back as one ``Measurement``.
+"""
+
+from __future__ import annotations
+
+import time
+import tracemalloc
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..engine._align import ClassMismatch, class_positions, model_columns
+from ..engine._loading import ModelLoadError, load_model_bytes, read_model_bytes
+from ._bootstrap import bootstrap_replicates, point_metrics
+from ._results import Measurement, RowPredictions, Timing
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from ..scopes._discovery import Holdout, Scope
+
+#: The batch pass predicts in this many equal chunks: their timings give throughput its
+#: bootstrap interval.
+BATCH_CHUNKS = 5
+
+
+@dataclass(frozen=True)
+class MeasureInputs:
+    """What measuring any model of a scope needs: the holdout rows and the scope's settings."""
+
+    models_dir: Path
+    features: pd.DataFrame
+    y_index: np.ndarray
+    classes: list
+    task: str
+    n_bootstrap: int
+    seed: int
+    latency_rows: int
+    trusted_types: tuple[str, ...] = ()
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.classes)
+
+    @classmethod
+    def of(cls, scope: Scope, holdout: Holdout) -> MeasureInputs:
+        cfg = scope.config
+        return cls(models_dir=scope.models_dir, features=holdout.features,
+                   y_index=holdout.y_index, classes=list(holdout.classes), task=cfg.task,
+                   n_bootstrap=cfg.n_bootstrap, seed=cfg.bootstrap_seed,
+                   latency_rows=cfg.latency_rows, trusted_types=tuple(cfg.trusted_types))
+
+
+@dataclass(frozen=True)
+class _Batch:
+    """The batch pass: every row's class probabilities, and each chunk's rows and seconds."""
+
+    proba: np.ndarray
+    errors: np.ndarray
+    chunk_seconds: np.ndarray
+    chunk_rows: np.ndarray
+
+
+class _ModelProblem(Exception):
+    """A model that cannot be measured; the message is shown as the failure reason."""
+
+
+def measure_model(path: Path, inputs: MeasureInputs, expected_sha256: str | None = None
+                  ) -> Measurement:
+    """Load one model file and measure it.
+
+    Never raises for a bad model: the measurement then has the reason. The file must stay
+    inside ``inputs.models_dir`` and hash to ``expected_sha256`` (the version the result is
+    stored under) before anything is loaded.
+    """
+    started = time.perf_counter()
+    try:
+        payload = read_model_bytes(path, inputs.models_dir, path.name, expected_sha256,
+                                   "hashed")
+    except ModelLoadError as err:
+        return Measurement.failed(err.detail, transient=True)
+    try:
+        model, load_seconds, load_peak = _load(payload, path.name, inputs.trusted_types)
+        X = inputs.features[_model_columns(model, inputs.features)]
+        batch = _predict_batch(model, X, _class_positions(model, inputs.classes),
+                               inputs.n_classes)
+        latency_started = time.perf_counter()
+        latencies = _time_single_rows(model, X, inputs.latency_rows, inputs.seed)
+        latency_seconds = time.perf_counter() - latency_started
+    except _ModelProblem as problem:
+        return Measurement.failed(str(problem))
+    batch_seconds = float(batch.chunk_seconds.sum())
+    metrics = point_metrics(batch.proba, batch.errors, inputs.y_index, inputs.task)
+    metrics.update(
+        latency_p50_ms=float(np.percentile(latencies, 50)),
+        latency_p95_ms=float(np.percentile(latencies, 95)),
+        throughput_rows_s=len(X) / max(batch_seconds, 1e-9),
+        artifact_size_mb=path.stat().st_size / 1e6,
+        load_memory_mb=load_peak / 1e6,
+    )
+    replicates = bootstrap_replicates(
+        batch.proba, batch.errors, inputs.y_index, inputs.task, latencies=latencies,
+        chunk_seconds=batch.chunk_seconds, chunk_rows=batch.chunk_rows, exact=metrics,
+        n_bootstrap=inputs.n_bootstrap, seed=inputs.seed)
+    return Measurement(
+        metrics=metrics, intervals=replicates.intervals(), replicate_names=replicates.names,
+        # float32: what the cache keeps, so a fresh result ranks exactly like a cached one.
+        replicates=replicates.values.astype(np.float32),
+        rows=RowPredictions(batch.proba, batch.errors),
+        timing=Timing(load_s=load_seconds, batch_s=batch_seconds, latency_s=latency_seconds,
+                      evaluation_s=time.perf_counter() - started),
+    )
+
+
+def _load(payload: bytes, file_name: str, trusted_types: tuple[str, ...]
+          ) -> tuple[Any, float, int]:
+    """The model, its load time and the peak memory its loading allocates.
+
+    A first, untimed load imports whatever the file needs, so the measured second load
+    counts the model's own memory, not the libraries a process happened not to have yet.
+    """
+    try:
+        load_model_bytes(payload, file_name, file_name, trusted_types)
+        started = time.perf_counter()
+        tracemalloc.start()
+        try:
+            model = load_model_bytes(payload, file_name, file_name, trusted_types)
+        finally:
+            _, peak = tracemalloc.get_traced_memory()
+            tracemalloc.stop()
+    except ModelLoadError as err:  # an unreadable file is a failed row, never a crash
+        raise _ModelProblem(err.detail) from None
+    return model, time.perf_counter() - started, peak
+
+
+def _model_columns(model: Any, features: pd.DataFrame) -> list[str]:
+    try:
+        columns = model_columns(model, list(features.columns))
+    except KeyError as err:
+        raise _ModelProblem(f"wrong features: the model needs column(s) the holdout lacks: "
+                            f"{err.args[0]}") from None
+    n_expected = getattr(model, "n_features_in_", None)
+    if n_expected is not None and n_expected != len(columns):
+        raise _ModelProblem(f"wrong features: the model takes {n_expected} columns, the "
+                            f"holdout has {len(columns)}")
+    return columns
+
+
+def _class_positions(model: Any, classes: list) -> np.ndarray:
+    try:
+        return class_positions(model, classes)
+    except ClassMismatch as err:
+        raise _ModelProblem(str(err)) from None
+
+
+def _predict_batch(model: Any, X: pd.DataFrame, class_index: np.ndarray, n_classes: int
+                   ) -> _Batch:
+    """Class probabilities of every row, predicted in a few equal chunks; a failing chunk is
+    retried row by row."""
+    bounds = np.linspace(0, len(X), min(BATCH_CHUNKS, len(X)) + 1).astype(int)
+    raw = np.empty((len(X), len(class_index)))
+    seconds = np.empty(len(bounds) - 1)
+    for i, (start, stop) in enumerate(zip(bounds[:-1], bounds[1:], strict=True)):
+        chunk = X.iloc[start:stop]
+        started = time.perf_counter()
+        try:
+            out = np.asarray(model.predict_proba(chunk), dtype=float)
+            seconds[i] = time.perf_counter() - started
+            if out.shape != (len(chunk), len(class_index)):
+                raise _ModelProblem(f"predict_proba returned shape {out.shape}, expected "
+                                    f"{(len(chunk), len(class_index))}")
+        except _ModelProblem:
+            raise
+        except Exception:  # find the rows that fail, one by one
+            out, seconds[i] = _predict_row_by_row(model, chunk, len(class_index))
+        raw[start:stop] = out
+    proba = np.zeros((len(X), n_classes))
+    proba[:, class_index] = raw
+    errors = ~np.isfinite(proba).all(axis=1) | (proba < 0).any(axis=1)
+    if errors.all():
+        raise _ModelProblem("predict_proba failed or returned NaN on every holdout row")
+    # A failed row counts as a uniform guess: it is penalized, never silently dropped.
+    proba[errors] = 1.0 / n_classes
+    proba /= proba.sum(axis=1, keepdims=True)
+    return _Batch(proba, errors, seconds, np.diff(bounds))
+
+
+def _predict_row_by_row(model: Any, X: pd.DataFrame, width: int) -> tuple[np.ndarray, float]:
+    out = np.full((len(X), width), np.nan)
+    first_error: Exception | None = None
+    started = time.perf_counter()
+    for i in range(len(X)):
+        try:
+            out[i] = np.asarray(model.predict_proba(X.iloc[[i]]), dtype=float)[0]
+        except Exception as err:
+            first_error = first_error or err
+    if np.isnan(out).all() and first_error is not None:
+        raise _ModelProblem(f"predict_proba fails: {type(first_error).__name__}: {first_error}")
+    return out, time.perf_counter() - started
+
+
+def _time_single_rows(model: Any, X: pd.DataFrame, count: int, seed: int) -> np.ndarray:
+    rows = np.random.default_rng(seed).permutation(len(X))[:count]
+    singles = [X.iloc[[i]] for i in rows]  # built before timing: only the model is timed
+    _quietly(model.predict_proba, singles[0])  # warm-up
+    timings = np.empty(len(singles))
+    for i, single in enumerate(singles):
+        started = time.perf_counter_ns()
+        _quietly(model.predict_proba, single)
+        timings[i] = (time.perf_counter_ns() - started) / 1e6
+    return timings
+
+
+def _quietly(func: Callable[[Any], Any], arg: Any) -> None:
+    try:
+        func(arg)
+    except Exception:  # failing rows are counted in error_rate by the batch pass
+        pass

@@ -1,0 +1,197 @@
+"""Measuring every model of a scope on its holdout, in parallel, cached in the store.
+
+Point estimates come from scikit-learn's metric functions, their 95% intervals from a paired
+bootstrap (``_bootstrap``); one model is measured by ``_measure``, and results are kept in the
+store's cache (``_cache``) under the model file's, the holdout's and the settings' hashes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ..errors import InvalidInputError
+from ..metrics import chance_levels
+from ..scopes._discovery import Holdout, ModelEntry, Scope, file_sha256
+from ..settings import setting
+from ._cache import CachedMeasurement, cache_key, read_cached, settings_fingerprint, write_cached
+from ._measure import MeasureInputs, measure_model
+from ._results import HoldoutSummary, Measurement, ModelEvaluation, Progress, ScopeEvaluation
+
+if TYPE_CHECKING:
+    import joblib
+
+    from ..store._abstract import Store
+
+#: Environment setting: a Dask scheduler address sends evaluation to that cluster.
+DASK_SCHEDULER_SETTING = "PROMOTION_DASK_SCHEDULER"
+
+
+@dataclass(frozen=True)
+class _Job:
+    """One model file to look up in the cache, or to measure: its version and its key."""
+
+    entry: ModelEntry
+    sha256: str
+    key: str
+
+
+def evaluate_scope(scope: Scope, store: Store, *, n_jobs: int = -1,
+                   progress: Progress | None = None,
+                   holdout: Holdout | Callable[[], Holdout] | None = None) -> ScopeEvaluation:
+    """Measure every model of ``scope``; models unchanged since their last run are not rerun.
+
+    When every model is in the cache, the holdout is hashed, not read: its sha256 and the
+    scope's settings key the cache, and each cached entry keeps the holdout's classes and
+    class counts. So an app restart does not parse a large holdout again. ``holdout`` is the
+    rows already read, or a function that reads them (called only when they are needed).
+    """
+    started = time.perf_counter()
+    read: Holdout | None = holdout if isinstance(holdout, Holdout) else None
+
+    def rows() -> Holdout:
+        nonlocal read
+        if read is None:
+            read = holdout() if callable(holdout) else scope.load_holdout()
+        return read
+
+    fingerprint = settings_fingerprint(scope)
+    holdout_sha = read.sha256 if read is not None else _holdout_sha256(scope, rows)
+    results: dict[str, ModelEvaluation] = {}
+    hashed: list[tuple[ModelEntry, str]] = []
+    for entry in scope.models:
+        if entry.error is not None:
+            results[entry.name] = _failed(entry, entry.error, None, None)
+            continue
+        try:
+            hashed.append((entry, file_sha256(entry.model_path)))
+        except OSError as err:  # removed or unreadable since discovery: that model fails
+            reason = f"{scope.shown(entry.model_path)}: cannot be read ({err.strerror or err})"
+            results[entry.name] = _failed(entry, reason, None, None)
+
+    def lookup(sha: str) -> tuple[list[_Job], dict[str, CachedMeasurement]]:
+        """Each model with its cache key for holdout ``sha``, and the entries found."""
+        jobs = [_Job(entry, model_sha, cache_key(model_sha, sha, fingerprint))
+                for entry, model_sha in hashed]
+        return jobs, read_cached(store, [job.key for job in jobs])
+
+    jobs, cached = lookup(holdout_sha)
+    summary = next((found.holdout for found in cached.values()), None)
+    if summary is None or any(job.key not in cached for job in jobs):
+        if rows().sha256 != holdout_sha:  # rewritten since it was hashed: key on what was read
+            holdout_sha = rows().sha256
+            jobs, cached = lookup(holdout_sha)
+        summary = HoldoutSummary.of(rows())
+    todo = [job for job in jobs if job.key not in cached]
+    total = len(scope.models)
+    for job in jobs:
+        if job.key in cached:
+            results[job.entry.name] = _evaluation(scope, job, cached[job.key].measurement,
+                                                  cached=True)
+    done = len(results)
+    if progress:
+        for name in results:
+            progress(done, total, name, True)
+    measured_now = _run_parallel(todo, scope, rows(), n_jobs) if todo else iter(())
+    for job, measured in measured_now:
+        if not measured.transient:  # the file changed under us: measure it next time
+            write_cached(store, job.key, job.sha256, holdout_sha, measured, summary)
+        results[job.entry.name] = _evaluation(scope, job, measured, cached=False)
+        done += 1
+        if progress:
+            progress(done, total, job.entry.name, False)
+    counts = np.asarray(summary.counts, dtype=np.int64)
+    return ScopeEvaluation(
+        scope=scope.name, task=scope.task, classes=list(summary.classes),
+        n_rows=int(counts.sum()), holdout_sha256=holdout_sha, chance=chance_levels(counts),
+        models=[results[entry.name] for entry in scope.models],
+        evaluated=len(todo), seconds=time.perf_counter() - started,
+    )
+
+
+def _holdout_sha256(scope: Scope, rows: Callable[[], Holdout]) -> str:
+    """The holdout file's sha256; a missing or unreadable file is read for its message."""
+    try:
+        return file_sha256(scope.holdout_path)
+    except OSError:
+        return rows().sha256  # raises the holdout's own clear message
+
+
+def _evaluation(scope: Scope, job: _Job, measured: Measurement, *, cached: bool
+                ) -> ModelEvaluation:
+    entry = job.entry
+    if not measured.ok:
+        # A transient failure is not stored, so no key leads to it.
+        key = None if measured.transient else job.key
+        return _failed(entry, f"{scope.shown(entry.model_path)}: {measured.reason}",
+                       job.sha256, key, cached=cached)
+    return ModelEvaluation(
+        model_name=entry.name, model_type=entry.model_type, group=entry.group, status="ok",
+        reason=None, sha256=job.sha256, cache_key=job.key, metrics=measured.metrics,
+        intervals=measured.intervals, replicate_names=measured.replicate_names,
+        replicates=measured.replicates, cached=cached,
+    )
+
+
+def _failed(entry: ModelEntry, reason: str, sha: str | None, key: str | None, *,
+            cached: bool = False) -> ModelEvaluation:
+    return ModelEvaluation(model_name=entry.name, model_type=entry.model_type,
+                           group=entry.group, status="failed", reason=reason, sha256=sha,
+                           cache_key=key, cached=cached)
+
+
+# --- running ---------------------------------------------------------------------------------
+
+def _run_parallel(todo: list[_Job], scope: Scope, holdout: Holdout, n_jobs: int
+                  ) -> Iterator[tuple[_Job, Measurement]]:
+    """Each job with its measurement, as models finish (fastest first)."""
+    inputs = MeasureInputs.of(scope, holdout)
+    # In worker processes even for one model: tracemalloc traces a whole process, and in the
+    # app's process other sessions' threads would be counted too.
+    if n_jobs == 1:
+        for job in todo:
+            yield job, measure_model(job.entry.model_path, inputs, job.sha256)
+        return
+    import joblib  # here: a served leaderboard reads the cache and never needs it
+
+    calls = (joblib.delayed(_measure_tagged)(i, job, inputs) for i, job in enumerate(todo))
+    with _backend(n_jobs) as parallel:
+        for index, measured in parallel(calls):
+            yield todo[index], measured
+
+
+def _measure_tagged(index: int, job: _Job, inputs: MeasureInputs) -> tuple[int, Measurement]:
+    """``measure_model`` in a worker; the index says which job finished (any order)."""
+    return index, measure_model(job.entry.model_path, inputs, job.sha256)
+
+
+@contextmanager
+def _backend(n_jobs: int) -> Iterator[joblib.Parallel]:
+    """Local worker processes, or the Dask cluster named by ``PROMOTION_DASK_SCHEDULER``.
+
+    Dask workers read the model files by path, so they must see the models root at the same
+    path (one machine, or a shared file system).
+    """
+    import joblib
+
+    address = setting(DASK_SCHEDULER_SETTING)
+    if not address:
+        yield joblib.Parallel(n_jobs=n_jobs, return_as="generator_unordered")
+        return
+    from distributed import Client
+
+    try:
+        client = Client(address, timeout="5s", set_as_default=False)
+    except (OSError, TimeoutError) as err:
+        raise InvalidInputError(f"cannot reach the Dask scheduler at '{address}' "
+                                f"({DASK_SCHEDULER_SETTING}): {err}") from None
+    try:
+        with joblib.parallel_config(backend="dask", client=client):
+            yield joblib.Parallel(return_as="generator_unordered")
+    finally:
+        client.close()

@@ -1,0 +1,1 @@
+"""Bridges to other tools; each is optional and imported only when used."""

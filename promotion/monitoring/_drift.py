@@ -1,0 +1,152 @@
+"""Feature statistics saved at export, and the population stability index on logged inputs.
+
+At export each feature of the holdout gets bins: up to ten quantile bins for a numeric
+feature with many values, one bin per value for a feature with few (integer codes), plus a
+bin for missing values. The expected share of each bin is saved beside the cards; the PSI of
+logged inputs against it is ``sum((actual - expected) * ln(actual / expected))``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ..contract import cards_files, feature_stats_path
+from ..errors import InvalidInputError
+
+if TYPE_CHECKING:  # pandas loads where a frame is built; a cached leaderboard needs none
+    import pandas as pd
+
+    from ._live import LiveData
+
+N_BINS = 10
+MAX_CATEGORIES = 12
+PSI_FLAG = 0.2
+#: Empty bins are floored at this share so the logarithm stays finite.
+_FLOOR = 1e-4
+
+
+class FeatureBins(BaseModel):
+    """One feature's bins and the holdout's share in each (the last bin: missing values)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    kind: Literal["quantile", "values"]
+    edges: list[float] = Field(description="Quantile: inner cut points; values: the values.")
+    expected: list[float]
+
+
+class FeatureStats(BaseModel):
+    """The feature statistics of one export (paired with its cards by name)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    schema_version: Literal[1] = 1
+    scope: str
+    generated_at: datetime
+    rows: int
+    features: list[FeatureBins]
+
+
+def feature_stats(scope: str, features: pd.DataFrame, now: datetime) -> FeatureStats:
+    """Bins and expected shares of every feature column of ``features``."""
+    import pandas as pd
+
+    numeric = features.apply(pd.to_numeric, errors="coerce")
+    return FeatureStats(scope=scope, generated_at=now, rows=len(features),
+                        features=[_bins(str(c), numeric[c].to_numpy(float))
+                                  for c in numeric.columns])
+
+
+def _bins(name: str, values: np.ndarray) -> FeatureBins:
+    present = values[np.isfinite(values)]
+    distinct = np.unique(present)
+    if len(distinct) <= MAX_CATEGORIES:
+        bins = FeatureBins(name=name, kind="values", edges=distinct.tolist(), expected=[])
+    else:
+        cuts = np.unique(np.quantile(present, np.linspace(0, 1, N_BINS + 1)[1:-1]))
+        bins = FeatureBins(name=name, kind="quantile", edges=cuts.tolist(), expected=[])
+    bins.expected = bin_shares(bins, values).tolist()
+    return bins
+
+
+def bin_shares(bins: FeatureBins, values: np.ndarray) -> np.ndarray:
+    """The share of ``values`` in each of ``bins`` (the last entry: missing values)."""
+    values = np.asarray(values, dtype=float)
+    finite = np.isfinite(values)
+    edges = np.asarray(bins.edges, dtype=float)
+    if bins.kind == "quantile":
+        index = np.searchsorted(edges, values[finite], side="right")
+        slots = len(edges) + 1
+    else:  # a value never seen in the holdout counts in an extra "other" bin
+        position = np.searchsorted(edges, values[finite])
+        # A holdout column with no finite value has no edges: every live value is "other".
+        known = (position < len(edges)) & (edges[np.minimum(position, len(edges) - 1)]
+                                           == values[finite]) if len(edges) else (
+            np.zeros(len(position), dtype=bool))
+        index = np.where(known, position, len(edges))
+        slots = len(edges) + 1
+    counts = np.bincount(index, minlength=slots).astype(float)
+    counts = np.append(counts, float((~finite).sum()))
+    return counts / max(len(values), 1)
+
+
+def psi(expected: np.ndarray, actual: np.ndarray) -> float:
+    """Population stability index of ``actual`` shares against ``expected`` shares."""
+    e = np.maximum(np.asarray(expected, dtype=float), _FLOOR)
+    a = np.maximum(np.asarray(actual, dtype=float), _FLOOR)
+    return float(np.sum((a - e) * np.log(a / e)))
+
+
+def drift_table(stats: FeatureStats, inputs: np.ndarray, feature_names: list[str]
+                ) -> pd.DataFrame:
+    """PSI per feature of logged ``inputs`` (rows, features), most moved first."""
+    import pandas as pd
+
+    column = {name: i for i, name in enumerate(feature_names)}
+    records = []
+    for bins in stats.features:
+        if bins.name not in column:
+            continue
+        actual = bin_shares(bins, inputs[:, column[bins.name]])
+        value = psi(np.asarray(bins.expected), actual)
+        records.append({"feature": bins.name, "psi": value, "flagged": value > PSI_FLAG,
+                        "rows": len(inputs), "bins": len(bins.expected)})
+    frame = pd.DataFrame.from_records(records, columns=["feature", "psi", "flagged", "rows",
+                                                        "bins"])
+    return frame.sort_values("psi", ascending=False, kind="stable").reset_index(drop=True)
+
+
+def read_feature_stats(path: Path) -> FeatureStats:
+    """Read an export's feature statistics; a bad file raises one clear message."""
+    try:
+        return FeatureStats.model_validate_json(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InvalidInputError(f"{path}: file is missing (feature statistics of this "
+                                "export). Hint: export again") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise InvalidInputError(f"{path}: cannot be read ({err})") from None
+    except ValidationError as err:
+        first = err.errors(include_url=False)[0]
+        field = ".".join(str(part) for part in first["loc"]) or "(root)"
+        raise InvalidInputError(f"{path}: field '{field}': {first['msg']}") from None
+
+
+def drift(models_dir: Path, scope: str, live: LiveData) -> pd.DataFrame:
+    """PSI per feature of the inputs logged under the newest export, most moved first."""
+    import pandas as pd
+
+    files = cards_files(Path(models_dir), scope)
+    if live.empty or not files:
+        return pd.DataFrame(columns=["feature", "psi", "flagged", "rows", "bins"])
+    newest = files[-1]
+    stats = read_feature_stats(feature_stats_path(newest))
+    rows = (live.requests["export"] == newest.name).to_numpy()
+    if not rows.any():
+        rows = np.ones(len(rows), dtype=bool)
+    return drift_table(stats, live.inputs[rows], live.features)

@@ -1,0 +1,96 @@
+"""Outcomes: true labels joined to the logged requests, whenever they arrive."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..engine._predlog import log_path, read_batches, writing_outcomes
+from ..errors import InvalidInputError
+
+if TYPE_CHECKING:  # pandas loads where a labels file is read
+    import pandas as pd
+
+
+@dataclass(frozen=True)
+class OutcomeReport:
+    """What joining a labels file did: written, and every id not written with the reason."""
+
+    written: int
+    unmatched: list[str] = field(default_factory=list)
+    duplicates: list[str] = field(default_factory=list)  # same label again: ignored
+    conflicts: list[str] = field(default_factory=list)  # another label: the first is kept
+    unknown_labels: list[str] = field(default_factory=list)
+    ambiguous: list[str] = field(default_factory=list)  # logged more than once
+
+    def summary(self) -> str:
+        parts = [f"{self.written} outcome(s) joined"]
+        for name, ids in (("unmatched (no such request logged)", self.unmatched),
+                          ("duplicate (same label again, ignored)", self.duplicates),
+                          ("conflicting (another label; the first is kept)", self.conflicts),
+                          ("with an unknown label", self.unknown_labels),
+                          ("ambiguous (logged more than once; not joined)", self.ambiguous)):
+            if ids:
+                shown = ", ".join(ids[:5]) + (f" … (+{len(ids) - 5})" if len(ids) > 5 else "")
+                parts.append(f"{len(ids)} {name}: {shown}")
+        return "; ".join(parts)
+
+
+def read_labels(path: Path) -> pd.DataFrame:
+    """A labels CSV with columns ``request_id`` and ``label`` (read as text)."""
+    import pandas as pd
+
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except FileNotFoundError:
+        raise InvalidInputError(f"{path}: file is missing (argument --file)") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        raise InvalidInputError(f"{path}: not a readable CSV ({err})") from None
+    for column in ("request_id", "label"):
+        if column not in frame.columns:
+            raise InvalidInputError(f"{path}: column '{column}' is missing (the file needs "
+                                    "request_id,label)")
+    return frame[["request_id", "label"]]
+
+
+def record_outcomes(models_dir: Path, scope: str, labels: pd.DataFrame, *,
+                    source: str = "labels") -> OutcomeReport:
+    """Join true labels to the logged requests of ``scope``.
+
+    A label may arrive any time after its request (late labels are fine). An id that was
+    never logged is reported as unmatched and not kept; one logged more than once is reported
+    as ambiguous and not kept. The first label of a request wins: a repeat with the same label
+    is reported as a duplicate, one with another label as a conflict; neither changes what is
+    stored.
+    """
+    path = log_path(models_dir, scope)
+    batches = read_batches(path)
+    if not batches:
+        raise InvalidInputError(f"{path}: no prediction logged for scope '{scope}' yet. "
+                                "Hint: serve predictions first (python -m promotion predict or "
+                                "simulate)")
+    classes = {c for batch in batches for c in batch.classes}
+    logged = Counter(i for batch in batches for i in batch.request_ids)
+    report = OutcomeReport(written=0)
+    with writing_outcomes(path) as outcomes:
+        stored = outcomes.labels()
+        rows = []
+        for request_id, label in zip(labels["request_id"].astype(str).str.strip(),
+                                     labels["label"].astype(str).str.strip(), strict=True):
+            if request_id not in logged:
+                report.unmatched.append(request_id)
+            elif logged[request_id] > 1:
+                report.ambiguous.append(request_id)
+            elif label not in classes:
+                report.unknown_labels.append(request_id)
+            elif request_id in stored:
+                (report.duplicates if stored[request_id] == label
+                 else report.conflicts).append(request_id)
+            else:
+                stored[request_id] = label
+                rows.append((request_id, label, time.time(), source))
+        outcomes.add(rows)
+    return replace(report, written=len(rows))

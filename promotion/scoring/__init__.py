@@ -1,0 +1,16 @@
+"""The composite score and the ranking, the promotion gates, and the tables behind the charts."""
+
+from ._composite import Leaderboard, LeaderboardRow, rank_models, resolve_weights
+from ._diagnostics import (
+    confusion_table,
+    group_summary,
+    metric_score_table,
+    pareto_front,
+    per_class_accuracy,
+    roc_table,
+)
+from ._gates import Gate, GateReport, gate_report, gate_reports
+
+__all__ = ["Gate", "GateReport", "Leaderboard", "LeaderboardRow", "confusion_table",
+           "gate_report", "gate_reports", "group_summary", "metric_score_table", "pareto_front",
+           "per_class_accuracy", "rank_models", "resolve_weights", "roc_table"]

@@ -1,0 +1,18 @@
+"""Where decisions and measurements live: a documented abstract store, its SQLAlchemy
+implementation, the tables and the records it hands out."""
+
+from ._abstract import Decision, Store
+from ._entities import (
+    CachedEvaluation,
+    DeploymentRecord,
+    SchemaStatus,
+    StageRecord,
+    SyncState,
+    Transition,
+    WeightsVersion,
+)
+from ._sql import SqlStore, default_db_url, open_store, public_url, schema_status
+
+__all__ = ["CachedEvaluation", "Decision", "DeploymentRecord", "SchemaStatus",
+           "SqlStore", "StageRecord", "Store", "SyncState", "Transition", "WeightsVersion",
+           "default_db_url", "open_store", "public_url", "schema_status"]

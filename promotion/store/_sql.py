@@ -1,0 +1,423 @@
+"""The store on any SQLAlchemy database: SQLite embedded (the default, a file in the models
+root), PostgreSQL shared (``PROMOTION_DB_URL``).
+
+Row objects never leave this module: callers get the records of ``_entities``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Table, create_engine, event, func, select, text
+from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, NoSuchModuleError
+
+from ..errors import InvalidInputError, InvalidTransitionError
+from ..settings import db_url
+from ..vocabulary import DEFAULT_STAGE, MODES, STAGES
+from . import _tables as tables
+from ._abstract import Decision, Store
+from ._entities import (
+    CachedEvaluation,
+    DeploymentRecord,
+    MoveKind,
+    SchemaStatus,
+    StageRecord,
+    SyncState,
+    Transition,
+    WeightsVersion,
+)
+from ._migrations import HEAD, known_revisions, schema_revision, upgrade_schema
+
+
+def default_db_url(models_dir: Path) -> str:
+    """``PROMOTION_DB_URL`` if set, else the SQLite file in the models root (see settings)."""
+    return db_url(models_dir)
+
+
+def open_store(models_dir: Path, url: str | None = None) -> SqlStore:
+    """The store for a models root (creating its tables if needed)."""
+    url = url or default_db_url(models_dir)
+    if url.startswith("sqlite:///"):
+        Path(models_dir).mkdir(parents=True, exist_ok=True)
+    with _opening(url):
+        return SqlStore(url)
+
+
+def schema_status(models_dir: Path, url: str | None = None) -> SchemaStatus:
+    """The store's schema revision against the newest one, without changing the database."""
+    url = url or default_db_url(models_dir)
+    if _no_sqlite_file(url):  # connecting would create the file: nothing to read yet
+        return SchemaStatus(public_url(url), None, HEAD)
+    with _opening(url):
+        engine = _make_engine(url)
+        try:
+            revision = schema_revision(engine)
+        finally:
+            engine.dispose()
+    known = revision in (None, HEAD) or revision in known_revisions()
+    return SchemaStatus(public_url(url), revision, HEAD, known)
+
+
+def public_url(url: str) -> str:
+    """A URL (database, MLflow tracking) fit to show and record: the user and password
+    dropped from its host part; a malformed one loses everything up to its last '@'."""
+    scheme, separator, rest = url.partition("://")
+    if not separator:
+        return url.rsplit("@", 1)[-1]
+    authority, slash, path = rest.partition("/")
+    return f"{scheme}://{authority.rsplit('@', 1)[-1]}{slash}{path}"
+
+
+class SqlStore(Store):
+    """The store on any SQLAlchemy database (SQLite embedded, PostgreSQL shared)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._engine = _make_engine(url)
+        upgrade_schema(self._engine)
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    @contextmanager
+    def _session(self, lock_scope: str | None = None) -> Iterator[Connection]:
+        """One write transaction: commit on success, roll back on error.
+
+        With ``lock_scope``, writers of the same scope take turns: SQLite's BEGIN IMMEDIATE
+        already serializes every writer; PostgreSQL takes a transaction-level advisory lock
+        on the scope, so a read-then-write inside the transaction cannot lose an update.
+        """
+        with self._engine.connect() as conn:
+            conn.execution_options(promotion_write=True)
+            with conn.begin():
+                if lock_scope is not None and conn.dialect.name == "postgresql":
+                    conn.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:s, 0))"),
+                                 {"s": f"promotion scope {lock_scope}"})
+                yield conn
+
+    # evaluation cache -------------------------------------------------------------------
+    def get_evaluations(self, keys: list[str]) -> dict[str, CachedEvaluation]:
+        found: dict[str, CachedEvaluation] = {}
+        table = tables.evaluation
+        cols = (table.c.cache_key, table.c.payload, table.c.replicates)
+        with self._engine.connect() as conn:
+            for start in range(0, len(keys), 500):
+                chunk = keys[start:start + 500]
+                for key, payload, reps in conn.execute(
+                    select(*cols).where(table.c.cache_key.in_(chunk))
+                ):
+                    found[key] = CachedEvaluation(key, json.loads(payload), reps)
+        return found
+
+    def put_evaluation(self, key: str, model_sha256: str, holdout_sha256: str,
+                       payload: dict[str, Any], replicates: bytes | None,
+                       rows: bytes | None) -> None:
+        values = {
+            "cache_key": key, "model_sha256": model_sha256, "holdout_sha256": holdout_sha256,
+            "payload": json.dumps(payload), "replicates": replicates, "rows": rows,
+            "created_at": _now(),
+        }
+        with self._session() as conn:
+            # Two processes may measure the same model at once: the last one wins, no error.
+            conn.execute(_upsert(conn, tables.evaluation, values, ["cache_key"]))
+
+    def get_rows(self, key: str) -> bytes | None:
+        table = tables.evaluation
+        with self._engine.connect() as conn:
+            return conn.execute(
+                select(table.c.rows).where(table.c.cache_key == key)
+            ).scalar_one_or_none()
+
+    # stages, history and decisions ---------------------------------------------------------
+    def stages(self, scope: str) -> dict[str, StageRecord]:
+        with self._engine.connect() as conn:
+            return _stage_records(conn, scope)
+
+    def history(self, scope: str) -> list[Transition]:
+        table = tables.transition
+        with self._engine.connect() as conn:
+            rows = conn.execute(select(table).where(table.c.scope == scope)
+                                .order_by(table.c.id))
+            return [
+                Transition(r.id, r.scope, r.model_name, r.model_sha256, r.from_stage,
+                           r.to_stage, r.actor, r.reason, bool(r.overridden), _utc(r.at),
+                           r.action)
+                for r in rows
+            ]
+
+    def deployments(self, scope: str) -> list[DeploymentRecord]:
+        table = tables.deployment
+        with self._engine.connect() as conn:
+            rows = conn.execute(select(table).where(table.c.scope == scope)
+                                .order_by(table.c.id))
+            return [_deployment_record(r) for r in rows]
+
+    @contextmanager
+    def decision(self, scope: str) -> Iterator[Decision]:
+        try:
+            with self._session(lock_scope=scope) as conn:
+                yield SqlDecision(conn, scope, _now())
+        except IntegrityError as err:
+            if not _one_champion_refused(err):
+                raise
+            # Only reachable when another writer bypassed the scope lock: the database's own
+            # one-champion rule refused the write, and nothing of this decision was kept.
+            raise InvalidTransitionError(
+                f"the stages of scope '{scope}' changed meanwhile; look again and retry"
+            ) from None
+
+    # weights and annotations ------------------------------------------------------------
+    def current_weights(self, scope: str) -> WeightsVersion | None:
+        table = tables.weights
+        with self._engine.connect() as conn:
+            row = conn.execute(
+                select(table).where(table.c.scope == scope)
+                .order_by(table.c.version.desc()).limit(1)
+            ).first()
+        if row is None:
+            return None
+        return WeightsVersion(row.scope, row.version, json.loads(row.weights), row.actor,
+                              _utc(row.at))
+
+    def save_weights(self, scope: str, weights: dict[str, float], *, actor: str) -> WeightsVersion:
+        table = tables.weights
+        now = _now()
+        for _ in range(5):  # two writers may race for the next version number
+            try:
+                with self._session() as conn:
+                    latest = conn.execute(
+                        select(func.max(table.c.version)).where(table.c.scope == scope)
+                    ).scalar_one_or_none() or 0
+                    conn.execute(table.insert().values(
+                        scope=scope, version=latest + 1, weights=json.dumps(weights),
+                        actor=actor, at=now,
+                    ))
+                return WeightsVersion(scope, latest + 1, dict(weights), actor, now)
+            except IntegrityError:
+                continue
+        raise InvalidTransitionError(f"could not save weights of scope '{scope}': busy, retry")
+
+    def annotations(self, scope: str) -> dict[str, dict[str, str]]:
+        table = tables.annotation
+        found: dict[str, dict[str, str]] = {}
+        with self._engine.connect() as conn:
+            for row in conn.execute(select(table).where(table.c.scope == scope)):
+                found.setdefault(row.model_name, {})[row.field] = row.text
+        return found
+
+    def annotate(self, scope: str, model_name: str, field: str, text_value: str, *,
+                 actor: str) -> None:
+        table = tables.annotation
+        key = ((table.c.scope == scope) & (table.c.model_name == model_name)
+               & (table.c.field == field))
+        with self._session() as conn:
+            if not text_value.strip():
+                conn.execute(table.delete().where(key))
+                return
+            values = {"scope": scope, "model_name": model_name, "field": field,
+                      "text": text_value, "actor": actor, "at": _now()}
+            conn.execute(_upsert(conn, table, values, ["scope", "model_name", "field"]))
+
+    # mirroring to MLflow -----------------------------------------------------------------
+    def sync_state(self, scope: str) -> SyncState | None:
+        table = tables.mlflow_sync
+        with self._engine.connect() as conn:
+            row = conn.execute(select(table).where(table.c.scope == scope)).first()
+        if row is None:
+            return None
+        return SyncState(row.scope, bool(row.pending), row.detail, _utc(row.attempted_at),
+                         _utc(row.pending_since) if row.pending_since else None)
+
+    def record_sync(self, scope: str, *, pending: bool, detail: str) -> SyncState:
+        table = tables.mlflow_sync
+        now = _now()
+        with self._session(lock_scope=scope) as conn:
+            since = conn.execute(
+                select(table.c.pending_since).where(table.c.scope == scope)
+            ).scalar_one_or_none()
+            since = (since or now) if pending else None
+            values = {"scope": scope, "pending": pending, "detail": detail,
+                      "attempted_at": now, "pending_since": since}
+            conn.execute(_upsert(conn, table, values, ["scope"]))
+        return SyncState(scope, pending, detail, now, _utc(since) if since else None)
+
+
+class SqlDecision(Decision):
+    """A decision on one scope, inside the write transaction ``SqlStore.decision`` holds."""
+
+    def __init__(self, conn: Connection, scope: str, at: datetime) -> None:
+        self.scope = scope
+        self._conn = conn
+        self._at = at  # one decision, one moment: all its records carry it
+        self._moves: list[Transition] = []
+
+    @property
+    def moves(self) -> tuple[Transition, ...]:
+        return tuple(self._moves)
+
+    def stages(self) -> dict[str, StageRecord]:
+        return _stage_records(self._conn, self.scope)
+
+    def latest_deployment(self) -> DeploymentRecord | None:
+        table = tables.deployment
+        row = self._conn.execute(select(table).where(table.c.scope == self.scope)
+                                 .order_by(table.c.id.desc()).limit(1)).first()
+        return _deployment_record(row) if row is not None else None
+
+    def record_move(self, model_name: str, from_stage: str, to_stage: str, *, actor: str,
+                    reason: str, model_sha256: str | None, overridden: bool = False,
+                    action: MoveKind = "move") -> Transition:
+        _require_who_and_why(actor, reason, "every transition. Hint: say why")
+        for stage in (from_stage, to_stage):
+            if stage not in STAGES:
+                raise InvalidTransitionError(f"unknown stage '{stage}'. Hint: stages are "
+                                             f"{', '.join(STAGES)}")
+        if from_stage == to_stage:
+            raise InvalidTransitionError(f"'{model_name}' is {to_stage} already: a move "
+                                         "needs another stage")
+        self._set_stage(model_name, from_stage, to_stage, model_sha256, actor, reason)
+        new_id = self._conn.execute(tables.transition.insert().values(
+            scope=self.scope, model_name=model_name, model_sha256=model_sha256,
+            from_stage=from_stage, to_stage=to_stage, actor=actor, reason=reason,
+            overridden=overridden, action=action, at=self._at,
+        )).inserted_primary_key[0]
+        moved = Transition(new_id, self.scope, model_name, model_sha256, from_stage, to_stage,
+                           actor, reason, overridden, self._at, action)
+        self._moves.append(moved)
+        return moved
+
+    def record_deployment(self, mode: str, canary_model: str | None,
+                          canary_share: float | None, *, actor: str,
+                          reason: str) -> DeploymentRecord:
+        _require_who_and_why(actor, reason, "a deployment change")
+        if mode not in MODES:
+            raise InvalidTransitionError(f"unknown deployment mode '{mode}'. Hint: modes are "
+                                         f"{', '.join(MODES)}")
+        new_id = self._conn.execute(tables.deployment.insert().values(
+            scope=self.scope, mode=mode, canary_model=canary_model, canary_share=canary_share,
+            actor=actor, reason=reason, at=self._at)).inserted_primary_key[0]
+        return DeploymentRecord(new_id, self.scope, mode, canary_model, canary_share, actor,
+                                reason, self._at)
+
+    def _set_stage(self, model_name: str, from_stage: str, to_stage: str,
+                   model_sha256: str | None, actor: str, reason: str) -> None:
+        """Set the model's stage record, refusing when it is not at ``from_stage``."""
+        table = tables.model_stage
+        key = (table.c.scope == self.scope) & (table.c.model_name == model_name)
+        values = {"stage": to_stage, "model_sha256": model_sha256, "updated_at": self._at,
+                  "updated_by": actor, "reason": reason}
+        # The usual case in one statement: the record is there, at the stage it leaves.
+        if self._conn.execute(table.update().where(key & (table.c.stage == from_stage))
+                              .values(**values)).rowcount == 1:
+            return
+        recorded = self._conn.execute(select(table.c.stage).where(key)).scalar_one_or_none()
+        if recorded is not None or from_stage != DEFAULT_STAGE:
+            raise InvalidTransitionError(
+                f"model '{model_name}' of scope '{self.scope}' is {recorded or DEFAULT_STAGE}, "
+                f"not {from_stage}; look again and retry")
+        self._conn.execute(table.insert().values(scope=self.scope, model_name=model_name,
+                                                 **values))
+
+
+def _require_who_and_why(actor: str, reason: str, what: str) -> None:
+    """Every record says who decided and why."""
+    if not reason.strip():
+        raise InvalidTransitionError(f"a reason is required for {what} (field 'reason')")
+    if not actor.strip():
+        raise InvalidTransitionError("who is deciding? Hint: give your name (field 'user')")
+
+
+def _one_champion_refused(err: IntegrityError) -> bool:
+    """True when the database refused a second champion (``one_champion_per_scope``);
+    SQLite names the column, PostgreSQL the index."""
+    message = str(err.orig)
+    return "one_champion_per_scope" in message or "model_stage.scope" in message
+
+
+def _stage_records(conn: Connection, scope: str) -> dict[str, StageRecord]:
+    table = tables.model_stage
+    rows = conn.execute(select(table).where(table.c.scope == scope))
+    return {row.model_name: StageRecord(row.scope, row.model_name, row.stage, row.model_sha256,
+                                        _utc(row.updated_at), row.updated_by, row.reason)
+            for row in rows}
+
+
+def _deployment_record(row: Any) -> DeploymentRecord:
+    return DeploymentRecord(row.id, row.scope, row.mode, row.canary_model, row.canary_share,
+                            row.actor, row.reason, _utc(row.at))
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _utc(value: datetime) -> datetime:
+    # SQLite hands back naive datetimes; everything stored is UTC.
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _upsert(conn: Connection, table: Table, values: dict[str, Any], key: list[str]) -> Any:
+    """INSERT ... ON CONFLICT DO UPDATE for the two dialects the store supports."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    statement = insert(table).values(**values)
+    changed = {name: statement.excluded[name] for name in values if name not in key}
+    return statement.on_conflict_do_update(index_elements=key, set_=changed)
+
+
+# opening --------------------------------------------------------------------------------
+
+def _no_sqlite_file(url: str) -> bool:
+    """True for a SQLite URL without a database file yet (or in memory)."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return False  # reported when opening
+    if parsed.get_backend_name() != "sqlite":
+        return False
+    database = parsed.database
+    return not database or database == ":memory:" or not Path(database).exists()
+
+
+@contextmanager
+def _opening(url: str) -> Iterator[None]:
+    try:
+        yield
+    except (ArgumentError, NoSuchModuleError, DBAPIError) as err:
+        why = " ".join(str(err.orig if isinstance(err, DBAPIError) else err).split())
+        raise InvalidInputError(f"cannot open the store at '{public_url(url)}' "
+                                f"(PROMOTION_DB_URL): {why[:200]}") from None
+
+
+def _make_engine(url: str) -> Engine:
+    if not url.startswith("sqlite"):
+        return create_engine(url, pool_pre_ping=True)
+    engine = create_engine(url, connect_args={"timeout": 30})
+
+    @event.listens_for(engine, "connect")
+    def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+        # Let SQLAlchemy, not the driver, open transactions, so BEGIN IMMEDIATE below holds.
+        dbapi_conn.isolation_level = None
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _sqlite_begin(conn: Connection) -> None:
+        # Writers take the lock at the start, so read-then-write cannot lose an update;
+        # readers stay deferred and never wait for it (WAL).
+        write = conn.get_execution_options().get("promotion_write", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+    return engine

@@ -1,0 +1,115 @@
+"""The operations the app and the command line share, over a models root and its store."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from .contract import cards_files
+from .errors import InvalidInputError, PromotionError
+from .evaluation._results import Progress, ScopeEvaluation
+from .evaluation._runner import evaluate_scope
+from .export._build import TEXT_FIELDS, ExportPaths, export_results, promoted_set
+from .integrations.mlflow._mirroring import mirror_committed_moves
+from .lifecycle._deployment import set_deployment
+from .lifecycle._hooks import subscribe
+from .lifecycle._transitions import transition_model
+from .metrics import default_weights
+from .scopes._discovery import Scope, load_scope
+from .scoring._composite import Leaderboard, rank_models, resolve_weights
+from .store._abstract import Store
+from .store._entities import DeploymentRecord, Transition, WeightsVersion
+
+# The one place integrations are wired to the lifecycle: the app's pages and the command line
+# both come through the use cases, so a committed move is mirrored whichever one made it.
+subscribe(mirror_committed_moves)
+
+
+def effective_weights(scope: Scope, store: Store) -> dict[str, float]:
+    """The weights a scope ranks with: the last saved version, else scope.json, else defaults."""
+    saved = store.current_weights(scope.name)
+    if saved is not None:
+        return resolve_weights(scope.task, saved.weights)
+    return resolve_weights(scope.task, scope.config.weights or default_weights(scope.task))
+
+
+@dataclass(frozen=True)
+class ScopeState:
+    """A scope as decisions see it: its files, their evaluation and the ranking."""
+
+    scope: Scope
+    evaluation: ScopeEvaluation
+    board: Leaderboard
+
+
+def scope_state(models_dir: Path, scope_name: str, store: Store, *,
+                progress: Progress | None = None, n_jobs: int = -1) -> ScopeState:
+    """Evaluate (cached) and rank every model of a scope with its effective weights."""
+    scope = load_scope(models_dir, scope_name)
+    evaluation = evaluate_scope(scope, store, n_jobs=n_jobs, progress=progress)
+    return ScopeState(scope, evaluation, rank_models(evaluation, effective_weights(scope, store)))
+
+
+def build_leaderboard(models_dir: Path, scope_name: str, store: Store, *,
+                      progress: Progress | None = None, n_jobs: int = -1
+                      ) -> tuple[Leaderboard, ScopeEvaluation]:
+    """The ranked leaderboard of a scope and the evaluation behind it."""
+    state = scope_state(models_dir, scope_name, store, progress=progress, n_jobs=n_jobs)
+    return state.board, state.evaluation
+
+
+def change_stage(models_dir: Path, scope_name: str, store: Store, model_name: str,
+                 to_stage: str, *, actor: str, reason: str, override: bool = False
+                 ) -> Transition | None:
+    """Move one model to ``to_stage`` (checked, gated, recorded); see ``transition_model``."""
+    state = scope_state(models_dir, scope_name, store)
+    return transition_model(store, state.scope, state.evaluation, state.board, model_name,
+                            to_stage, actor=actor, reason=reason, override=override)
+
+
+def export_scope(models_dir: Path, scope_name: str, store: Store, method: str = "score"
+                 ) -> ExportPaths:
+    """Evaluate (cached), build the promoted models' cards and write both export files."""
+    state = scope_state(models_dir, scope_name, store)
+    promoted = promoted_set(state.scope, store, state.evaluation, state.board)
+    return export_results(promoted, store, method)
+
+
+def latest_weights_method(models_dir: Path, scope_name: str) -> str:
+    """The weighting method of the newest export (``score`` when there is none or it is bad)."""
+    from .engine._engine import read_cards  # only pydantic and the cards: light
+
+    found = cards_files(Path(models_dir), scope_name)
+    if not found:
+        return "score"
+    try:
+        return read_cards(found[-1])[0].weights_method
+    except PromotionError:
+        return "score"
+
+
+def deploy(models_dir: Path, scope_name: str, store: Store, mode: str, *, actor: str,
+           reason: str, canary: str | None = None, canary_share: float | None = None
+           ) -> tuple[DeploymentRecord | None, ExportPaths]:
+    """Decide the deployment (checked, recorded) and export, so the engine serves it."""
+    scope = load_scope(models_dir, scope_name)
+    record = set_deployment(store, scope, mode, actor=actor, reason=reason, canary=canary,
+                            canary_share=canary_share)
+    return record, export_scope(models_dir, scope_name, store,
+                                latest_weights_method(models_dir, scope_name))
+
+
+def save_weights(store: Store, scope: Scope, weights: dict[str, float], *, actor: str
+                 ) -> WeightsVersion:
+    """Check composite weights against the scope's task and keep them as its next version."""
+    resolve_weights(scope.task, weights)
+    return store.save_weights(scope.name, weights, actor=actor)
+
+
+def edit_card_text(store: Store, scope_name: str, model_name: str, field: str, text: str, *,
+                   actor: str) -> None:
+    """Keep an analyst's wording of a card's text field; blank returns to the derived text."""
+    if field not in TEXT_FIELDS:
+        raise InvalidInputError(f"unknown card text field '{field}'. Hint: fields are "
+                                f"{', '.join(TEXT_FIELDS)}")
+    store.annotate(scope_name, model_name, field, text, actor=actor)

@@ -1,0 +1,89 @@
+"""The domain's words, declared once: tasks, stages, deployment modes, weighting methods, groups.
+
+Pages, the command line, the store and the lifecycle import these; none re-declares a list.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal, Protocol, get_args
+
+Task = Literal["multiclass", "binary"]
+TASKS: tuple[Task, ...] = get_args(Task)
+
+Stage = Literal["development", "candidate", "production", "champion", "archived"]
+STAGES: tuple[Stage, ...] = get_args(Stage)
+#: The way up, from a newly found model to the scope's one champion (``archived`` is off it).
+STAGE_LADDER: tuple[Stage, ...] = ("development", "candidate", "production", "champion")
+#: The stage of a model that has no record in the store.
+DEFAULT_STAGE: Stage = "development"
+#: The promoted set, which the seed calls "promoted": models in production or champion.
+PROMOTED_STAGES: frozenset[Stage] = frozenset({"production", "champion"})
+
+#: What kind of decision a recorded stage move was: an ordinary move, or a rollback.
+MoveKind = Literal["move", "rollback"]
+
+Mode = Literal["ensemble", "champion", "canary"]
+MODES: tuple[Mode, ...] = get_args(Mode)
+
+WeightsMethod = Literal["score", "equal", "greedy"]
+WEIGHTS_METHODS: tuple[WeightsMethod, ...] = get_args(WeightsMethod)
+
+Group = Literal["tree", "neural", "variant", "linear"]
+#: How each group is shown: the seed's phases.
+GROUP_PHASE: dict[Group, str] = {"tree": "2A", "neural": "2B", "variant": "2C",
+                                 "linear": "baseline"}
+GROUPS: tuple[Group, ...] = get_args(Group)
+
+SliceLoss = Literal["error", "log_loss"]
+
+
+@dataclass(frozen=True)
+class TaskRules:
+    """Everything a task decides, in one place: which metric judges a model on its own (on
+    the Leaderboard, the cards and live), the composite's default weights, and how a holdout
+    slice's loss is measured and tested."""
+
+    key_metric: str
+    key_label: str
+    default_weights: Mapping[str, float]
+    #: ``error``: a row is right or wrong, tested with Fisher's exact test;
+    #: ``log_loss``: each row's log loss, tested with Welch's t-test.
+    slice_loss: SliceLoss
+
+
+#: The seed's top-5 accuracy judges multiclass models, ROC AUC binary ones (top-5 of two
+#: classes is always 1). Default weights are quality only: on a scope where no model has skill
+#: (a fair lottery) the composite must say so, not reward the fastest guesser.
+TASK_RULES: dict[Task, TaskRules] = {
+    "multiclass": TaskRules(
+        key_metric="top_5_accuracy", key_label="Top-5 acc.",
+        default_weights={"top_5_accuracy": 0.4, "accuracy": 0.2, "balanced_accuracy": 0.1,
+                         "log_loss": 0.3},
+        slice_loss="error"),
+    "binary": TaskRules(
+        key_metric="roc_auc", key_label="ROC AUC",
+        default_weights={"roc_auc": 0.6, "log_loss": 0.3, "balanced_accuracy": 0.1},
+        slice_loss="log_loss"),
+}
+
+
+def task_rules(task: str) -> TaskRules:
+    """What ``task`` decides (see ``TaskRules``)."""
+    return TASK_RULES[task]  # type: ignore[index]
+
+
+def key_metric(task: str) -> str:
+    """The metric that judges a model of ``task`` on its own."""
+    return task_rules(task).key_metric
+
+
+class _HasStage(Protocol):
+    stage: str
+
+
+def stage_of(stages: Mapping[str, _HasStage], model_name: str) -> str:
+    """A model's stage among a scope's records; ``DEFAULT_STAGE`` when it has none."""
+    record = stages.get(model_name)
+    return record.stage if record is not None else DEFAULT_STAGE
