@@ -1,9 +1,9 @@
 """The store's schema history: every database, SQLite or PostgreSQL, is created and upgraded here.
 
 Revisions live in ``versions/``; each is frozen once released. To add one, write
-``versions/NNNN_what.py`` by hand (next number, ``down_revision`` = the previous one) and run the
-store tests: ``tests/test_migrations.py`` checks that the upgraded schema matches the tables in
-``promotion/store/_tables.py``.
+``versions/NNNN_what.py`` by hand (next number, ``down_revision`` = the previous one) and run
+the store tests: ``tests/store/test_migrations.py`` checks that the upgraded schema matches the
+tables in ``promotion/store/_tables.py``.
 """
 
 from __future__ import annotations

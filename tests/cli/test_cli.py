@@ -11,7 +11,7 @@ from jsonschema import Draft202012Validator
 
 from promotion.contract import SCHEMA_VERSION, LeaderboardExport
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def run_cli(*args: str, models_dir: Path) -> subprocess.CompletedProcess[str]:

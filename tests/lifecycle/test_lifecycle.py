@@ -40,7 +40,7 @@ from promotion.scoring._gates import gate_reports
 from promotion.store import open_store
 from promotion.usecases import change_stage, deploy, export_scope, scope_state
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 STORE_BACKENDS = ("sqlite", "postgresql")
 
 

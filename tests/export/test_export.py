@@ -28,7 +28,7 @@ from promotion.export import (
 from promotion.scopes import file_sha256, load_scope
 from promotion.usecases import change_stage, export_scope, scope_state
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 MODELS = ("logreg", "tree_d3", "bayes")
 
 

@@ -36,7 +36,7 @@ from promotion.scopes import load_scope
 from promotion.store import open_store, public_url
 from promotion.usecases import build_leaderboard, change_stage, scope_state
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 LOGGED_AUC = 0.999  # what the training runs claim; never what the leaderboard shows
 #: What a HistGradientBoostingClassifier holds beyond the trusted defaults (see _loading).
 TREE_PREDICTOR = "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor"

@@ -32,8 +32,8 @@ from promotion.monitoring._rules import MIN_DAYS, RuleFigures
 from promotion.scopes import file_sha256, load_scope
 from promotion.usecases import change_stage, deploy, export_scope, scope_state
 
-ROOT = Path(__file__).resolve().parent.parent
-FIXTURES = Path(__file__).resolve().parent / "fixtures"
+ROOT = Path(__file__).resolve().parents[2]
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 
 
 def move(root, store, model, stage):

@@ -21,7 +21,7 @@ from promotion.store import SqlStore, open_store
 from promotion.usecases import build_leaderboard, change_stage, deploy
 from views._common import plain
 
-APP = str(Path(__file__).resolve().parent.parent / "app.py")
+APP = str(Path(__file__).resolve().parents[2] / "app.py")
 PAGES = ["views/leaderboard.py", "views/explorer.py", "views/comparison.py",
          "views/lifecycle.py", "views/monitoring.py"]
 
