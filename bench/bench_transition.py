@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from _util import record, summary  # noqa: E402
 
-from promotion.lifecycle import apply_move  # noqa: E402
+from promotion.lifecycle._transitions import apply_move  # noqa: E402
 from promotion.store import open_store  # noqa: E402
 
 RUNS = 400

@@ -10,19 +10,13 @@ from .errors import InvalidInputError, PromotionError
 from .evaluation._results import Progress, ScopeEvaluation
 from .evaluation._runner import evaluate_scope
 from .export._build import TEXT_FIELDS, ExportPaths, export_results, promoted_set
-from .integrations.mlflow._mirroring import mirror_committed_moves
 from .lifecycle._deployment import set_deployment
-from .lifecycle._hooks import subscribe
 from .lifecycle._transitions import transition_model
 from .metrics import default_weights
 from .scopes._discovery import Scope, load_scope
 from .scoring._composite import Leaderboard, rank_models, resolve_weights
 from .store._abstract import Store
 from .store._entities import DeploymentRecord, Transition, WeightsVersion
-
-# The one place integrations are wired to the lifecycle: the app's pages and the command line
-# both come through the use cases, so a committed move is mirrored whichever one made it.
-subscribe(mirror_committed_moves)
 
 
 def effective_weights(scope: Scope, store: Store) -> dict[str, float]:

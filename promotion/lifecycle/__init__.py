@@ -1,19 +1,12 @@
 """Governed stage moves (reasons, gates, one champion, history, rollback), deployment, and
 the after-commit subscriptions that let integrations follow committed moves."""
 
-from ._deployment import (
-    CANARY_STEPS,
-    deployment_of,
-    follow_move,
-    next_canary_share,
-    set_deployment,
-)
-from ._hooks import Committed, deciding, subscribe, unsubscribe
+from ._deployment import CANARY_STEPS, deployment_of, next_canary_share, set_deployment
+from ._hooks import Committed, subscribe, unsubscribe
 from ._stages import champion_of, previous_champion, promoted_models
 from ._transitions import (
     ALLOWED_FROM,
     GateFailure,
-    apply_move,
     demote,
     make_champion,
     promote,
@@ -21,7 +14,7 @@ from ._transitions import (
     transition_model,
 )
 
-__all__ = ["ALLOWED_FROM", "CANARY_STEPS", "Committed", "GateFailure", "apply_move",
-           "champion_of", "deciding", "demote", "deployment_of", "follow_move", "make_champion",
-           "next_canary_share", "previous_champion", "promote", "promoted_models", "rollback",
-           "set_deployment", "subscribe", "transition_model", "unsubscribe"]
+__all__ = ["ALLOWED_FROM", "CANARY_STEPS", "Committed", "GateFailure", "champion_of", "demote",
+           "deployment_of", "make_champion", "next_canary_share", "previous_champion", "promote",
+           "promoted_models", "rollback", "set_deployment", "subscribe", "transition_model",
+           "unsubscribe"]

@@ -13,7 +13,7 @@ from ..errors import InvalidTransitionError
 from ..scopes._discovery import Scope
 from ..store._abstract import Decision, Store
 from ..store._entities import DeploymentRecord, StageRecord, Transition
-from ..vocabulary import MODES, PROMOTED_STAGES, stage_of
+from ..vocabulary import MODES, PROMOTED_STAGES, Mode, stage_of
 from ._stages import champion_of
 
 #: A canary starts at a share of at most the first step, then moves one step at a time.
@@ -32,7 +32,7 @@ def next_canary_share(share: float) -> float | None:
     return next((step for step in CANARY_STEPS if step > share + _SHARE_TOLERANCE), None)
 
 
-def set_deployment(store: Store, scope: Scope, mode: str, *, actor: str, reason: str,
+def set_deployment(store: Store, scope: Scope, mode: Mode, *, actor: str, reason: str,
                    canary: str | None = None, canary_share: float | None = None
                    ) -> DeploymentRecord | None:
     """Decide how the promoted set is served; recorded with who and why in the history.

@@ -1,14 +1,19 @@
 """After-commit subscriptions: who hears of stage moves once they are committed.
 
-The lifecycle makes every decision through :func:`deciding`; when the decision commits with
-moves in it, each subscriber is called with a :class:`Committed`. A subscriber runs after
-the commit, so it can neither undo nor hold up the decision; one that fails is logged and
-the others still run. Integrations subscribe (the MLflow mirror does, see
-``promotion.usecases``); the lifecycle never calls them by name.
+Every stage move is decided through :func:`deciding`; when the decision commits with moves
+in it, each subscriber is called with a :class:`Committed`. A subscriber runs after the
+commit, so it cannot undo the decision; one that fails is logged and the others still run. It
+runs in the deciding thread, so a slow one (an MLflow server timing out) delays the caller's
+return, never the commit.
+
+The built-in subscribers (``BUILT_IN``: the MLflow mirror) are imported on the first publish,
+so every way of deciding mirrors, whatever the caller imported, and importing the lifecycle
+imports no integration. Others subscribe with :func:`subscribe`.
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
 import threading
 from collections.abc import Callable, Iterator
@@ -33,8 +38,25 @@ class Committed:
 
 Subscriber = Callable[[Committed], object]
 
+#: Subscribers every process has, as ``module:function``; each acts only where it applies
+#: (the MLflow mirror: scopes with an ``mlflow`` setting) and imports its library only then.
+BUILT_IN: tuple[str, ...] = ("promotion.integrations.mlflow._mirroring:mirror_committed_moves",)
+
 _subscribers: list[Subscriber] = []
+_built_in_loaded = False
 _lock = threading.Lock()
+
+
+def _load_built_in() -> None:
+    """Subscribe the built-in subscribers (once per process)."""
+    global _built_in_loaded
+    with _lock:
+        if _built_in_loaded:
+            return
+        _built_in_loaded = True
+    for target in BUILT_IN:
+        module, _, name = target.partition(":")
+        subscribe(getattr(importlib.import_module(module), name))
 
 
 def subscribe(callback: Subscriber) -> Callable[[], None]:
@@ -55,6 +77,7 @@ def unsubscribe(callback: Subscriber) -> None:
 
 def publish(committed: Committed) -> None:
     """Tell every subscriber about a committed decision; a failing one is logged only."""
+    _load_built_in()
     with _lock:
         subscribers = tuple(_subscribers)
     for callback in subscribers:

@@ -17,7 +17,7 @@ from ..scoring._composite import Leaderboard
 from ..scoring._gates import GATED_STAGES, GateReport, gate_report
 from ..store._abstract import Decision, Store
 from ..store._entities import MoveKind, StageRecord, Transition
-from ..vocabulary import PROMOTED_STAGES, STAGES, Stage, stage_of
+from ..vocabulary import STAGES, Stage, stage_of
 from ._deployment import follow_move
 from ._hooks import deciding
 from ._stages import champion_of, previous_champion
@@ -47,7 +47,7 @@ class GateFailure(InvalidTransitionError):
         self.report = report
 
 
-def apply_move(tx: Decision, model_name: str, to_stage: str, *, actor: str, reason: str,
+def apply_move(tx: Decision, model_name: str, to_stage: Stage, *, actor: str, reason: str,
                model_sha256: str | None, overridden: bool = False) -> Transition | None:
     """Move a model within the decision ``tx``, by the lifecycle's rules on its stages.
 
@@ -63,7 +63,7 @@ def apply_move(tx: Decision, model_name: str, to_stage: str, *, actor: str, reas
 
 
 def transition_model(store: Store, scope: Scope, evaluation: ScopeEvaluation,
-                     board: Leaderboard, model_name: str, to_stage: str, *, actor: str,
+                     board: Leaderboard, model_name: str, to_stage: Stage, *, actor: str,
                      reason: str, override: bool = False) -> Transition | None:
     """Move a model to ``to_stage`` after checking the move, its version and its gates; the
     deployment follows in the same decision.
@@ -118,7 +118,7 @@ def demote(store: Store, scope: Scope, evaluation: ScopeEvaluation, board: Leade
            model_name: str, *, actor: str, reason: str) -> Transition | None:
     """Take a model out of the promoted set (archived; a no-op when it is not promoted)."""
     stages = store.stages(scope.name)
-    if stage_of(stages, model_name) not in PROMOTED_STAGES | {"candidate"}:
+    if stage_of(stages, model_name) not in ALLOWED_FROM["archived"]:
         if model_name not in stages:
             scope.model(model_name)  # an unknown name is an error, not a no-op
         return None

@@ -349,6 +349,38 @@ def test_transitions_move_the_champion_alias_and_stage_tags(models_root, store, 
     assert sync_mlflow(store, scope).changes == ()  # converged: nothing to do
 
 
+def test_a_script_using_only_the_lifecycle_mirrors_its_moves(models_root, store, registry):
+    """The mirror is the lifecycle's own subscriber: a fresh process that imports nothing but
+    promotion.lifecycle (and what deciding needs) still mirrors its moves."""
+    name = registry.register("credit_script")
+    credit_scope(models_root, {"tracking_uri": registry.uri, "registered_model": name})
+    import_mlflow_versions(models_root, "credit", trust_pickle=True)
+    script = f"""
+import sys
+from promotion.evaluation import evaluate_scope
+from promotion.lifecycle import make_champion, promote
+from promotion.scopes import load_scope
+from promotion.scoring import rank_models
+from promotion.store import open_store
+root = {str(models_root)!r}
+scope, store = load_scope(root, "credit"), open_store(root)
+evaluation = evaluate_scope(scope, store, n_jobs=1)
+board = rank_models(evaluation)
+promote(store, scope, evaluation, board, "{name}_v3", actor="script", reason="r",
+        override=True)
+make_champion(store, scope, evaluation, board, "{name}_v3", actor="script", reason="lead",
+              override=True)
+assert "promotion.usecases" not in sys.modules, "the use cases were imported"
+"""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "MLFLOW_DISABLE_TELEMETRY": "true"}
+    env.pop("PROMOTION_DB_URL", None)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          env=env, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert registry.champion(name) == 3
+    assert registry.version(name, 3).tags["promotion.actor"] == "script"
+
+
 def _state(root: Path, store):
     state = scope_state(root, "credit", store, n_jobs=1)
     return state.evaluation, state.board

@@ -25,7 +25,6 @@ from promotion.contract import cards_files
 from promotion.engine import PredictionEngine
 from promotion.evaluation import ModelEvaluation, ScopeEvaluation
 from promotion.lifecycle import (
-    apply_move,
     champion_of,
     demote,
     deployment_of,
@@ -34,6 +33,7 @@ from promotion.lifecycle import (
     set_deployment,
     subscribe,
 )
+from promotion.lifecycle._transitions import apply_move
 from promotion.scopes import GateSettings, Scope, file_sha256, load_scope
 from promotion.scoring import gate_report, rank_models
 from promotion.scoring._gates import gate_reports

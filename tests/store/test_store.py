@@ -7,7 +7,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from promotion import InvalidTransitionError
-from promotion.lifecycle import apply_move
+from promotion.lifecycle._transitions import apply_move
 from promotion.store import open_store
 
 STORE_BACKENDS = ("sqlite", "postgresql")
