@@ -17,6 +17,7 @@ from .scopes._discovery import Scope, load_scope
 from .scoring._composite import Leaderboard, rank_models, resolve_weights
 from .store._abstract import Store
 from .store._entities import DeploymentRecord, Transition, WeightsVersion
+from .vocabulary import DEFAULT_WEIGHTS_METHOD, WeightsMethod
 
 
 def effective_weights(scope: Scope, store: Store) -> dict[str, float]:
@@ -61,25 +62,26 @@ def change_stage(models_dir: Path, scope_name: str, store: Store, model_name: st
                             to_stage, actor=actor, reason=reason, override=override)
 
 
-def export_scope(models_dir: Path, scope_name: str, store: Store, method: str = "score"
-                 ) -> ExportPaths:
+def export_scope(models_dir: Path, scope_name: str, store: Store,
+                 method: WeightsMethod = DEFAULT_WEIGHTS_METHOD) -> ExportPaths:
     """Evaluate (cached), build the promoted models' cards and write both export files."""
     state = scope_state(models_dir, scope_name, store)
     promoted = promoted_set(state.scope, store, state.evaluation, state.board)
     return export_results(promoted, store, method)
 
 
-def latest_weights_method(models_dir: Path, scope_name: str) -> str:
-    """The weighting method of the newest export (``score`` when there is none or it is bad)."""
+def latest_weights_method(models_dir: Path, scope_name: str) -> WeightsMethod:
+    """The weighting method of the newest export (the default when there is none or it is
+    bad)."""
     from .engine._engine import read_cards  # only pydantic and the cards: light
 
     found = cards_files(Path(models_dir), scope_name)
     if not found:
-        return "score"
+        return DEFAULT_WEIGHTS_METHOD
     try:
         return read_cards(found[-1])[0].weights_method
     except PromotionError:
-        return "score"
+        return DEFAULT_WEIGHTS_METHOD
 
 
 def deploy(models_dir: Path, scope_name: str, store: Store, mode: str, *, actor: str,

@@ -29,6 +29,11 @@ MODES: tuple[Mode, ...] = get_args(Mode)
 
 WeightsMethod = Literal["score", "equal", "greedy"]
 WEIGHTS_METHODS: tuple[WeightsMethod, ...] = get_args(WeightsMethod)
+#: The seed's rule (composite / sum of composites), used when nothing else was chosen.
+DEFAULT_WEIGHTS_METHOD: WeightsMethod = "score"
+#: How each method is named to people.
+WEIGHTS_METHOD_LABELS: dict[WeightsMethod, str] = {
+    "score": "score (composite / sum)", "equal": "equal", "greedy": "greedy (Caruana)"}
 
 Group = Literal["tree", "neural", "variant", "linear"]
 #: How each group is shown: the seed's phases.
