@@ -699,8 +699,8 @@ def build_demo_monitoring(models_dir: Path, store: Any, *, scope: str = "digits"
     """Give the Monitoring page live data: on ``scope``, the three best models promoted, the
     best made champion, the second a 10% canary, and ``requests`` replayed holdout rows with
     their outcomes, spread over eight days. Skipped when the scope already has a log."""
-    from promotion.engine._predlog import log_path
-    from promotion.lifecycle._transitions import GateFailure
+    from promotion.engine import log_path
+    from promotion.lifecycle import GateFailure
     from promotion.monitoring import simulate
     from promotion.usecases import change_stage, deploy, scope_state
 
