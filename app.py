@@ -15,6 +15,7 @@ from views._common import (
     ensure_demo_zoo,
     one_fingerprint_per_run,
     scopes,
+    store_ready,
 )
 
 # Icons are a local file and Material names, not emoji: validating an emoji loads Streamlit's
@@ -59,4 +60,5 @@ with one_fingerprint_per_run():  # every page asks for the scope's file fingerpr
         st.Page("views/lifecycle.py", title="Lifecycle", icon=":material/account_balance:"),
         st.Page("views/monitoring.py", title="Monitoring", icon=":material/monitoring:"),
     ])
-    page.run()
+    if store_ready():  # a store removed or replaced under the app: say so, show nothing stale
+        page.run()

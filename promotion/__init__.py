@@ -23,8 +23,12 @@ from .errors import (
     ModelNotFoundError,
     PromotionError,
     ScopeNotFoundError,
+    StoreBusyError,
+    StoreFaultError,
     UnknownMetricError,
+    WorkerStartError,
 )
 
 __all__ = ["InvalidInputError", "InvalidTransitionError", "MissingDependencyError",
-           "ModelNotFoundError", "PromotionError", "ScopeNotFoundError", "UnknownMetricError"]
+           "ModelNotFoundError", "PromotionError", "ScopeNotFoundError", "StoreBusyError",
+           "StoreFaultError", "UnknownMetricError", "WorkerStartError"]

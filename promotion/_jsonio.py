@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
-import tempfile
+import secrets
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -36,18 +37,46 @@ STALE_TEMP_SECONDS = 3600
 
 
 def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename, durably."""
+    """Write ``text`` to ``path`` through a temporary file and a rename, durably.
+
+    The file gets the permissions of any new file (0666 less the umask, typically 0644), so
+    the other users of a shared models root can read it. A failed write (a full disk) is an
+    OSError naming ``path``; nothing is left where readers look.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        fd, tmp = temporary_beside(path)
+    except OSError as err:
+        raise OSError(err.errno, err.strerror, str(path)) from None
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        raise OSError(err.errno, err.strerror, str(path)) from None
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
+
+
+#: Create, never open an existing file (nor follow a link), and close on exec.
+_NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+
+
+def temporary_beside(path: Path) -> tuple[int, Path]:
+    """A new hidden file beside ``path`` (named for ``sweep_stale_temps``), open for writing,
+    with the umask's permissions: ``tempfile.mkstemp`` would make it 0600, and the rename
+    into place would keep that."""
+    for _ in range(100):
+        tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"
+        try:
+            return os.open(tmp, _NEW_FILE, 0o666), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, "no free temporary name", str(path))
 
 
 def sweep_stale_temps(folder: Path) -> list[Path]:

@@ -7,6 +7,7 @@ pydantic: the prediction engine reads cards without pulling in the store or the 
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from datetime import datetime
@@ -17,9 +18,10 @@ from pydantic import BaseModel, ConfigDict, Field, RootModel, field_validator, m
 
 from .vocabulary import Mode, Task, WeightsMethod
 
-SCHEMA_VERSION = 2
-#: Versions this module still reads (version 1 cards predate deployment modes: ensemble).
-READABLE_VERSIONS = (1, 2)
+SCHEMA_VERSION = 3
+#: Versions this module still reads (version 1 cards predate deployment modes: ensemble;
+#: versions 1 and 2 predate ``decisions``: such a file counts as older than any that has them).
+READABLE_VERSIONS = (1, 2, 3)
 WEIGHT_TOLERANCE = 1e-9
 
 #: Where exports live under the models root, and how their files are named.
@@ -53,7 +55,8 @@ def feature_stats_path(cards_path: Path) -> Path:
 
 def cards_files(models_dir: Path, scope: str) -> list[Path]:
     """The model-cards files of exactly ``scope`` (not of a scope whose name starts the same),
-    oldest first: the timestamps in the names sort in time order."""
+    oldest first in decision order (see ``export_order``): the last one is the export of the
+    scope's newest decisions, the one the engine serves."""
     folder = Path(models_dir) / EXPORT_AREA / MODEL_CARDS
     if not folder.is_dir():
         return []
@@ -61,8 +64,37 @@ def cards_files(models_dir: Path, scope: str) -> list[Path]:
     for path in folder.iterdir():
         match = _STAMPED.match(path.name)
         if match and match["kind"] == "model_cards" and match["scope"] == scope:
-            found.append((match["stamp"], path))
+            found.append((export_order(path, match["stamp"]), path))
     return [path for _, path in sorted(found)]
+
+
+#: Where a cards file without decisions (versions 1 and 2, or written by hand) sorts: before
+#: every export that records its decisions.
+_UNDECIDED = (-1, -1)
+#: Where a cards file that cannot be read sorts: last, so the engine reads it and names the
+#: problem rather than silently serving an older export.
+_UNREADABLE = (math.inf, math.inf)
+
+
+def export_order(path: Path, stamp: str = "") -> tuple:
+    """Sort key of a cards file: the decisions it was built from (the newest stage move's id,
+    then the newest deployment record's id), then, for exports of the same decisions, the
+    one written last (modification time), then the time in its name.
+
+    The name alone is not trusted: an export that started before a decision but finished
+    after it, or a file named with a far-future time, would otherwise be served forever.
+    """
+    try:
+        written = path.stat().st_mtime_ns
+        cards = json.loads(path.read_text(encoding="utf-8"))
+        first = cards[0] if isinstance(cards, list) and cards else None
+        mark = first.get("decisions", None) if isinstance(first, dict) else None
+        decided = _UNDECIDED if mark is None else (
+            int(mark.get("transition_id") or 0), int(mark.get("deployment_id") or 0))
+    except (OSError, UnicodeDecodeError, ValueError, TypeError, AttributeError):
+        return (*_UNREADABLE, 0, stamp)
+    return (*decided, written, stamp)
+
 
 Role = Literal["member", "champion", "challenger", "canary"]
 
@@ -79,6 +111,17 @@ class MetricValue(_Strict):
     high: float | None = None
 
 
+class DecisionMark(_Strict):
+    """The scope's newest decisions an export was built from, as the store numbers them."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    transition_id: int | None = Field(
+        ge=1, description="Id of the scope's newest stage move (null: none yet).")
+    deployment_id: int | None = Field(
+        ge=1, description="Id of the scope's newest deployment record (null: none yet).")
+
+
 class HoldoutInfo(_Strict):
     """The rows the metrics were measured on."""
 
@@ -90,7 +133,7 @@ class HoldoutInfo(_Strict):
 class ModelCard(_Strict):
     """One promoted model as the prediction engine and people read it."""
 
-    schema_version: Literal[1, 2] = SCHEMA_VERSION
+    schema_version: Literal[1, 2, 3] = SCHEMA_VERSION
     model_name: str = Field(min_length=1)
     model_type: str
     game: str = Field(description="The scope (the seed's name for it).")
@@ -133,6 +176,22 @@ class ModelCard(_Strict):
         default=1.0, ge=0, le=1,
         description="Share of requests whose answer this model decides (ensemble members: 1, "
                     "each takes part in every answer; shadow challengers: 0).")
+    decisions: DecisionMark | None = Field(
+        default=None,
+        description="The scope's newest decisions this export was built from; the engine "
+                    "serves the export of the newest decisions. The same on every card of a "
+                    "file. Null in version 1 and 2 files and cards written by hand: such a "
+                    "file counts as older than any export that records its decisions.")
+
+    @field_validator("classes")
+    @classmethod
+    def _unique_classes(cls, value: list) -> list:
+        seen: set = set()
+        for label in value:
+            if label in seen:
+                raise ValueError(f"repeats class {label!r}; each class is listed once")
+            seen.add(label)
+        return value
 
     @field_validator("ensemble_weight", "composite_score", "health_score")
     @classmethod
@@ -161,8 +220,25 @@ class ModelCards(RootModel[list[ModelCard]]):
             raise ValueError(f"ensemble weights sum to {total:.12g}, not 1")
         if sum(card.is_champion for card in cards) > 1:
             raise ValueError("marks more than one champion")
+        _check_same_across_cards(cards)
         _check_deployment(cards)
         return self
+
+
+def _check_same_across_cards(cards: list[ModelCard]) -> None:
+    """Every card of a file serves the same classes, in the same order (the engine's answer
+    has one column per class), and was built from the same decisions."""
+    first = cards[0]
+    for k, card in enumerate(cards[1:], start=1):
+        if list(card.classes) != list(first.classes):
+            raise ValueError(
+                f"card {k} ('{card.model_name}') field 'classes' is {list(card.classes)}, "
+                f"which differs from card 0 ('{first.model_name}'): {list(first.classes)}; "
+                "every card of a file lists the same classes in the same order")
+        if card.decisions != first.decisions:
+            raise ValueError(f"card {k} ('{card.model_name}') field 'decisions' differs from "
+                             f"card 0 ('{first.model_name}'); a file is built from one set "
+                             "of decisions")
 
 
 def _check_deployment(cards: list[ModelCard]) -> None:
@@ -213,7 +289,7 @@ class LeaderboardEntry(_Strict):
 class LeaderboardExport(_Strict):
     """A leaderboard file: every model of a scope, ranked, with what it was measured on."""
 
-    schema_version: Literal[1, 2] = SCHEMA_VERSION
+    schema_version: Literal[1, 2, 3] = SCHEMA_VERSION
     scope: str
     task: Task
     generated_at: datetime

@@ -35,5 +35,18 @@ class InvalidTransitionError(PromotionError, ValueError):
     """A promotion or demotion that the lifecycle does not allow."""
 
 
+class StoreBusyError(PromotionError):
+    """Another process held the store's lock for longer than the lock wait; nothing changed."""
+
+
+class StoreFaultError(PromotionError):
+    """The database cannot take the change: the disk is full, it is read-only or damaged, the
+    server does not answer, or its file was removed, replaced or truncated under this process."""
+
+
+class WorkerStartError(PromotionError, RuntimeError):
+    """An evaluation worker process could not be started (no model was measured)."""
+
+
 class MissingDependencyError(PromotionError, ImportError):
     """An optional package a command needs is not installed."""

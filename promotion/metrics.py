@@ -61,8 +61,8 @@ METRICS: dict[str, Metric] = {
         Metric("roc_auc", "ROC AUC", True, _BINARY, "quality", "",
                "Area under the ROC curve. Chance: 0.5."),
         Metric("error_rate", "Error rate", False, _BOTH, "quality", "",
-               "Share of rows where predict_proba failed or returned NaN/inf. "
-               "Scored 1 at 0, 0 at 1."),
+               "Share of rows where predict_proba failed or returned a row that is not a "
+               "distribution (NaN/inf, negative, or all zeros). Scored 1 at 0, 0 at 1."),
         Metric("latency_p50_ms", "Latency p50", False, _BOTH, "cost", "ms",
                "Median time of one single-row predict_proba call.", (0.1, 1000.0)),
         Metric("latency_p95_ms", "Latency p95", False, _BOTH, "cost", "ms",

@@ -6,6 +6,7 @@ here, so a setting means the same everywhere; the README's table is generated fr
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,9 +37,15 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("PROMOTION_USER", None,
             "Who is deciding when no name is given (`--user`, the app's name field); "
             "default: the operating-system account."),
+    Setting("PROMOTION_LOCK_WAIT_S", "10",
+            "Seconds a write waits while another process holds the store's lock (SQLite's "
+            "write lock, PostgreSQL's `lock_timeout`) before it is refused with one message "
+            "naming the database; the app shows *busy, retrying* meanwhile."),
 )
 _BY_NAME = {setting.name: setting for setting in SETTINGS}
 DB_FILE = "promotion.db"
+#: The longest lock wait the setting accepts: an hour (a longer one looks like a hang).
+MAX_LOCK_WAIT_S = 3600.0
 
 
 def setting(name: str) -> str | None:
@@ -50,6 +57,20 @@ def setting(name: str) -> str | None:
                                 f"{', '.join(_BY_NAME)}")
     value = os.environ.get(name, "").strip()
     return value or known.default
+
+
+def lock_wait_seconds() -> float:
+    """Seconds a write waits for another process's lock on the store (the setting
+    ``PROMOTION_LOCK_WAIT_S``); a value that is not a sensible number is one message."""
+    text = str(setting("PROMOTION_LOCK_WAIT_S"))
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not (math.isfinite(seconds) and 0 < seconds <= MAX_LOCK_WAIT_S):
+        raise InvalidInputError(f"PROMOTION_LOCK_WAIT_S={text!r}: must be a number of seconds "
+                                f"more than 0 and at most {MAX_LOCK_WAIT_S:g}")
+    return seconds
 
 
 def models_dir(explicit: Path | str | None = None) -> Path:

@@ -30,15 +30,16 @@ def free_port() -> int:
 
 @contextmanager
 def running_app(models_dir: Path, extra_env: dict[str, str] | None = None,
-                timeout: float = 120.0) -> Iterator[str]:
-    """Serve app.py with ``streamlit run`` on a free port; yields its base URL."""
+                timeout: float = 120.0, script: Path | None = None) -> Iterator[str]:
+    """Serve ``script`` (default: app.py) with ``streamlit run`` on a free port; yields its
+    base URL."""
     port = free_port()
     env = {**os.environ, "PROMOTION_MODELS_DIR": str(models_dir), "PROMOTION_USER": "ana",
            **(extra_env or {})}
     env.pop("PROMOTION_DB_URL", None) if "PROMOTION_DB_URL" not in (extra_env or {}) else None
     log = (models_dir.parent / f"streamlit-{port}.log").open("w")
     process = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"),
+        [sys.executable, "-m", "streamlit", "run", str(script or ROOT / "app.py"),
          "--server.port", str(port), "--server.address", "127.0.0.1",
          "--server.headless", "true", "--browser.gatherUsageStats", "false"],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)

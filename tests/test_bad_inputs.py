@@ -12,6 +12,7 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import misbehaving
 import pytest
 from factories import make_scope
 from streamlit.testing.v1 import AppTest
@@ -42,6 +43,9 @@ def build_case(root: Path, case: dict) -> None:
         shutil.copy(folder / "logreg" / "meta.json", folder / case["create_folder"])
     if "copy_model" in case:
         shutil.copy(folder / case["copy_model"] / "model.joblib", folder / case["model"])
+    if "misbehaving" in case:  # a real model class from tests/misbehaving.py, fitted and saved
+        model = getattr(misbehaving, case["misbehaving"])()
+        misbehaving.write_misbehaving(folder, case["model"], model, n_rows=300)
 
 
 @pytest.fixture(scope="module")

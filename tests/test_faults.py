@@ -1,4 +1,5 @@
-"""Crashes: processes killed (SIGKILL) at random points while exporting or deciding.
+"""Crashes: processes killed (SIGKILL) at random points while exporting or deciding; and the
+app under store faults (a lock held by another process, the database replaced under it).
 
 The kill points are random without any sleeping here: the child reports each step on a pipe,
 the test waits for a random number of reports, then burns a random amount of CPU (so the kill
@@ -8,6 +9,7 @@ lands anywhere within the next step, not just after a report) and kills.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import multiprocessing
 import os
@@ -18,7 +20,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from browser import CHROMIUM, CHROMIUM_ARGS, ROOT, running_app
 from processes import plain_main
+from store_faults import holding_sqlite_lock
+from streamlit.testing.v1 import AppTest
 from workers import decide_forever, export_forever
 
 from promotion._jsonio import STALE_TEMP_SECONDS
@@ -162,3 +167,112 @@ def _assert_consistent(models_root: Path, store: SqlStore) -> None:
     assert sum(stage == "champion" for stage in stages.values()) <= 1
 
 
+
+
+# the app under store faults ------------------------------------------------------------------
+
+def _decision_page() -> None:
+    """A page's decision as the pages make it: in a callback, through ``store_write``, a
+    refusal kept as the notice the next run shows."""
+    import streamlit as st
+
+    from promotion import PromotionError
+    from views._common import plain, show_notice, store, store_write
+
+    def decide() -> None:
+        try:
+            with store_write(), store().decision("tiny") as tx:
+                tx.record_move("logreg", "development", "production", actor="ana",
+                               reason="chosen", model_sha256=None)
+        except PromotionError as err:
+            st.session_state["notice"] = ("error", plain(err))
+            return
+        st.session_state["notice"] = ("ok", "Promoted logreg.")
+
+    show_notice()
+    st.button("Promote", on_click=decide)
+
+
+def _stages_page() -> None:
+    """A page that shows the store's records, after asking whether the store is usable."""
+    import streamlit as st
+
+    from views._common import store, store_ready
+
+    if not store_ready():
+        st.stop()
+    st.text(" ".join(sorted(store().stages("tiny"))) or "no stages")
+
+
+def _unescaped(text: str) -> str:
+    return text.replace("\\", "")
+
+
+def test_app_decision_under_a_held_lock_is_an_error_box_not_a_traceback(
+        models_root, monkeypatch):
+    monkeypatch.setenv("PROMOTION_MODELS_DIR", str(models_root))
+    monkeypatch.setenv("PROMOTION_LOCK_WAIT_S", "1")
+    database = models_root / "promotion.db"
+    SqlStore(f"sqlite:///{database}").close()
+    at = AppTest.from_function(_decision_page, default_timeout=120)
+    at.run()
+    with holding_sqlite_lock(database) as holder:
+        at.button[0].click().run()
+    assert not at.exception
+    [shown] = [_unescaped(e.value) for e in at.error]
+    assert shown.startswith(f"{database} is busy: process {holder.pid} (python")
+    assert shown.endswith("has held its write lock for over 1 s; nothing was saved. Hint: "
+                          "retry, or stop that process")
+    at.button[0].click().run()  # the holder is gone: the same click goes through
+    assert [s.value for s in at.success] == ["Promoted logreg."] and not at.error
+
+
+def test_app_stops_with_an_error_box_when_the_database_was_replaced(models_root, monkeypatch):
+    monkeypatch.setenv("PROMOTION_MODELS_DIR", str(models_root))
+    database = models_root / "promotion.db"
+    store = SqlStore(f"sqlite:///{database}")
+    with store.decision("tiny") as tx:
+        tx.record_move("logreg", "development", "production", actor="ana", reason="r",
+                       model_sha256=None)
+    store.close()
+    at = AppTest.from_function(_stages_page, default_timeout=120)
+    at.run()
+    assert [t.value for t in at.text] == ["logreg"]
+    # Restored from a backup under the running app: an empty store in its place.
+    restored = database.with_name("restored.db")
+    SqlStore(f"sqlite:///{restored}").close()
+    os.replace(restored, database)
+    at.run()
+    assert not at.exception and not at.text  # not what the app held before
+    assert [_unescaped(e.value) for e in at.error] == [
+        f"{database} was replaced since this process opened it; what this process read from "
+        "it may be out of date. Hint: restart to use the new one"]
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_app_shows_busy_retrying_while_it_waits_then_an_error_box(models_root, tmp_path):
+    """In the real browser: the "busy, retrying" line is on the page while the decision waits
+    for another process's lock (the default wait, 10 s), then the error box replaces it."""
+    playwright_api = pytest.importorskip("playwright.sync_api")
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: ./scripts/test installs it with apt-get")
+    database = models_root / "promotion.db"
+    SqlStore(f"sqlite:///{database}").close()
+    page_file = tmp_path / "decision_page.py"
+    source = inspect.getsource(_decision_page)
+    page_file.write_text(f"import sys\nsys.path.insert(0, {str(ROOT)!r})\n{source}\n"
+                         "_decision_page()\n")
+    with running_app(models_root, script=page_file) as url, holding_sqlite_lock(database), \
+            playwright_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        page = browser.new_page()
+        page.goto(url)
+        page.get_by_role("button", name="Promote").click(timeout=120_000)
+        busy = page.get_by_text("is busy: process", exact=False)
+        busy.wait_for(timeout=60_000)
+        assert "is writing to it; retrying for up to 10 s" in busy.inner_text()
+        error = page.get_by_text("has held its write lock for over 10 s", exact=False)
+        error.wait_for(timeout=120_000)
+        assert page.get_by_text("retrying for up to", exact=False).count() == 0
+        browser.close()

@@ -7,15 +7,18 @@ these helpers and ``promotion.*``; they hold no metric math, SQL or JSON buildin
 from __future__ import annotations
 
 import getpass
+import html
+import re
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import streamlit as st
 
 from promotion import ModelNotFoundError, PromotionError, export, settings
-from promotion.contract import ModelCard
+from promotion.contract import ModelCard, cards_files
 from promotion.engine import log_fingerprint
 from promotion.evaluation import ModelEvaluation, ScopeEvaluation, evaluate_scope
 from promotion.export import (
@@ -26,7 +29,7 @@ from promotion.export import (
     promoted_set,
 )
 from promotion.lifecycle import deployment_of
-from promotion.monitoring import LiveData, load_live
+from promotion.monitoring import LiveData, drift, load_live
 from promotion.scopes import (
     Holdout,
     Scope,
@@ -37,8 +40,11 @@ from promotion.scopes import (
     scope_folders,
 )
 from promotion.scoring import Leaderboard, rank_models
-from promotion.store import SqlStore, open_store
+from promotion.store import SqlStore, on_lock_wait, open_store
 from promotion.usecases import edit_card_text, effective_weights
+
+if TYPE_CHECKING:  # pandas loads with the pages that draw frames
+    import pandas as pd
 
 APP_DIR = Path(__file__).resolve().parent.parent
 
@@ -70,6 +76,44 @@ def get_store(root: str, url: str | None) -> SqlStore:
 
 def store() -> SqlStore:
     return get_store(str(models_dir()), settings.setting("PROMOTION_DB_URL"))
+
+
+@contextmanager
+def store_write() -> Iterator[None]:
+    """Around a decision or any other store write, in a page or a callback: while the store
+    waits for another process's lock, a visible "busy, retrying" line (gone when the write
+    ends). A write that still cannot go through raises a PromotionError naming the database
+    (StoreBusyError, StoreFaultError): catch it as the pages do and show it with ``st.error``.
+
+        try:
+            with store_write():
+                promote(store(), ...)
+        except PromotionError as err:
+            st.session_state["notice"] = ("error", plain(err))
+    """
+    line = st.empty()
+
+    def waiting(message: str) -> None:
+        line.warning(plain(message), icon="⏳")
+
+    try:
+        with on_lock_wait(waiting):
+            yield
+    finally:
+        line.empty()
+
+
+def store_ready() -> bool:
+    """Whether the store can be used on this run; if not, why, in an error box. The store is
+    opened (a database that is busy, full or unreachable is its message) and, for SQLite,
+    its file must still be the one opened: removed, replaced or truncated under the running
+    app, the pages would show what it held before, so they stop here and say so."""
+    try:
+        store().check()
+    except PromotionError as err:
+        show_error(err)
+        return False
+    return True
 
 
 @st.cache_resource(show_spinner=False)
@@ -186,11 +230,11 @@ def ensure_demo_zoo() -> None:
 
 def _evaluate_with_progress(scope: Scope) -> None:
     """Measure a scope now (filling the store's cache), showing each model as it finishes."""
-    bar = st.progress(0.0, text=f"Evaluating {scope.name}…")
+    bar = st.progress(0.0, text=f"Evaluating {plain(scope.name)}…")
 
     def report(done: int, total: int, name: str, cached: bool) -> None:
-        bar.progress(done / max(total, 1), text=f"Evaluating {scope.name}: {done}/{total} "
-                                                f"({name})")
+        bar.progress(done / max(total, 1), text=f"Evaluating {plain(scope.name)}: {done}/"
+                                                f"{total} ({plain(name)})")
 
     try:
         evaluate_scope(scope, store(), progress=report)
@@ -212,12 +256,35 @@ def current_scope() -> Scope | None:
         return None
 
 
-_MARKDOWN_SPECIALS = set("\\`*_{}[]()#+-.!|<>~$:")
+#: Every character Markdown, HTML entities (``&``), setext headings (``=``), KaTeX (``$``) or
+#: Streamlit's directives (``:red[...]``, ``:material/...:``) give a meaning to.
+_MARKDOWN_SPECIALS = set("\\`*_{}[]()#+-.!|<>~$:&=")
+#: GFM turns bare URLs, ``www.`` domains and e-mail addresses into links even when every
+#: character is escaped (it links the text after the escapes are read). An invisible word
+#: joiner in front of them (after the ``@``) is not a boundary GFM links at, so they stay text.
+_AUTOLINKED = re.compile(r"(?i)(?=https?:|www\.|mailto:|xmpp:)|(?<=@)")
+WORD_JOINER = "\u2060"
 
 
 def plain(text: object) -> str:
-    """``text`` escaped so that Streamlit's markdown shows it exactly as written."""
-    return "".join("\\" + ch if ch in _MARKDOWN_SPECIALS else ch for ch in str(text))
+    """``text`` escaped so that Streamlit's Markdown (bodies, labels, options) shows it exactly
+    as written: no image, link, KaTeX, HTML, colour or emphasis from data."""
+    joined = _AUTOLINKED.sub(WORD_JOINER, str(text))
+    return "".join("\\" + ch if ch in _MARKDOWN_SPECIALS else ch for ch in joined)
+
+
+def chart_text(text: object) -> str:
+    """``text`` for a Plotly chart (legend, hover, axis labels, annotations): Plotly reads a
+    few HTML tags (``<b>``, ``<a href>``, ``<br>``) and entities there, so they are escaped."""
+    return html.escape(str(text), quote=False)
+
+
+def page_title(title: str, scope: Scope) -> None:
+    """A page's title naming the scope, and the scope's description (``scope.json``) under
+    it, both shown as written."""
+    st.title(f"{title} · {plain(scope.name)}")
+    if scope.config.description.strip():
+        st.caption(plain(scope.config.description))
 
 
 def show_error(err: object) -> None:
@@ -335,12 +402,28 @@ def live_data(scope: Scope) -> LiveData:
     return _live(str(scope.models_dir), scope.name, log_fingerprint(scope.models_dir, scope.name))
 
 
+@st.cache_data(show_spinner="Measuring drift on the logged inputs…", max_entries=8)
+def _drift(root: str, scope_name: str, signature: tuple, newest: str | None,
+           _live: LiveData) -> pd.DataFrame:
+    return drift(Path(root), scope_name, _live)
+
+
+def live_drift(scope: Scope, live: LiveData) -> pd.DataFrame:
+    """PSI per feature of ``live`` (see ``promotion.monitoring.drift``): the inputs are read
+    from the log again, so the table is kept until the log or the newest export changes."""
+    files = cards_files(scope.models_dir, scope.name)
+    return _drift(str(scope.models_dir), scope.name,
+                  log_fingerprint(scope.models_dir, scope.name),
+                  files[-1].name if files else None, live)
+
+
 def save_card_text(scope_name: str, model_name: str, field: str, widget: str) -> None:
     """Callback of every card-text box: the analyst's wording is kept in the store and wins
     over the derived text (blank: back to the derived text)."""
     try:
-        edit_card_text(store(), scope_name, model_name, field, str(st.session_state[widget]),
-                       actor=current_user() or "unknown")
+        with store_write():
+            edit_card_text(store(), scope_name, model_name, field,
+                           str(st.session_state[widget]), actor=current_user() or "unknown")
     except PromotionError as err:
         st.session_state["notice"] = ("error", plain(err))
         return

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
@@ -10,16 +11,25 @@ from promotion.metrics import get_metric, get_metric_names
 from promotion.scoring import Leaderboard, group_summary, metric_score_table, pareto_front
 from views._common import (
     GROUP_LABELS,
+    chart_text,
     group_colour_map,
     group_order,
-    plain,
+    page_title,
     scope_and_board,
 )
 
 
-def groups_side_by_side(board: Leaderboard) -> None:
+def chart_frame(board: Leaderboard) -> pd.DataFrame:
+    """The evaluated models, their names escaped for Plotly (it reads HTML tags in hover and
+    legend text)."""
     frame = board.to_frame()
-    frame = frame[frame["status"] == "ok"]
+    frame = frame[frame["status"] == "ok"].copy()
+    frame["model_name"] = frame["model_name"].map(chart_text)
+    return frame
+
+
+def groups_side_by_side(board: Leaderboard) -> None:
+    frame = chart_frame(board)
     colours = group_colour_map(group_order(frame["group"]))
     left, right = st.columns([3, 2])
     figure = px.box(frame, x="group", y="composite_score", color="group", points="all",
@@ -41,8 +51,7 @@ def groups_side_by_side(board: Leaderboard) -> None:
 
 
 def score_against_latency(board: Leaderboard) -> None:
-    frame = board.to_frame()
-    frame = frame[frame["status"] == "ok"].copy()
+    frame = chart_frame(board)
     frame["pareto"] = pareto_front(frame["composite_score"], frame["latency_p95_ms"])
     colours = group_colour_map(group_order(frame["group"]))
     figure = px.scatter(frame, x="latency_p95_ms", y="composite_score", color="group",
@@ -73,7 +82,8 @@ def metric_by_metric(board: Leaderboard) -> None:
     metrics = [n for n in get_metric_names(board.task)
                if get_metric(n).kind != "info"]
     table = metric_score_table(board, chosen, metrics)
-    figure = px.bar(table, x="label", y="score", color="model_name", barmode="group",
+    figure = px.bar(table.assign(model_name=table["model_name"].map(chart_text)), x="label",
+                    y="score", color="model_name", barmode="group",
                     hover_data={"value": ":.4f", "low": ":.4f", "high": ":.4f"},
                     labels={"label": "Metric", "score": "Score (0 = chance/worst, 1 = best)",
                             "model_name": "Model"},
@@ -91,7 +101,7 @@ def main() -> None:
     if chosen is None:
         return
     scope, board = chosen
-    st.title(f"📊 Comparison · {plain(scope.name)}")
+    page_title("📊 Comparison", scope)
     if not board.ranked:
         st.info("No model of this scope could be evaluated, so there is nothing to compare.")
         return

@@ -22,9 +22,11 @@ from views._common import (
     GROUP_COLOURS,
     GROUP_LABELS,
     card_text_editor,
+    chart_text,
     derived_texts,
     holdout,
     model_evaluation,
+    page_title,
     plain,
     scope_and_board,
     show_error,
@@ -59,7 +61,7 @@ def headline(board: Leaderboard, row: LeaderboardRow) -> None:
     low, high = row.composite_interval or (0.0, 0.0)
     rank, phase, score, health = st.columns(4)
     rank.metric("Rank", f"#{row.rank} of {len(board.ranked)}")
-    phase.metric("Phase", f"{row.phase} · {row.group}")
+    phase.metric("Phase", plain(f"{row.phase} · {row.group}"))
     score.metric("Composite score", f"{row.composite_score:.4f}",
                  help=f"95% interval [{low:.4f}, {high:.4f}]")
     health.metric("Health score", f"{row.health_score:.4f}",
@@ -115,7 +117,8 @@ def judge_chart(scope: Scope, row: LeaderboardRow) -> None:
         st.plotly_chart(figure, width="stretch")
         return
     left, right = st.columns([3, 2])
-    confusion = confusion_table(rows, data)
+    # Plotly reads HTML tags in axis labels: class labels are escaped for it.
+    confusion = confusion_table(rows, data).rename(index=chart_text, columns=chart_text)
     heat = px.imshow(confusion, color_continuous_scale="Blues", zmin=0, zmax=1, aspect="auto",
                      title="Confusion matrix (share of each true class)")
     heat.update_layout(height=460)
@@ -124,6 +127,7 @@ def judge_chart(scope: Scope, row: LeaderboardRow) -> None:
         heat.update_yaxes(dtick=1)
     left.plotly_chart(heat, width="stretch")
     per_class = per_class_accuracy(rows, data)
+    per_class["class"] = per_class["class"].map(chart_text)
     bars = px.bar(per_class, x="class", y="accuracy", hover_data=["rows"],
                   title="Accuracy per class", color_discrete_sequence=[colour])
     bars.add_hline(y=row.metrics["accuracy"], line_dash="dash", annotation_text="overall")
@@ -137,7 +141,7 @@ def main() -> None:
         return
     scope, board = chosen
     show_notice()
-    st.title(f"🔍 Model Explorer · {plain(scope.name)}")
+    page_title("🔍 Model Explorer", scope)
     row = choose_model(board)
     if row is None:
         return

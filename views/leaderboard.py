@@ -16,7 +16,15 @@ from promotion.scopes import Scope
 from promotion.scoring import Leaderboard, LeaderboardRow
 from promotion.store import StageRecord
 from promotion.usecases import save_weights as keep_weights
-from promotion.vocabulary import PROMOTED_STAGES, WEIGHTS_METHODS, key_metric, stage_of, task_rules
+from promotion.vocabulary import (
+    DEFAULT_WEIGHTS_METHOD,
+    PROMOTED_STAGES,
+    WEIGHTS_METHOD_LABELS,
+    WEIGHTS_METHODS,
+    key_metric,
+    stage_of,
+    task_rules,
+)
 from views._common import (
     GROUP_LABELS,
     STAGE_BADGES,
@@ -26,12 +34,14 @@ from views._common import (
     group_order,
     leaderboard,
     model_cards,
+    page_title,
     plain,
     scope_and_board,
     scope_problems,
     show_error,
     show_notice,
     store,
+    store_write,
 )
 
 PAGE_SIZE = 25
@@ -49,12 +59,13 @@ def decide(action: str, scope: Scope, model_name: str) -> None:
     if board is None:
         return
     try:
-        if action == "promote":
-            promote(store(), scope, result, board, model_name, actor=current_user(),
-                              reason=reason, override=bool(st.session_state.get("override")))
-        else:
-            demote(store(), scope, result, board, model_name, actor=current_user(),
-                             reason=reason)
+        with store_write():
+            if action == "promote":
+                promote(store(), scope, result, board, model_name, actor=current_user(),
+                        reason=reason, override=bool(st.session_state.get("override")))
+            else:
+                demote(store(), scope, result, board, model_name, actor=current_user(),
+                       reason=reason)
     except PromotionError as err:
         st.session_state["notice"] = ("error", plain(err))
         return
@@ -66,14 +77,15 @@ def save_weights(scope: Scope, names: list[str]) -> None:
     """Slider callback: store the edited weights as the scope's next version."""
     weights = {n: float(st.session_state[f"weight:{scope.name}:{n}"]) for n in names}
     try:
-        saved = keep_weights(store(), scope, weights, actor=current_user() or "unknown")
+        with store_write():
+            saved = keep_weights(store(), scope, weights, actor=current_user() or "unknown")
         st.session_state[f"weights_version:{scope.name}"] = saved.version
     except (PromotionError, ValueError) as err:
         st.session_state["notice"] = ("error", plain(f"Weights not saved: {err}"))
 
 
-def header(board: Leaderboard, evaluation_note: str) -> None:
-    st.title(f"📈 Leaderboard · {plain(board.scope)}")
+def header(scope: Scope, board: Leaderboard, evaluation_note: str) -> None:
+    page_title("📈 Leaderboard", scope)
     weights = ", ".join(f"{n} {w:g}" for n, w in board.weights.items())
     st.caption(f"{board.task} · {board.n_rows} holdout rows · composite = weighted mean of "
                f"{weights} (each scored 0 at chance level, 1 at perfect) · {evaluation_note}")
@@ -90,7 +102,7 @@ def filters(board: Leaderboard) -> list[LeaderboardRow]:
     groups = group_order(row.group for row in board.rows)
     chosen = left.segmented_control(
         "Groups", groups, selection_mode="multi", default=groups, key=f"groups:{board.scope}",
-        format_func=lambda g: GROUP_LABELS.get(g, g))
+        format_func=lambda g: plain(GROUP_LABELS.get(g, g)))
     search = middle.text_input("Search by name", key=f"search:{board.scope}",
                                placeholder="e.g. xgboost").strip().lower()
     rows = [r for r in board.ranked if r.group in (chosen or []) and search in
@@ -201,9 +213,9 @@ def cards_section(scope: Scope, board: Leaderboard,
     promoted = [n for n, r in stages.items() if r.stage in PROMOTED_STAGES]
     left, right = st.columns([2, 3], vertical_alignment="bottom")
     method = left.segmented_control(
-        "Ensemble weights", list(WEIGHTS_METHODS), default="score", key=f"method:{scope.name}",
-        format_func=lambda m: {"score": "score (composite / sum)", "equal": "equal",
-                               "greedy": "greedy (Caruana)"}[m]) or "score"
+        "Ensemble weights", list(WEIGHTS_METHODS), default=DEFAULT_WEIGHTS_METHOD,
+        key=f"method:{scope.name}",
+        format_func=WEIGHTS_METHOD_LABELS.__getitem__) or DEFAULT_WEIGHTS_METHOD
     if right.button("🎫 Generate Model Cards", disabled=not promoted, type="primary",
                     help=None if promoted else "Promote at least one model first"):
         st.session_state[f"cards:{scope.name}"] = method
@@ -235,10 +247,10 @@ def review_card(scope: Scope, card: ModelCard) -> None:
         value = getattr(card, key)
         facts[2].metric(get_metric(key).label, f"{value:.4f}" if value is not None
                         else "–")
-        facts[3].metric("Phase", card.phase)
+        facts[3].metric("Phase", plain(card.phase))
         card_text_editor(scope.name, card.model_name,
                          {field: getattr(card, field) for field in TEXT_FIELDS})
-        st.caption(f"{card.model_path} · sha256 {card.sha256[:16]}…")
+        st.caption(f"{plain(card.model_path)} · sha256 {card.sha256[:16]}…")
 
 
 def export_buttons(scope: Scope, chosen: PromotedSet,
@@ -274,7 +286,7 @@ def main() -> None:
         return
     scope, board = chosen
     show_notice()
-    header(board, f"{len(board.rows)} models")
+    header(scope, board, f"{len(board.rows)} models")
     weights_editor(scope, board)
     left, right = st.columns([4, 1], vertical_alignment="bottom")
     left.text_input("Reason for your decisions (required, recorded with each)",

@@ -25,10 +25,12 @@ from views._common import (
     current_user,
     evaluation,
     leaderboard,
+    page_title,
     plain,
     scope_and_board,
     show_notice,
     store,
+    store_write,
 )
 
 TARGETS = {"champion": "👑 Make Champion", "production": "✅ Promote to production",
@@ -70,7 +72,8 @@ def mlflow_panel(scope: Scope) -> None:
 
 def sync_now(scope: Scope) -> None:
     try:
-        report = sync_mlflow(store(), scope)
+        with store_write():
+            report = sync_mlflow(store(), scope)
     except PromotionError as err:
         st.session_state["notice"] = ("error", plain(err))
         return
@@ -132,9 +135,11 @@ def move(scope: Scope, model_name: str, target: str) -> None:
     if board is None:
         return
     try:
-        moved = transition_model(
-            store(), scope, evaluation(scope), board, model_name, target, actor=current_user(),
-            reason=reason, override=bool(st.session_state.get("lifecycle_override")))
+        with store_write():
+            moved = transition_model(
+                store(), scope, evaluation(scope), board, model_name, target,
+                actor=current_user(), reason=reason,
+                override=bool(st.session_state.get("lifecycle_override")))
     except PromotionError as err:
         st.session_state["notice"] = ("error", plain(err))
         return
@@ -182,7 +187,8 @@ def act_panel(scope: Scope, board: Leaderboard,
 def rollback_now(scope: Scope) -> None:
     reason = str(st.session_state.get("rollback_reason") or "")
     try:
-        moved = rollback(store(), scope, actor=current_user(), reason=reason)
+        with store_write():
+            moved = rollback(store(), scope, actor=current_user(), reason=reason)
     except PromotionError as err:
         st.session_state["notice"] = ("error", plain(err))
         return
@@ -197,9 +203,10 @@ def rollback_panel(scope: Scope) -> None:
         st.caption("No previous champion to roll back to.")
         return
     name, sha = previous
-    st.text_input(f"Reason to restore {name} (version {str(sha)[:12]})", key="rollback_reason")
+    st.text_input(f"Reason to restore {plain(name)} (version {str(sha)[:12]})",
+                  key="rollback_reason")
     ready = bool(str(st.session_state.get("rollback_reason") or "").strip()) and current_user()
-    st.button(f"↩️ Roll back to {name}", key=f"rollback:{scope.name}", disabled=not ready,
+    st.button(f"↩️ Roll back to {plain(name)}", key=f"rollback:{scope.name}", disabled=not ready,
               on_click=rollback_now, args=(scope,))
 
 
@@ -211,11 +218,13 @@ def deploy_now(scope: Scope) -> None:
     state = st.session_state
     mode = state.get(f"deploy_mode:{scope.name}")
     try:
-        record, paths = deploy(
-            scope.models_dir, scope.name, store(), str(mode), actor=current_user(),
-            reason=str(state.get("deploy_reason") or ""),
-            canary=state.get(f"deploy_canary:{scope.name}") if mode == "canary" else None,
-            canary_share=state.get(f"deploy_share:{scope.name}") if mode == "canary" else None)
+        with store_write():
+            record, paths = deploy(
+                scope.models_dir, scope.name, store(), str(mode), actor=current_user(),
+                reason=str(state.get("deploy_reason") or ""),
+                canary=state.get(f"deploy_canary:{scope.name}") if mode == "canary" else None,
+                canary_share=(state.get(f"deploy_share:{scope.name}") if mode == "canary"
+                              else None))
     except PromotionError as err:
         state["notice"] = ("error", plain(err))
         return
@@ -283,7 +292,7 @@ def main() -> None:
     if chosen is None:
         return
     scope, board = chosen
-    st.title(f"🏛️ Lifecycle · {plain(scope.name)}")
+    page_title("🏛️ Lifecycle", scope)
     show_notice()
     stages = store().stages(scope.name)
     champion_panel(scope, stages)

@@ -17,20 +17,23 @@ from promotion.monitoring import (
     Recommendation,
     apply_recommendation,
     deployment_summary,
-    drift,
     recommend,
     window_metrics,
 )
 from promotion.scopes import Scope
 from promotion.vocabulary import key_metric
 from views._common import (
+    chart_text,
     current_scope,
     current_user,
     live_data,
+    live_drift,
+    page_title,
     plain,
     show_error,
     show_notice,
     store,
+    store_write,
 )
 
 ACTION_LABELS = {"wait": "⏳ Wait", "rollback": "↩️ Roll back", "increase": "⏫ Increase "
@@ -41,8 +44,9 @@ def apply_now(scope: Scope, advice: Recommendation) -> None:
     """Button callback: apply the recommendation through the lifecycle, with the reason."""
     reason = str(st.session_state.get("monitoring_reason") or "")
     try:
-        done = apply_recommendation(scope.models_dir, scope.name, store(), advice,
-                                              actor=current_user(), reason=reason)
+        with store_write():
+            done = apply_recommendation(scope.models_dir, scope.name, store(), advice,
+                                        actor=current_user(), reason=reason)
     except PromotionError as err:
         st.session_state["notice"] = ("error", plain(err))
         return
@@ -79,17 +83,19 @@ def metrics_panel(scope: Scope, live: LiveData,
     table = window_metrics(live, scope.task, cards)
     if table.empty:
         st.info("No outcomes joined yet. Hint: python -m promotion outcomes --scope "
-                f"{scope.name} --file labels.csv")
+                f"{plain(scope.name)} --file labels.csv")
         return
-    figure = px.line(table, x="window", y="value", color="model", markers=True,
+    # Plotly reads HTML tags in legend names: the chart gets the names escaped for it.
+    figure = px.line(table.assign(model=table["model"].map(chart_text)), x="window",
+                     y="value", color="model", markers=True,
                      error_y=table["high"] - table["value"],
                      error_y_minus=table["value"] - table["low"],
                      labels={"value": key, "window": "day (UTC)"})
     for card in cards:
         low = card.metrics[key].low if key in card.metrics else None
         if low is not None:
-            figure.add_hline(y=low, line_dash="dot", annotation_text=f"{card.model_name} "
-                             "holdout lower bound")
+            figure.add_hline(y=low, line_dash="dot", annotation_text=chart_text(
+                f"{card.model_name} holdout lower bound"))
     st.plotly_chart(figure, width="stretch", key=f"live_chart:{scope.name}")
     st.dataframe(table, hide_index=True, width="stretch", column_config={
         "window": st.column_config.DatetimeColumn("Day (UTC)", format="YYYY-MM-DD"),
@@ -103,7 +109,7 @@ def metrics_panel(scope: Scope, live: LiveData,
 def drift_panel(scope: Scope, live: LiveData) -> None:
     st.subheader("🌊 Drift: population stability index per feature")
     try:
-        table = drift(scope.models_dir, scope.name, live)
+        table = live_drift(scope, live)
     except PromotionError as err:
         show_error(err)
         return
@@ -119,13 +125,13 @@ def main() -> None:
     scope = current_scope()
     if scope is None:
         return
-    st.title(f"📡 Monitoring · {plain(scope.name)}")
+    page_title("📡 Monitoring", scope)
     show_notice()
     try:
         source = newest_cards_file(scope.name, scope.models_dir)
         cards = read_cards(source)
     except PromotionError as err:
-        st.info(f"Nothing exported to serve yet: {err}")
+        st.info(f"Nothing exported to serve yet: {plain(err)}")
         return
     st.caption(f"Export {plain(source.name)} ({cards[0].deployment_mode} mode) · decided: "
                f"{plain(deployment_summary(store(), scope))}")
@@ -136,7 +142,8 @@ def main() -> None:
         return
     if live.empty:
         st.info("No prediction logged yet. Hint: python -m promotion simulate --scope "
-                f"{scope.name} --requests 3000 (or python -m promotion demo --monitoring)")
+                f"{plain(scope.name)} --requests 3000 (or python -m promotion demo "
+                "--monitoring)")
         return
     st.text(f"{len(live.requests):,} requests logged, {(live.y >= 0).sum():,} with outcomes")
     recommendation_panel(scope, recommend(live, cards, scope.task))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from collections.abc import Callable
 from datetime import datetime
@@ -18,7 +19,7 @@ from ..store._entities import Transition
 from ..store._sql import open_store
 
 if TYPE_CHECKING:
-    import pandas as pd
+    pass
 
 #: Exit status of a user error (bad input): one line on stderr, no traceback.
 USER_ERROR = 2
@@ -41,13 +42,78 @@ def user(args: argparse.Namespace) -> str:
     """Who decides: ``--user``, else the ``PROMOTION_USER`` setting, else the account name."""
     import getpass
 
-    chosen = args.user or setting("PROMOTION_USER")
+    if args.user is not None:  # given: as given (the parser refused a blank one already)
+        try:
+            return user_name(args.user)
+        except argparse.ArgumentTypeError as err:
+            raise InvalidInputError(str(err)) from None
+    chosen = setting("PROMOTION_USER")
     if chosen:
         return chosen
     try:
         return getpass.getuser()
     except (KeyError, OSError):  # no account name in this environment
         raise InvalidInputError("who is deciding? Hint: pass --user NAME") from None
+
+
+# argument types: a bad value is one line naming the argument (argparse ``type=``) ----------
+
+def user_name(text: str) -> str:
+    """``--user``: who decides, as recorded; a blank name is refused (not replaced)."""
+    name = text.strip()
+    if not name:
+        raise argparse.ArgumentTypeError(
+            f"--user {text!r}: a blank name cannot be recorded. Hint: give your name, or leave "
+            "--user out to record $PROMOTION_USER or your account name")
+    return name
+
+
+def whole_number(flag: str, low: int, high: int) -> Callable[[str], int]:
+    """The ``type`` of an argument that is a whole number from ``low`` to ``high``."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or not low <= value <= high:
+            raise argparse.ArgumentTypeError(
+                f"{flag} {text}: must be a whole number from {low:,} to {high:,}")
+        return value
+    return parse
+
+
+def positive_number(flag: str, high: float, unit: str) -> Callable[[str], float]:
+    """The ``type`` of an argument that is a number more than 0 and at most ``high``."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not (math.isfinite(value) and 0 < value <= high):
+            raise argparse.ArgumentTypeError(
+                f"{flag} {text}: must be more than 0 and at most {high:,g} {unit}")
+        return value
+    return parse
+
+
+#: ``simulate --seed``: numpy takes a seed of 0 or more; 32 bits are plenty to replay a run.
+seed_number = whole_number("--seed", 0, 2**32 - 1)
+#: ``simulate --requests``: each request is a row in memory and in the log.
+request_count = whole_number("--requests", 1, 10_000_000)
+#: ``simulate --days``: the requests' times are spread over the past this many days.
+day_span = positive_number("--days", 36_500, "days (100 years)")
+
+
+def existing_models_root(root: Path, command: str) -> Path:
+    """The models root of a command that reads it: it must exist (a mistyped --models-dir
+    would otherwise become a new, empty models root with an empty store)."""
+    if root.is_dir():
+        return root
+    what = "is not a folder" if root.exists() else "does not exist"
+    raise InvalidInputError(
+        f"models root '{root}' {what} (--models-dir or PROMOTION_MODELS_DIR). Hint: check the "
+        f"path; `python -m promotion demo --models-dir {root}` builds a new one "
+        f"({command} does not)")
 
 
 def with_store(args: argparse.Namespace, action: Callable[[Store], int]) -> int:
@@ -83,15 +149,4 @@ def print_sync(args: argparse.Namespace, store: Store, started: datetime) -> Non
     elif state.attempted_at >= started:
         say(f"mlflow: {state.detail}")
 
-
-def read_rows(path: Path) -> pd.DataFrame:
-    """The CSV of ``--input``; a missing or unreadable file is one clear message."""
-    import pandas as pd
-
-    try:
-        return pd.read_csv(path)
-    except FileNotFoundError:
-        raise InvalidInputError(f"{path}: file is missing (argument --input)") from None
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
-        raise InvalidInputError(f"{path}: not a readable CSV ({err})") from None
 

@@ -6,6 +6,7 @@ Bad input exits with status 2 and one line on stderr; no traceback for a user er
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -13,19 +14,39 @@ from pathlib import Path
 from ..errors import PromotionError
 from ..scoring._gates import GATED_STAGES
 from ..settings import models_dir
-from ..vocabulary import DEFAULT_STAGE, GROUPS, MODES, STAGE_LADDER, STAGES, WEIGHTS_METHODS
+from ..vocabulary import (
+    DEFAULT_STAGE,
+    DEFAULT_WEIGHTS_METHOD,
+    GROUPS,
+    MODES,
+    STAGE_LADDER,
+    STAGES,
+    WEIGHTS_METHODS,
+)
 from ._admin import cmd_demo, cmd_migrate, cmd_mlflow_import, cmd_mlflow_sync, cmd_schemas
-from ._common import USER_ERROR
+from ._common import (
+    USER_ERROR,
+    day_span,
+    existing_models_root,
+    request_count,
+    seed_number,
+    user_name,
+)
 from ._decisions import cmd_demote, cmd_deploy, cmd_history, cmd_list, cmd_promote, cmd_rollback
 from ._ranking import cmd_gates, cmd_leaderboard, cmd_scopes
 from ._serving import cmd_export, cmd_monitor, cmd_outcomes, cmd_predict, cmd_simulate
 
 #: The stages ``promote`` moves a model to: up the ladder from where a new model starts.
 PROMOTE_TO = tuple(stage for stage in STAGE_LADDER if stage != DEFAULT_STAGE)
+#: The commands that may start a models root that does not exist yet; every other one refuses
+#: it (a mistyped --models-dir would become a new, empty root with an empty store).
+MAKE_MODELS_ROOT = ("demo", "migrate")
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line, not usage + message
+        # A type check's message names its argument itself: "--days 0: ...", not twice.
+        message = re.sub(r"^argument (\S+): (?=\1 )", "", message)
         self.exit(USER_ERROR, f"{self.prog}: error: {message} (see --help)\n")
 
 
@@ -56,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     export = commands.add_parser("export", parents=[common],
                                  help="write the leaderboard and the promoted models' cards")
     export.add_argument("--scope", required=True)
-    export.add_argument("--weights", choices=WEIGHTS_METHODS, default="score",
+    export.add_argument("--weights", choices=WEIGHTS_METHODS, default=DEFAULT_WEIGHTS_METHOD,
                         help="ensemble weighting method (default: score)")
     export.set_defaults(run=cmd_export)
 
@@ -76,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     deploy.add_argument("--canary", help="canary mode: the challenger")
     deploy.add_argument("--share", type=float, help="canary mode: share of requests (0-1)")
     deploy.add_argument("--reason", required=True)
-    deploy.add_argument("--user", default=None)
+    deploy.add_argument("--user", type=user_name, default=None)
     deploy.set_defaults(run=cmd_deploy)
 
     outcomes = commands.add_parser("outcomes", parents=[common],
@@ -88,10 +109,10 @@ def build_parser() -> argparse.ArgumentParser:
     simulate = commands.add_parser("simulate", parents=[common],
                                    help="replay holdout rows through the engine, with outcomes")
     simulate.add_argument("--scope", required=True)
-    simulate.add_argument("--requests", required=True, type=int)
+    simulate.add_argument("--requests", required=True, type=request_count)
     simulate.add_argument("--drift", help="FEATURE:SHIFT, shift in standard deviations")
-    simulate.add_argument("--seed", type=int, default=0)
-    simulate.add_argument("--days", type=float, default=8.0,
+    simulate.add_argument("--seed", type=seed_number, default=0)
+    simulate.add_argument("--days", type=day_span, default=8.0,
                           help="spread the requests' times over this many days (default 8)")
     simulate.set_defaults(run=cmd_simulate)
 
@@ -106,7 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
     promote.add_argument("--model", required=True)
     promote.add_argument("--stage", choices=PROMOTE_TO, default="production")
     promote.add_argument("--reason", required=True, help="why (recorded; required)")
-    promote.add_argument("--user", default=None, help="who decides (default: $USER)")
+    promote.add_argument("--user", type=user_name, default=None,
+                         help="who decides (default: $PROMOTION_USER, else the account name)")
     promote.add_argument("--override-gates", action="store_true",
                          help="move even if gates fail (recorded as an override)")
     promote.set_defaults(run=cmd_promote)
@@ -116,7 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
     demote.add_argument("--scope", required=True)
     demote.add_argument("--model", required=True)
     demote.add_argument("--reason", required=True)
-    demote.add_argument("--user", default=None)
+    demote.add_argument("--user", type=user_name, default=None)
     demote.set_defaults(run=cmd_demote)
 
     listing = commands.add_parser("list", parents=[common], help="models by stage")
@@ -133,7 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    help="restore the previous champion")
     rollback.add_argument("--scope", required=True)
     rollback.add_argument("--reason", required=True)
-    rollback.add_argument("--user", default=None)
+    rollback.add_argument("--user", type=user_name, default=None)
     rollback.set_defaults(run=cmd_rollback)
 
     mlflow_import = commands.add_parser(
@@ -197,10 +219,12 @@ def version_list(text: str) -> list[int]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; the exit status (a user error is one line on stderr, status 2)."""
     args = build_parser().parse_args(argv)
-    if args.models_dir is None:
+    if args.models_dir is None and args.command != "schemas":
         args.models_dir = models_dir()
     run: Callable[[argparse.Namespace], int] = args.run
     try:
+        if args.command not in (*MAKE_MODELS_ROOT, "schemas"):
+            existing_models_root(args.models_dir, args.command)
         return run(args)
     except PromotionError as err:
         print(f"error: {err}", file=sys.stderr)

@@ -4,11 +4,23 @@ and ``monitor``."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
+from typing import IO, TYPE_CHECKING
 
+from .._jsonio import temporary_beside
 from ..scopes._discovery import load_scope
 from ..store._sql import open_store
-from ._common import read_rows, say
+from ._common import say
+
+if TYPE_CHECKING:
+    from ..engine._checks import MemberNote
+    from ..engine._engine import PredictionEngine
+    from ..engine._requests import RequestsCsv
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -27,28 +39,71 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    import pandas as pd
-
     from ..engine._engine import PredictionEngine
+    from ..engine._requests import RequestsCsv
 
     engine = PredictionEngine.load(args.scope, args.models_dir, log=not args.no_log)
-    frame = read_rows(args.input)
-    ids = frame["request_id"].astype(str).tolist() if "request_id" in frame.columns else None
     try:
-        served = engine.serve(frame, ids)
+        # The whole file's shape first: a ragged row or a repeated id fails before any row
+        # is served or logged.
+        requests = RequestsCsv.check(args.input, engine.feature_names)
+        with _output(args.output) as out:
+            notes = _serve_in_batches(engine, requests, out)
     finally:
         engine.close()
-    proba = served.proba
-    out = pd.DataFrame(proba, columns=[f"proba_{c}" for c in engine.classes], index=frame.index)
-    out.insert(0, "prediction", [engine.classes[i] for i in proba.argmax(axis=1)])
-    out.insert(0, "served_by", served.served_by)
-    out.insert(0, "request_id", served.request_ids)
+    for note in notes:
+        say(f"warning: {note.message}")
     if args.output:
-        out.to_csv(args.output, index=False)
-        say(f"{len(out)} rows -> {args.output} (export {engine.source.name})")
-    else:
-        out.to_csv(sys.stdout, index=False)
+        say(f"{requests.rows} rows -> {args.output} (export {engine.source.name})")
     return 0
+
+
+def _serve_in_batches(engine: PredictionEngine, requests: RequestsCsv, out: IO[str]
+                      ) -> list[MemberNote]:
+    """Serve the file batch by batch, writing each batch's answers as soon as it is served:
+    memory holds one batch, whatever the file's size. Returns the members' notes, added up
+    over the batches."""
+    import numpy as np
+    import pandas as pd
+
+    columns = ["request_id", "served_by", "prediction",
+               *[f"proba_{c}" for c in engine.classes], "failed_models"]
+    pd.DataFrame(columns=columns).to_csv(out, index=False)
+    notes: dict[tuple[str, str], MemberNote] = {}
+    for batch in requests.batches():
+        served = engine.serve(batch.features, batch.request_ids)
+        answer = pd.DataFrame(served.proba, columns=columns[3:-1])
+        answer.insert(0, "prediction", np.asarray(engine.classes, dtype=object)[
+            served.proba.argmax(axis=1)])
+        answer.insert(0, "served_by", served.served_by)
+        answer.insert(0, "request_id", served.request_ids)
+        answer["failed_models"] = [";".join(names) for names in served.failed_models]
+        answer.to_csv(out, index=False, header=False)
+        for note in served.notes:
+            key = (note.model_name, note.kind)
+            notes[key] = notes[key].plus(note) if key in notes else note
+    # Each note counts the rows of every batch served, not only of the batches it was in.
+    return [replace(note, total=requests.rows) for note in notes.values()]
+
+
+@contextmanager
+def _output(path: Path | None) -> Iterator[IO[str]]:
+    """Where ``predict`` writes: stdout, or ``path`` through a temporary file renamed into
+    place once every row is written (a failed run leaves no partial file)."""
+    if path is None:
+        yield sys.stdout
+        return
+    try:
+        fd, tmp = temporary_beside(path)
+    except OSError as err:  # e.g. the folder does not exist: name the output, not the temp
+        raise OSError(err.errno, err.strerror, str(path)) from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            yield handle
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def cmd_outcomes(args: argparse.Namespace) -> int:

@@ -4,6 +4,7 @@ It reads only the export, the model files and the scope's prediction log: it nev
 store, the app or the training side, so ``import promotion.engine`` stays light.
 """
 
+from ._checks import SUM_TOLERANCE, MemberNote
 from ._engine import (
            LoadedModel,
            PredictionEngine,
@@ -20,7 +21,9 @@ from ._loading import (
            load_model_file,
 )
 from ._predlog import log_fingerprint, log_path
+from ._requests import BATCH_ROWS, RequestBatch, RequestsCsv
 
-__all__ = ["MODEL_FILES", "SHIPPED_TRUSTED_TYPES", "LoadedFile", "LoadedModel", "ModelLoadError",
-           "PredictionEngine", "Served", "canary_bucket", "load_model_file", "log_fingerprint",
+__all__ = ["BATCH_ROWS", "MODEL_FILES", "SHIPPED_TRUSTED_TYPES", "SUM_TOLERANCE", "LoadedFile",
+           "LoadedModel", "MemberNote", "ModelLoadError", "PredictionEngine", "RequestBatch",
+           "RequestsCsv", "Served", "canary_bucket", "load_model_file", "log_fingerprint",
            "log_path", "newest_cards_file", "read_cards"]

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+
+from ..errors import InvalidInputError
 
 
 class ClassMismatch(ValueError):
@@ -46,3 +49,14 @@ def model_columns(model: Any, available: list[str]) -> list[str]:
         shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
         raise KeyError(shown)
     return expected
+
+
+def require_columns(available: Sequence[str], needed: Sequence[str]) -> None:
+    """Refuse input that lacks one of the cards' feature columns (extra ones are fine)."""
+    have = set(available)
+    missing = [c for c in needed if c not in have]
+    if missing:
+        raise InvalidInputError(
+            f"input is missing feature column '{missing[0]}'"
+            + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else "")
+            + f"; the cards need {len(needed)} columns (field feature_names)")

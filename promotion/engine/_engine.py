@@ -5,6 +5,25 @@ the champion and scores every challenger on the same rows in shadow; ``canary`` 
 challenger answer a fixed share of requests, chosen by a stable hash of the request id.
 Every batch is written to the scope's prediction log before the answer is returned.
 
+Every member's output is checked on every batch (``promotion.engine._checks``): a row whose
+sum is off 1 by more than a tolerance is renormalized, as evaluation does, and reported; a
+row that is not finite, has a negative value or sums to 0, and every row of a member that
+raised or returned the wrong shape, is a *failed row* of that member. One rule, in every mode:
+
+    A failed row never reaches the answer. The row is answered by the healthy models that
+    decide it: in ``ensemble`` mode the other members, their weights scaled to sum to 1 on
+    that row; in ``canary`` mode the other side (the champion for a canary row, the canary
+    for a champion row). Shadow challengers and zero-weight members decide nothing, so their
+    failures are only logged. When no healthy deciding model is left for a row (every
+    weighted member failed on it, the champion failed in ``champion`` mode, or both sides in
+    ``canary`` mode) the whole batch fails with one error naming the models and what they
+    returned; nothing of it is answered or logged.
+
+Failed rows are logged (the log's ``failed`` flags; the model's probabilities are NaN there),
+``Served.failed_models`` names, per request, the deciding models left out, and
+``Served.notes`` says what was renormalized or failed. A batch of 0 rows is answered with 0
+rows, and not logged.
+
 It reads only the exported cards file, the model files the cards name and the scope's
 ``trusted_types`` setting for skops files; it imports neither the app nor the store. Before
 loading a model it checks that the file stays inside the models root and that its sha256
@@ -32,7 +51,14 @@ from pydantic import ValidationError
 
 from ..contract import EXPORT_AREA, MODEL_CARDS, ModelCard, ModelCards, cards_files
 from ..errors import InvalidInputError
-from ._align import ClassMismatch, class_positions, model_columns
+from ._align import ClassMismatch, class_positions, model_columns, require_columns
+from ._checks import (
+    MemberNote,
+    MemberOutput,
+    check_output,
+    failed_output,
+    renormalized_detail,
+)
 from ._loading import load_model_file, scope_trusted_types
 from ._predlog import ENSEMBLE_CODE, LoggedBatch, PredictionLog, log_path
 
@@ -55,7 +81,9 @@ def canary_bucket(request_id: str) -> float:
 
 
 def newest_cards_file(scope: str, models_dir: Path | str) -> Path:
-    """The newest model-cards file of ``scope`` (export names sort in time order)."""
+    """The model-cards file of ``scope``'s newest decisions (see ``contract.export_order``):
+    not the newest file name, which an export finishing late or a far-future name would
+    win."""
     found = cards_files(Path(models_dir), scope)
     if not found:
         folder = Path(models_dir) / EXPORT_AREA / MODEL_CARDS
@@ -80,10 +108,10 @@ def read_cards(path: Path) -> list[ModelCard]:
     except ValidationError as err:
         first = err.errors(include_url=False)[0]
         loc = list(first["loc"])
-        where = (f"card {loc[0]} field '{'.'.join(map(str, loc[1:]))}'" if len(loc) > 1
-                 else "the file")
         message = str(first["msg"]).removeprefix("Value error, ")
-        raise InvalidInputError(f"{path}: {where}: {message}") from None
+        if len(loc) > 1:
+            message = f"card {loc[0]} field '{'.'.join(map(str, loc[1:]))}': {message}"
+        raise InvalidInputError(f"{path}: {message}") from None
 
 
 @dataclass(frozen=True)
@@ -103,6 +131,8 @@ class Served:
     proba: np.ndarray  # (rows, classes)
     request_ids: list[str]
     served_by: list[str]  # a model name, or "ensemble"
+    failed_models: list[tuple[str, ...]]  # per request, the deciding models that failed on it
+    notes: list[MemberNote]  # what members did that the caller should hear of
 
 
 class PredictionEngine:
@@ -153,23 +183,36 @@ class PredictionEngine:
         ``request_ids`` name the requests (unique; generated when omitted); they decide the
         canary side and join true labels later. ``times`` (unix seconds or datetimes, default
         now) are the requests' times, for replays. Shadow predictions never change the answer.
+        A member's failed rows follow the rule of the module docstring; when no healthy model
+        is left to answer a row this raises ``InvalidInputError`` and logs nothing.
         """
         X = self._features(frame)
         rows = len(X)
         ids = _request_ids(request_ids, rows)
         at = _times(times, rows)
-        probas, latency, failed = self._score_all(X)
-        proba, served = self._answer(probas, ids, failed)
+        if rows == 0:  # nothing to ask the models (several refuse 0 rows), nothing to log
+            return Served(np.zeros((0, len(self.classes))), ids, [], [], [])
+        outputs, latency = self._score_all(X)
+        proba, served, left_out = self._answer(outputs, ids)
+        failed = np.stack([out.failed for out in outputs], axis=1)
         if self.log is not None:  # committed before the answer leaves: nothing answered unlogged
-            self._log(X, at, ids, probas, latency, served, failed)
+            self._log(X, at, ids, [out.proba for out in outputs], latency, served, failed)
         names = [m.card.model_name for m in self.members]
-        return Served(proba, ids, [ENSEMBLE if code == ENSEMBLE_CODE else names[code]
-                                   for code in served.tolist()])
+        failed_models: list[tuple[str, ...]] = [()] * rows
+        for row in np.flatnonzero(left_out.any(axis=1)).tolist():  # usually none
+            failed_models[row] = tuple(names[k] for k in np.flatnonzero(left_out[row]))
+        return Served(proba, ids,
+                      [ENSEMBLE if code == ENSEMBLE_CODE else names[code]
+                       for code in served.tolist()],
+                      failed_models, self._notes(outputs, rows))
 
     def predict_breakdown(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
-        """Each member's class probabilities (columns in ``classes`` order), unweighted."""
+        """Each member's checked class probabilities (columns in ``classes`` order),
+        unweighted; NaN on the rows it failed."""
         X = self._features(frame)
-        return {m.card.model_name: self._member_proba(m, X) for m in self.members}
+        if len(X) == 0:
+            return {m.card.model_name: np.zeros((0, len(self.classes))) for m in self.members}
+        return {m.card.model_name: self._member_output(m, X).proba for m in self.members}
 
     def predict_proba(self, frame: pd.DataFrame, request_ids: Sequence[str] | None = None
                       ) -> np.ndarray:
@@ -210,74 +253,124 @@ class PredictionEngine:
                 (rows, 0, 0), dtype=np.float32),
             inputs=_numeric(X), failed=failed))
 
-    def _required(self, member: LoadedModel) -> bool:
-        # A failing model that decides answers fails the batch; a shadow one is only logged.
-        return self.mode == ENSEMBLE or member.card.role == "champion"
-
-    def _score_all(self, X: pd.DataFrame
-                   ) -> tuple[list[np.ndarray], dict[str, float], np.ndarray]:
-        """Every member's probabilities on every row, its time per row, and the failures
-        (rows, members): a raised error or a non-finite output."""
-        rows = len(X)
-        probas, latency = [], {}
-        failed = np.zeros((rows, len(self.members)), dtype=bool)
-        for k, member in enumerate(self.members):
-            name = member.card.model_name
-            started = time.perf_counter()
-            try:
-                proba = self._member_proba(member, X)
-            except InvalidInputError:
-                if self._required(member):
-                    raise
-                proba = np.full((rows, len(self.classes)), np.nan)
-            latency[name] = (time.perf_counter() - started) * 1000 / max(rows, 1)
-            failed[:, k] = ~np.isfinite(proba).all(axis=1)
-            probas.append(proba)
-        return probas, latency, failed
-
-    def _answer(self, probas: list[np.ndarray], ids: list[str], failed: np.ndarray
-                ) -> tuple[np.ndarray, np.ndarray]:
-        """The answer and, per request, who gave it (member index, or ENSEMBLE_CODE)."""
+    def _decides(self, member: LoadedModel) -> bool:
+        """Whether the member's output can be (part of) an answer."""
         if self.mode == ENSEMBLE:
-            ensemble: Any = 0
-            for member, proba in zip(self.members, probas, strict=True):
-                ensemble += proba * member.card.ensemble_weight  # the consumer loop's sums
-            return np.asarray(ensemble), np.full(len(ids), ENSEMBLE_CODE)
+            return member.card.ensemble_weight > 0
+        return member.card.role in ("champion", "canary")
+
+    def _score_all(self, X: pd.DataFrame) -> tuple[list[MemberOutput], dict[str, float]]:
+        """Every member's checked output on every row, and its time per row."""
+        outputs, latency = [], {}
+        for member in self.members:
+            started = time.perf_counter()
+            outputs.append(self._member_output(member, X))
+            latency[member.card.model_name] = (time.perf_counter() - started) * 1000 / len(X)
+        return outputs, latency
+
+    def _answer(self, outputs: list[MemberOutput], ids: list[str]
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The answer; per request, who gave it (member index, or ENSEMBLE_CODE); and per
+        request and member, whether a deciding member was left out because it failed."""
+        failed = np.stack([out.failed for out in outputs], axis=1)
+        if self.mode == ENSEMBLE:
+            return self._ensemble_answer(outputs, failed)
         names = [m.card.model_name for m in self.members]
-        champion = names.index(str(self.champion))
-        answer = probas[champion].copy()
-        served = np.full(len(ids), champion)
+        rows = len(ids)
+        primary = np.full(rows, names.index(str(self.champion)))
+        other = primary.copy()  # champion mode: nobody else decides
         if self.canary is not None:
-            canary = names.index(self.canary)
-            # A canary that failed on a row falls back to the champion (logged as failed).
             chosen = np.array([canary_bucket(i) < self.canary_share for i in ids], dtype=bool)
-            chosen &= ~failed[:, canary]
-            answer[chosen] = probas[canary][chosen]
-            served[chosen] = canary
-        return answer, served
+            primary[chosen] = names.index(self.canary)
+            other[~chosen] = names.index(self.canary)
+        everyone = np.arange(rows)
+        fell_back = failed[everyone, primary]
+        served = np.where(fell_back, other, primary)
+        unanswered = failed[everyone, served]
+        if unanswered.any():
+            self._no_healthy_model(outputs, unanswered, {*primary[unanswered],
+                                                         *other[unanswered]})
+        answer = np.empty((rows, len(self.classes)))
+        for k in np.unique(served):
+            answer[served == k] = outputs[k].proba[served == k]
+        left_out = np.zeros_like(failed)
+        left_out[everyone[fell_back], primary[fell_back]] = True
+        return answer, served, left_out
+
+    def _ensemble_answer(self, outputs: list[MemberOutput], failed: np.ndarray
+                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        weights = np.array([m.card.ensemble_weight for m in self.members])
+        answer: Any = 0
+        for out, weight in zip(outputs, weights.tolist(), strict=True):
+            # The consumer loop's sums, in its order: a row no member failed on is exactly
+            # the seed's weighted sum. A failed row adds nothing here ...
+            answer += (np.where(out.failed[:, None], 0.0, out.proba) if out.failed.any()
+                       else out.proba) * weight
+        left_out = failed & (weights > 0)
+        hit = left_out.any(axis=1)
+        if hit.any():  # ... and the healthy members' weights are scaled up to 1 on it
+            healthy = (~failed[hit] * weights).sum(axis=1)
+            if (healthy <= 0).any():
+                unanswered = np.zeros(len(failed), dtype=bool)
+                unanswered[np.flatnonzero(hit)[healthy <= 0]] = True
+                self._no_healthy_model(outputs, unanswered, set(np.flatnonzero(weights > 0)))
+            answer[hit] /= healthy[:, None]
+        return np.asarray(answer), np.full(len(failed), ENSEMBLE_CODE), left_out
+
+    def _no_healthy_model(self, outputs: list[MemberOutput], unanswered: np.ndarray,
+                          deciders: set) -> None:
+        """Fail the batch: name the deciding models that failed on the unanswered rows."""
+        said = "; ".join(
+            f"model '{self.members[k].card.model_name}' failed ({outputs[k].reason})"
+            for k in sorted(int(k) for k in deciders) if outputs[k].failed[unanswered].any())
+        raise InvalidInputError(
+            f"no healthy model left to answer {int(unanswered.sum())} of {len(unanswered)} "
+            f"rows ({self.mode} mode): {said}. Hint: fix the model, or take it out of the "
+            "export (demote it, then export again)")
+
+    def _notes(self, outputs: list[MemberOutput], rows: int) -> list[MemberNote]:
+        """What each member's output needed: a renormalization, or others to answer."""
+        notes = []
+        for member, out in zip(self.members, outputs, strict=True):
+            name = member.card.model_name
+            if out.renormalized and out.sums is not None:
+                notes.append(MemberNote(name, "renormalized", out.renormalized, rows,
+                                        renormalized_detail(out.sums)))
+            if out.failed.any():
+                notes.append(MemberNote(name, "failed", int(out.failed.sum()), rows,
+                                        f"({out.reason}); {self._fallback(member)}"))
+        return notes
+
+    def _fallback(self, member: LoadedModel) -> str:
+        """Who answers the rows ``member`` failed on, in words."""
+        if not self._decides(member):
+            return "only logged: it decides no answer"
+        if self.mode == ENSEMBLE:
+            return "answered by the other members"
+        return "answered by the canary" if member.card.role == "champion" else \
+            "answered by the champion"
 
     def _features(self, frame: pd.DataFrame) -> pd.DataFrame:
         if list(frame.columns) == self.feature_names:  # already right: no copy
             return frame
-        missing = [c for c in self.feature_names if c not in frame.columns]
-        if missing:
-            raise InvalidInputError(
-                f"input is missing feature column '{missing[0]}'"
-                + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else "")
-                + f"; the cards need {len(self.feature_names)} columns (field feature_names)")
+        require_columns(frame.columns, self.feature_names)
         return frame[self.feature_names]
 
-    def _member_proba(self, member: LoadedModel, X: pd.DataFrame) -> np.ndarray:
+    def _member_output(self, member: LoadedModel, X: pd.DataFrame) -> MemberOutput:
+        """The member's probabilities for ``X``, checked (see ``promotion.engine._checks``)."""
         try:
             raw = member.model.predict_proba(X if member.columns is None else X[member.columns])
-        except Exception as err:  # a model's own failure, reported with its name
-            raise InvalidInputError(f"model '{member.card.model_name}' failed to predict: "
-                                    f"{type(err).__name__}: {err}") from None
-        if member.positions is None:
-            return raw
-        aligned = np.zeros((raw.shape[0], len(self.classes)))
-        aligned[:, member.positions] = raw
-        return aligned
+        except Exception as err:  # a model's own failure: its rows fail, the rule decides
+            return failed_output(len(X), len(self.classes),
+                                 f"predict_proba raised {type(err).__name__}: {_first_line(err)}")
+        return check_output(raw, len(X), member.positions, len(self.classes))
+
+
+def _first_line(err: Exception) -> str:
+    """An exception's message on one line (scikit-learn's run to several), at most 200
+    characters."""
+    text = str(err).strip().splitlines()
+    return text[0][:200] if text else ""
 
 
 def _request_ids(request_ids: Sequence[str] | None, rows: int) -> list[str]:

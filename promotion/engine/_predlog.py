@@ -14,6 +14,7 @@ labels by request id, written by ``promotion`` when they arrive; see ``record_ou
 
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
 from collections.abc import Iterator, Sequence
@@ -176,9 +177,16 @@ def _plain(value: object) -> object:
     return value.item() if hasattr(value, "item") else value
 
 
+#: The per-request parts of a logged batch (columns of ``batch``). A reader names the ones it
+#: needs; the others are not read from the file (the probabilities and inputs are most of it).
+PARTS = ("request_ids", "times", "served", "failed", "probas", "inputs")
+_FACTS = ("id", "export", "mode", "canary", "canary_share", "models", "classes", "features",
+          "rows", "latency_ms")
+
+
 @dataclass(frozen=True)
 class BatchRecord:
-    """One logged batch, decoded."""
+    """One logged batch, decoded. A part not asked for (see ``iter_batches``) is empty."""
 
     id: int
     export: str
@@ -189,39 +197,136 @@ class BatchRecord:
     classes: list[str]
     features: list[str]
     latency_ms: dict[str, float]
+    rows: int
     request_ids: list[str]
-    at: np.ndarray
-    served: list[str]
+    at: np.ndarray  # (rows,) unix seconds
+    served: np.ndarray  # (rows,) int16: index into models, or ENSEMBLE_CODE
     failed: np.ndarray  # (rows, models)
-    probas: np.ndarray  # (rows, models, classes)
-    inputs: np.ndarray  # (rows, features)
+    probas: np.ndarray  # (rows, models, classes) float32
+    inputs: np.ndarray  # (rows, features) float32
+
+    def served_by(self) -> list[str]:
+        """The model that answered each request (``ensemble`` for the weighted set)."""
+        return ["ensemble" if c == ENSEMBLE_CODE else self.models[c]
+                for c in self.served.tolist()]
 
 
 def read_batches(path: Path) -> list[BatchRecord]:
-    """Every logged batch, oldest first (empty when there is no log)."""
+    """Every logged batch with every part, oldest first (empty when there is no log). Holds
+    the whole log in memory: monitoring streams it with ``iter_batches`` instead."""
     if not path.exists():
         return []
+    with reading(path) as conn:
+        return list(iter_batches(conn))
+
+
+@contextmanager
+def reading(path: Path) -> Iterator[sqlite3.Connection]:
+    """A read connection to the log that sees one snapshot of it until the block ends, so
+    several queries agree with each other while the engine keeps appending."""
     with guarded(path), closing(connect(path)) as conn:
-        conn.row_factory = sqlite3.Row
-        rows = conn.execute("SELECT * FROM batch ORDER BY id").fetchall()
-    return [_decode(row) for row in rows]
+        conn.execute("BEGIN")  # deferred: the first read fixes the snapshot
+        try:
+            yield conn
+        finally:
+            conn.execute("COMMIT")
 
 
-def _decode(row: sqlite3.Row) -> BatchRecord:
-    models = json.loads(row["models"])
-    classes = [str(c) for c in json.loads(row["classes"])]
-    features = json.loads(row["features"])
+def iter_batches(conn: sqlite3.Connection, parts: Sequence[str] = PARTS, *,
+                 export: str | None = None, last_id: int | None = None,
+                 skip_empty: bool = False) -> Iterator[BatchRecord]:
+    """The logged batches oldest first, decoded one at a time: a log larger than memory is
+    read in the memory of its largest batch. Only ``parts`` are read (the others come back
+    empty); ``export`` keeps that export's batches, ``last_id`` stops at that batch (the
+    snapshot an earlier pass saw), ``skip_empty`` leaves out batches of no request."""
+    unknown = sorted(set(parts) - set(PARTS))
+    if unknown:
+        raise ValueError(f"unknown parts of a logged batch: {', '.join(unknown)}")
+    columns = [*_FACTS, *parts]
+    where, params = ["1"], []
+    if export is not None:
+        where.append("export = ?")
+        params.append(export)
+    if last_id is not None:
+        where.append("id <= ?")
+        params.append(last_id)
+    if skip_empty:
+        where.append("rows > 0")
+    cursor = conn.execute(f"SELECT {', '.join(columns)} FROM batch WHERE {' AND '.join(where)} "
+                          "ORDER BY id", params)
+    cursor.row_factory = sqlite3.Row
+    # The cursor steps through the file: one batch's bytes in memory at a time.
+    for row in cursor:
+        yield _decode(row, parts)
+
+
+def _decode(row: sqlite3.Row, parts: Sequence[str]) -> BatchRecord:
+    models = _json(row["models"])
+    classes = [str(c) for c in _json(row["classes"])]
+    features = _json(row["features"])
     n = row["rows"]
-    codes = np.frombuffer(row["served"], dtype=np.int16)
+
+    def part(name: str, dtype: type, shape: tuple[int, ...]) -> np.ndarray:
+        if name not in parts:
+            return np.zeros((0,) * len(shape), dtype=dtype)
+        return np.frombuffer(row[name], dtype=dtype).reshape(shape)
+
     return BatchRecord(
         row["id"], row["export"], row["mode"], row["canary"], row["canary_share"], models,
-        classes, features, json.loads(row["latency_ms"]),
-        row["request_ids"].split("\n") if n else [],
-        np.frombuffer(row["times"], dtype=np.float64),
-        ["ensemble" if c == ENSEMBLE_CODE else models[c] for c in codes],
-        np.frombuffer(row["failed"], dtype=np.bool_).reshape(n, len(models)),
-        np.frombuffer(row["probas"], dtype=np.float32).reshape(n, len(models), len(classes)),
-        np.frombuffer(row["inputs"], dtype=np.float32).reshape(n, len(features)))
+        classes, features, json.loads(row["latency_ms"]), n,
+        row["request_ids"].split("\n") if n and "request_ids" in parts else [],
+        part("times", np.float64, (n,)), part("served", np.int16, (n,)),
+        part("failed", np.bool_, (n, len(models))),
+        part("probas", np.float32, (n, len(models), len(classes))),
+        part("inputs", np.float32, (n, len(features))))
+
+
+@functools.lru_cache(maxsize=256)
+def _json_cached(text: str) -> tuple:
+    return tuple(json.loads(text))
+
+
+def _json(text: str) -> list:
+    """A JSON list of the log (models, classes, features): a log of many small batches
+    repeats the same few texts, each parsed once."""
+    return list(_json_cached(text))
+
+
+@dataclass(frozen=True)
+class LogSummary:
+    """What a reader sizes its arrays by, read without the per-request parts."""
+
+    batches: int  # batches of at least one request
+    rows: int  # requests in them
+    last_id: int | None  # the newest batch in this snapshot
+    models: list[str]  # every model logged, in order of first appearance
+    classes: list[str]  # of the newest batch of at least one request
+    features: list[str]  # idem
+
+
+def summarize(conn: sqlite3.Connection) -> LogSummary:
+    """The log's size and its newest classes and features (``reading`` gives the snapshot)."""
+    batches, rows, last_id = conn.execute(
+        "SELECT COUNT(*), COALESCE(SUM(rows), 0), MAX(id) FROM batch WHERE rows > 0").fetchone()
+    models: dict[str, None] = {}
+    for (text,) in conn.execute("SELECT models FROM batch WHERE rows > 0 GROUP BY models "
+                                "ORDER BY MIN(id)"):
+        models.update(dict.fromkeys(_json(text)))
+    newest = conn.execute("SELECT classes, features FROM batch WHERE rows > 0 ORDER BY id DESC "
+                          "LIMIT 1").fetchone()
+    classes, features = ([str(c) for c in _json(newest[0])], _json(newest[1])) if newest else (
+        [], [])
+    return LogSummary(batches, rows, last_id, list(models), classes, features)
+
+
+def labels_of(conn: sqlite3.Connection, request_ids: Sequence[str]) -> list[tuple[int, str]]:
+    """(position in ``request_ids``, label) of each of them with a joined outcome: looked up
+    in the outcome table's index, one batch of ids at a time (no map of every label)."""
+    if not request_ids:
+        return []
+    return conn.execute("SELECT ids.key, outcome.label FROM json_each(?) AS ids "
+                        "JOIN outcome ON outcome.request_id = ids.value",
+                        (json.dumps(list(request_ids)),)).fetchall()
 
 
 def read_outcomes(path: Path) -> dict[str, str]:

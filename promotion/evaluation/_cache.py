@@ -93,7 +93,10 @@ def load_row_predictions(store: Store, evaluation: ModelEvaluation) -> RowPredic
 def _payload(measurement: Measurement, holdout: HoldoutSummary) -> dict[str, Any]:
     summary = {"classes": list(holdout.classes), "counts": list(holdout.counts)}
     if not measurement.ok:
-        return {"status": "failed", "reason": measurement.reason, "holdout": summary}
+        failed = {"status": "failed", "reason": measurement.reason, "holdout": summary}
+        if measurement.timeout_s is not None:  # the limit it ran into, to compare with later ones
+            failed["timeout_s"] = measurement.timeout_s
+        return failed
     timing = measurement.timing
     return {
         "status": "ok", "reason": None, "metrics": measurement.metrics,
@@ -110,7 +113,8 @@ def _from_stored(payload: dict[str, Any], replicates: bytes | None) -> CachedMea
     holdout = HoldoutSummary(tuple(payload["holdout"]["classes"]),
                              tuple(payload["holdout"]["counts"]))
     if payload["status"] != "ok":
-        return CachedMeasurement(Measurement.failed(payload["reason"]), holdout)
+        return CachedMeasurement(Measurement.failed(payload["reason"],
+                                                    timeout_s=payload.get("timeout_s")), holdout)
     names = tuple(payload["replicate_names"])
     values = None
     if replicates is not None and names:

@@ -95,6 +95,8 @@ def measure_model(path: Path, inputs: MeasureInputs, expected_sha256: str | None
         latency_seconds = time.perf_counter() - latency_started
     except _ModelProblem as problem:
         return Measurement.failed(str(problem))
+    except SystemExit as exit_:  # a model that asks to end the process it runs in
+        return Measurement.failed(f"the model raised SystemExit({exit_.code!r})")
     batch_seconds = float(batch.chunk_seconds.sum())
     metrics = point_metrics(batch.proba, batch.errors, inputs.y_index, inputs.task)
     metrics.update(
@@ -145,8 +147,17 @@ def _model_columns(model: Any, features: pd.DataFrame) -> list[str]:
     except KeyError as err:
         raise _ModelProblem(f"wrong features: the model needs column(s) the holdout lacks: "
                             f"{err.args[0]}") from None
-    n_expected = getattr(model, "n_features_in_", None)
-    if n_expected is not None and n_expected != len(columns):
+    except Exception as err:  # the model's own attribute: whatever it holds is its problem
+        shown = _attribute_text(model, "feature_names_in_")
+        raise _ModelProblem(f"feature_names_in_ is not a list of column names ({shown}): "
+                            f"{_one_line(err)}") from None
+    try:
+        n_expected = getattr(model, "n_features_in_", None)
+        wrong = n_expected is not None and int(n_expected) != len(columns)
+    except Exception as err:
+        raise _ModelProblem(f"n_features_in_ is not a number of columns: {_one_line(err)}"
+                            ) from None
+    if wrong:
         raise _ModelProblem(f"wrong features: the model takes {n_expected} columns, the "
                             f"holdout has {len(columns)}")
     return columns
@@ -157,6 +168,24 @@ def _class_positions(model: Any, classes: list) -> np.ndarray:
         return class_positions(model, classes)
     except ClassMismatch as err:
         raise _ModelProblem(str(err)) from None
+    except Exception as err:  # e.g. a classes_ property that raises
+        raise _ModelProblem(f"reading classes_ raised {_one_line(err)}") from None
+
+
+def _attribute_text(model: Any, name: str) -> str:
+    """A model attribute, shown briefly (reading it may itself fail)."""
+    try:
+        return _one_line(repr(getattr(model, name)), 60)
+    except Exception:
+        return "unreadable"
+
+
+def _one_line(value: object, limit: int = 300) -> str:
+    """An exception (as ``Type: message``) or a text on one line, cut to ``limit`` characters:
+    a failure reason is one line of a table."""
+    text = f"{type(value).__name__}: {value}" if isinstance(value, BaseException) else str(value)
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def _predict_batch(model: Any, X: pd.DataFrame, class_index: np.ndarray, n_classes: int
@@ -182,9 +211,16 @@ def _predict_batch(model: Any, X: pd.DataFrame, class_index: np.ndarray, n_class
         raw[start:stop] = out
     proba = np.zeros((len(X), n_classes))
     proba[:, class_index] = raw
-    errors = ~np.isfinite(proba).all(axis=1) | (proba < 0).any(axis=1)
+    with np.errstate(over="ignore", invalid="ignore"):
+        sums = proba.sum(axis=1)
+    # A row that is no distribution (NaN or infinite values, a negative one, nothing above 0)
+    # is a failed row; a row of non-negative values with a positive sum is divided by its sum.
+    errors = (~np.isfinite(proba).all(axis=1) | (proba < 0).any(axis=1)
+              | ~(np.isfinite(sums) & (sums > 0)))
     if errors.all():
-        raise _ModelProblem("predict_proba failed or returned NaN on every holdout row")
+        raise _ModelProblem("predict_proba returned no probabilities on any holdout row (each "
+                            "row raised, or held NaN, infinite or negative values, or only "
+                            "zeros)")
     # A failed row counts as a uniform guess: it is penalized, never silently dropped.
     proba[errors] = 1.0 / n_classes
     proba /= proba.sum(axis=1, keepdims=True)
@@ -201,7 +237,7 @@ def _predict_row_by_row(model: Any, X: pd.DataFrame, width: int) -> tuple[np.nda
         except Exception as err:
             first_error = first_error or err
     if np.isnan(out).all() and first_error is not None:
-        raise _ModelProblem(f"predict_proba fails: {type(first_error).__name__}: {first_error}")
+        raise _ModelProblem(f"predict_proba fails: {_one_line(first_error)}")
     return out, time.perf_counter() - started
 
 

@@ -45,8 +45,11 @@ class Measurement:
     """
 
     reason: str | None = None  # None: measured
-    #: Failed because the file changed between hashing and loading: measure it next time.
+    #: Failed for a reason outside the model (the file changed between hashing and loading,
+    #: its process was killed from outside): not stored, so it is measured next time.
     transient: bool = False
+    #: Failed because it ran longer than this limit (seconds); a higher limit measures it again.
+    timeout_s: float | None = None
     metrics: dict[str, float] = field(default_factory=dict)
     intervals: dict[str, tuple[float, float]] = field(default_factory=dict)
     replicate_names: tuple[str, ...] = ()
@@ -59,8 +62,13 @@ class Measurement:
         return self.reason is None
 
     @classmethod
-    def failed(cls, reason: str, *, transient: bool = False) -> Measurement:
-        return cls(reason=reason, transient=transient)
+    def failed(cls, reason: str, *, transient: bool = False, timeout_s: float | None = None
+               ) -> Measurement:
+        return cls(reason=reason, transient=transient, timeout_s=timeout_s)
+
+    def timed_out_below(self, limit_s: float) -> bool:
+        """A timeout under a lower limit than ``limit_s``: it says nothing about the new one."""
+        return self.timeout_s is not None and self.timeout_s < limit_s
 
 
 @dataclass(frozen=True)

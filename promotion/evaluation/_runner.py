@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -20,6 +20,7 @@ from ..metrics import chance_levels
 from ..scopes._discovery import Holdout, ModelEntry, Scope, file_sha256
 from ..settings import setting
 from ._cache import CachedMeasurement, cache_key, read_cached, settings_fingerprint, write_cached
+from ._isolation import ModelTask, measure_isolated
 from ._measure import MeasureInputs, measure_model
 from ._results import HoldoutSummary, Measurement, ModelEvaluation, Progress, ScopeEvaluation
 
@@ -78,7 +79,12 @@ def evaluate_scope(scope: Scope, store: Store, *, n_jobs: int = -1,
         """Each model with its cache key for holdout ``sha``, and the entries found."""
         jobs = [_Job(entry, model_sha, cache_key(model_sha, sha, fingerprint))
                 for entry, model_sha in hashed]
-        return jobs, read_cached(store, [job.key for job in jobs])
+        found = read_cached(store, [job.key for job in jobs])
+        # A timeout is kept: measuring a hanging model again would make every command wait
+        # the whole limit again. Under a lower limit than today's it proves nothing: measure.
+        limit = scope.config.model_timeout_s
+        return jobs, {key: entry for key, entry in found.items()
+                      if not entry.measurement.timed_out_below(limit)}
 
     jobs, cached = lookup(holdout_sha)
     summary = next((found.holdout for found in cached.values()), None)
@@ -97,14 +103,19 @@ def evaluate_scope(scope: Scope, store: Store, *, n_jobs: int = -1,
     if progress:
         for name in results:
             progress(done, total, name, True)
-    measured_now = _run_parallel(todo, scope, rows(), n_jobs) if todo else iter(())
-    for job, measured in measured_now:
-        if not measured.transient:  # the file changed under us: measure it next time
-            write_cached(store, job.key, job.sha256, holdout_sha, measured, summary)
-        results[job.entry.name] = _evaluation(scope, job, measured, cached=False)
-        done += 1
-        if progress:
-            progress(done, total, job.entry.name, False)
+    # Closed on the way out even when a progress callback raises (the app stopping a run):
+    # that ends the worker processes at once.
+    with closing(_run_parallel(todo, scope, rows, n_jobs)) as measured_now:
+        for job, measured in measured_now:
+            # A failure of the model is kept like a success: the same file fails the same way.
+            # Transient ones are not: the file changed under us, or the process measuring it
+            # was killed from outside (_isolation says which crashes are the model's).
+            if not measured.transient:
+                write_cached(store, job.key, job.sha256, holdout_sha, measured, summary)
+            results[job.entry.name] = _evaluation(scope, job, measured, cached=False)
+            done += 1
+            if progress:
+                progress(done, total, job.entry.name, False)
     counts = np.asarray(summary.counts, dtype=np.int64)
     return ScopeEvaluation(
         scope=scope.name, task=scope.task, classes=list(summary.classes),
@@ -147,22 +158,40 @@ def _failed(entry: ModelEntry, reason: str, sha: str | None, key: str | None, *,
 
 # --- running ---------------------------------------------------------------------------------
 
-def _run_parallel(todo: list[_Job], scope: Scope, holdout: Holdout, n_jobs: int
-                  ) -> Iterator[tuple[_Job, Measurement]]:
-    """Each job with its measurement, as models finish (fastest first)."""
-    inputs = MeasureInputs.of(scope, holdout)
-    # In worker processes even for one model: tracemalloc traces a whole process, and in the
-    # app's process other sessions' threads would be counted too.
-    if n_jobs == 1:
-        for job in todo:
-            yield job, measure_model(job.entry.model_path, inputs, job.sha256)
-        return
-    import joblib  # here: a served leaderboard reads the cache and never needs it
+def _run_parallel(todo: list[_Job], scope: Scope, holdout: Callable[[], Holdout],
+                  n_jobs: int) -> Iterator[tuple[_Job, Measurement]]:
+    """Each job with its measurement, as models finish (fastest first).
 
-    calls = (joblib.delayed(_measure_tagged)(i, job, inputs) for i, job in enumerate(todo))
-    with _backend(n_jobs) as parallel:
-        for index, measured in parallel(calls):
+    Always in worker processes, one model at a time each, even with one job or one CPU: a
+    model that exits, crashes or hangs then ends its worker, never the caller (the app's
+    server, a command); and tracemalloc, which traces a whole process, counts only the model.
+    """
+    if not todo:
+        return  # everything came from the cache
+    inputs = MeasureInputs.of(scope, holdout())
+    if setting(DASK_SCHEDULER_SETTING):
+        import joblib  # here: a served leaderboard reads the cache and never needs it
+
+        calls = (joblib.delayed(_measure_tagged)(i, job, inputs) for i, job in enumerate(todo))
+        with _dask_backend() as parallel:
+            for index, measured in parallel(calls):
+                yield todo[index], measured
+        return
+    tasks = [ModelTask(job.entry.name, job.entry.model_path, job.sha256) for job in todo]
+    with closing(measure_isolated(tasks, inputs, workers=_worker_count(n_jobs),
+                                  timeout_s=scope.config.model_timeout_s)) as measured_now:
+        for index, measured in measured_now:
             yield todo[index], measured
+
+
+def _worker_count(n_jobs: int) -> int:
+    """Worker processes for ``n_jobs`` (joblib's convention: -1 is every CPU this process
+    may use, affinity and container limits included)."""
+    if n_jobs > 0:
+        return n_jobs
+    import joblib
+
+    return max(1, joblib.cpu_count() + 1 + n_jobs)
 
 
 def _measure_tagged(index: int, job: _Job, inputs: MeasureInputs) -> tuple[int, Measurement]:
@@ -171,8 +200,8 @@ def _measure_tagged(index: int, job: _Job, inputs: MeasureInputs) -> tuple[int, 
 
 
 @contextmanager
-def _backend(n_jobs: int) -> Iterator[joblib.Parallel]:
-    """Local worker processes, or the Dask cluster named by ``PROMOTION_DASK_SCHEDULER``.
+def _dask_backend() -> Iterator[joblib.Parallel]:
+    """The Dask cluster named by ``PROMOTION_DASK_SCHEDULER``.
 
     Dask workers read the model files by path, so they must see the models root at the same
     path (one machine, or a shared file system).
@@ -180,9 +209,6 @@ def _backend(n_jobs: int) -> Iterator[joblib.Parallel]:
     import joblib
 
     address = setting(DASK_SCHEDULER_SETTING)
-    if not address:
-        yield joblib.Parallel(n_jobs=n_jobs, return_as="generator_unordered")
-        return
     from distributed import Client
 
     try:

@@ -1,4 +1,9 @@
-"""Model cards of the promoted set and the atomic export the prediction engine loads."""
+"""Model cards of the promoted set and the atomic export the prediction engine loads.
+
+An export records the decisions it was built from (``DecisionMark``: the scope's newest stage
+move and deployment record, read before anything else) and is refused when a decision lands
+before its cards are written; the engine serves the export of the newest decisions.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +18,7 @@ from pydantic import ValidationError
 
 from .._jsonio import dumps, sweep_stale_temps, write_atomic
 from ..contract import (
+    DecisionMark,
     HoldoutInfo,
     LeaderboardExport,
     ModelCard,
@@ -29,7 +35,7 @@ from ..scopes._discovery import Holdout, Scope, model_version, shown_path
 from ..scoring._composite import Leaderboard, LeaderboardRow
 from ..store._abstract import Store
 from ..store._entities import DeploymentRecord, StageRecord
-from ..vocabulary import PROMOTED_STAGES, key_metric
+from ..vocabulary import DEFAULT_WEIGHTS_METHOD, PROMOTED_STAGES, WeightsMethod, key_metric
 from ._ensemble import DEFAULT_ENSEMBLE_SIZE, EnsembleReport, compare_methods, ensemble_weights
 from ._slices import describe_findings, recommended_use, slice_findings
 
@@ -62,11 +68,36 @@ class PromotedSet:
     rows: list[LeaderboardRow]
     records: dict[str, StageRecord]
     probas: list[np.ndarray]
+    decisions: DecisionMark | None = None  # read before the records: what they reflect
+
+
+def decision_mark(store: Store, scope: str) -> DecisionMark:
+    """The scope's newest decisions: its newest stage move's and deployment record's ids."""
+    history, deployments = store.history(scope), store.deployments(scope)
+    return DecisionMark(transition_id=history[-1].id if history else None,
+                        deployment_id=deployments[-1].id if deployments else None)
+
+
+def _check_no_decision_since(store: Store, scope: str, built_from: DecisionMark) -> None:
+    """Refuse an export when a decision landed after it read the promoted set: its cards
+    would serve what was decided before."""
+    now = decision_mark(store, scope)
+    if now == built_from:
+        return
+    if now.transition_id != built_from.transition_id:
+        move = store.history(scope)[-1]
+        what = f"{move.model_name}: {move.from_stage} -> {move.to_stage} by {move.actor}"
+    else:
+        record = store.deployments(scope)[-1]
+        what = f"deployment: {record.mode} mode by {record.actor}"
+    raise InvalidInputError(f"a decision on scope '{scope}' landed while this export was "
+                            f"built ({what}). Hint: export again, so the cards follow it")
 
 
 def promoted_set(scope: Scope, store: Store, evaluation: ScopeEvaluation, board: Leaderboard,
                  holdout: Holdout | None = None) -> PromotedSet:
     """The promoted models in rank order; refuses an empty set or a changed model file."""
+    decisions = decision_mark(store, scope.name)  # first: the records read next reflect it
     records = {n: r for n, r in store.stages(scope.name).items() if r.stage in PROMOTED_STAGES}
     if not records:
         raise InvalidInputError(f"nothing is promoted in scope '{scope.name}'. Hint: promote at "
@@ -89,7 +120,7 @@ def promoted_set(scope: Scope, store: Store, evaluation: ScopeEvaluation, board:
             raise InvalidInputError(f"no stored predictions for '{row.model_name}'. Hint: "
                                     "evaluate the scope again")
         probas.append(predicted.proba)
-    return PromotedSet(scope, board, evaluation, holdout, rows, records, probas)
+    return PromotedSet(scope, board, evaluation, holdout, rows, records, probas, decisions)
 
 
 def _check_unchanged(scope: Scope, evaluated: ModelEvaluation, record: StageRecord) -> None:
@@ -128,7 +159,8 @@ def _ranked_frame(board: Leaderboard) -> pd.DataFrame:
     return frame[frame["status"] == "ok"]
 
 
-def build_cards(promoted: PromotedSet, store: Store, method: str = "score", *,
+def build_cards(promoted: PromotedSet, store: Store,
+                method: WeightsMethod = DEFAULT_WEIGHTS_METHOD, *,
                 size: int = DEFAULT_ENSEMBLE_SIZE, now: datetime | None = None
                 ) -> list[ModelCard]:
     """One card per promoted model, with normalized ensemble weights by ``method``."""
@@ -144,7 +176,8 @@ def build_cards(promoted: PromotedSet, store: Store, method: str = "score", *,
     serving = _serving(promoted, deployment_of(store, scope))
     try:
         cards = [_card(promoted, row, proba, weights[row.model_name], method, ranked, written,
-                       holdout_info, now).model_copy(update=serving[row.model_name])
+                       holdout_info, now).model_copy(update={**serving[row.model_name],
+                                                             "decisions": promoted.decisions})
                  for row, proba in zip(promoted.rows, promoted.probas, strict=True)]
         ModelCards(cards)  # the same checks the engine makes on reading
     except ValidationError as err:
@@ -215,21 +248,26 @@ def compare_ensembles(promoted: PromotedSet, *, size: int = DEFAULT_ENSEMBLE_SIZ
                            seed=promoted.scope.config.bootstrap_seed, size=size)
 
 
-def export_results(promoted: PromotedSet, store: Store, method: str = "score", *,
+def export_results(promoted: PromotedSet, store: Store,
+                   method: WeightsMethod = DEFAULT_WEIGHTS_METHOD, *,
                    cards: list[ModelCard] | None = None) -> ExportPaths:
     """Write the leaderboard and the model cards atomically; return their paths.
 
     The leaderboard and the feature statistics are written first and the cards last: a reader
-    that finds a cards file finds the export complete. The cards carry the deployment in force.
+    that finds a cards file finds the export complete. The cards carry the deployment in force
+    and the decisions ``promoted`` was read under; the export is refused (nothing left
+    written) when a decision landed since.
     """
+    scope = promoted.scope
+    built_from = promoted.decisions or decision_mark(store, scope.name)
+    _check_no_decision_since(store, scope.name, built_from)
     by_name = {m.model_name: m for m in promoted.evaluation.models}
     for row in promoted.rows:  # the files may have changed since the cards were built
-        _check_unchanged(promoted.scope, by_name[row.model_name],
-                         promoted.records[row.model_name])
+        _check_unchanged(scope, by_name[row.model_name], promoted.records[row.model_name])
     now = datetime.now(UTC)
     cards = ([card.model_copy(update={"generated_at": now}) for card in cards] if cards
              else build_cards(promoted, store, method, now=now))
-    scope = promoted.scope
+    cards = [card.model_copy(update={"decisions": built_from}) for card in cards]
     board_path, cards_path = export_paths(scope.models_dir, scope.name, now)
     board = leaderboard_export(scope, promoted.evaluation, promoted.board,
                                store.stages(scope.name), now)
@@ -239,6 +277,12 @@ def export_results(promoted: PromotedSet, store: Store, method: str = "score", *
         sweep_stale_temps(folder)  # what an export killed mid-write left behind
     write_atomic(board_path, dumps(board.model_dump(mode="json")))
     write_atomic(stats_path, dumps(stats.model_dump(mode="json")))
+    try:  # again, just before the cards: a decision may have landed while this one wrote
+        _check_no_decision_since(store, scope.name, built_from)
+    except InvalidInputError:
+        board_path.unlink(missing_ok=True)
+        stats_path.unlink(missing_ok=True)
+        raise
     # The cards last: a cards file means its leaderboard and feature statistics are there.
     write_atomic(cards_path, dumps(ModelCards(cards).model_dump(mode="json")))
     return ExportPaths(board_path, cards_path, cards, stats_path)

@@ -8,6 +8,7 @@ logged inputs against it is ``sum((actual - expected) * ln(actual / expected))``
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -77,6 +78,11 @@ def _bins(name: str, values: np.ndarray) -> FeatureBins:
 
 def bin_shares(bins: FeatureBins, values: np.ndarray) -> np.ndarray:
     """The share of ``values`` in each of ``bins`` (the last entry: missing values)."""
+    return bin_counts(bins, values) / max(len(values), 1)
+
+
+def bin_counts(bins: FeatureBins, values: np.ndarray) -> np.ndarray:
+    """How many of ``values`` fall in each of ``bins`` (the last entry: missing values)."""
     values = np.asarray(values, dtype=float)
     finite = np.isfinite(values)
     edges = np.asarray(bins.edges, dtype=float)
@@ -92,8 +98,7 @@ def bin_shares(bins: FeatureBins, values: np.ndarray) -> np.ndarray:
         index = np.where(known, position, len(edges))
         slots = len(edges) + 1
     counts = np.bincount(index, minlength=slots).astype(float)
-    counts = np.append(counts, float((~finite).sum()))
-    return counts / max(len(values), 1)
+    return np.append(counts, float((~finite).sum()))
 
 
 def psi(expected: np.ndarray, actual: np.ndarray) -> float:
@@ -106,17 +111,28 @@ def psi(expected: np.ndarray, actual: np.ndarray) -> float:
 def drift_table(stats: FeatureStats, inputs: np.ndarray, feature_names: list[str]
                 ) -> pd.DataFrame:
     """PSI per feature of logged ``inputs`` (rows, features), most moved first."""
+    return _streamed_table(stats, [inputs], feature_names)
+
+
+def _streamed_table(stats: FeatureStats, chunks: Iterable[np.ndarray],
+                    feature_names: list[str]) -> pd.DataFrame:
+    """``drift_table`` of the rows of ``chunks`` taken together, counted chunk by chunk: the
+    counts add up, so the result is the same as on the rows at once, in constant memory."""
     import pandas as pd
 
     column = {name: i for i, name in enumerate(feature_names)}
+    used = [bins for bins in stats.features if bins.name in column]
+    counts = [np.zeros(len(bins.expected)) for bins in used]
+    rows = 0
+    for chunk in chunks:
+        rows += len(chunk)
+        for total, bins in zip(counts, used, strict=True):
+            total += bin_counts(bins, chunk[:, column[bins.name]])
     records = []
-    for bins in stats.features:
-        if bins.name not in column:
-            continue
-        actual = bin_shares(bins, inputs[:, column[bins.name]])
-        value = psi(np.asarray(bins.expected), actual)
+    for total, bins in zip(counts, used, strict=True):
+        value = psi(np.asarray(bins.expected), total / max(rows, 1))
         records.append({"feature": bins.name, "psi": value, "flagged": value > PSI_FLAG,
-                        "rows": len(inputs), "bins": len(bins.expected)})
+                        "rows": rows, "bins": len(bins.expected)})
     frame = pd.DataFrame.from_records(records, columns=["feature", "psi", "flagged", "rows",
                                                         "bins"])
     return frame.sort_values("psi", ascending=False, kind="stable").reset_index(drop=True)
@@ -138,7 +154,8 @@ def read_feature_stats(path: Path) -> FeatureStats:
 
 
 def drift(models_dir: Path, scope: str, live: LiveData) -> pd.DataFrame:
-    """PSI per feature of the inputs logged under the newest export, most moved first."""
+    """PSI per feature of the inputs logged under the newest export (all of ``live``'s if
+    none was), most moved first. The inputs are streamed from the log, batch by batch."""
     import pandas as pd
 
     files = cards_files(Path(models_dir), scope)
@@ -146,7 +163,6 @@ def drift(models_dir: Path, scope: str, live: LiveData) -> pd.DataFrame:
         return pd.DataFrame(columns=["feature", "psi", "flagged", "rows", "bins"])
     newest = files[-1]
     stats = read_feature_stats(feature_stats_path(newest))
-    rows = (live.requests["export"] == newest.name).to_numpy()
-    if not rows.any():
-        rows = np.ones(len(rows), dtype=bool)
-    return drift_table(stats, live.inputs[rows], live.features)
+    logged = bool((live.requests["export"] == newest.name).any())
+    return _streamed_table(stats, live.input_batches(newest.name if logged else None),
+                           live.features)

@@ -1,8 +1,15 @@
-"""The prediction log as arrays, and live metrics with their intervals per model and window."""
+"""The prediction log as arrays, and live metrics with their intervals per model and window.
+
+The log is read batch by batch (``iter_batches``), never whole: per request, only what the
+metrics and rules use is kept, in compact types (probabilities as float32, the per-batch facts
+as categories, request ids as Arrow strings). The inputs, which only drift needs, are not kept
+at all: drift streams them from the log again (``LiveData.input_batches``).
+"""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -10,77 +17,181 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..contract import ModelCard
-from ..engine._predlog import log_path, read_batches, read_outcomes
+from ..engine._predlog import (
+    ENSEMBLE_CODE,
+    BatchRecord,
+    LogSummary,
+    iter_batches,
+    labels_of,
+    log_path,
+    reading,
+    summarize,
+)
 from ..evaluation._bootstrap import TOP_K
 from ..vocabulary import key_metric
 
 if TYPE_CHECKING:  # pandas and scikit-learn load when the log is read, not with the package
     import pandas as pd
 
+#: Columns of ``LiveData.requests``.
+REQUEST_COLUMNS = ["request_id", "at", "served", "batch_id", "export", "mode", "canary",
+                   "canary_share"]
+_FACTS = ("export", "mode", "canary", "canary_share")
+#: Rows per call of scikit-learn's top-k accuracy (see ``live_metric``).
+_SLICE = 65536
+
 
 @dataclass(frozen=True)
 class LiveData:
-    """The logged requests of a scope, with every model's probabilities and the labels."""
+    """The logged requests of a scope, with every model's probabilities and the labels, as
+    one snapshot of the log (``last_batch``): batches logged later are not part of it."""
 
-    requests: pd.DataFrame  # request_id, at (UTC), served, batch_id, export, mode, canary, ...
-    probas: dict[str, np.ndarray]  # model -> (rows, classes), NaN where not scored
+    requests: pd.DataFrame  # REQUEST_COLUMNS; the per-batch facts as categories
+    probas: dict[str, np.ndarray]  # model -> (rows, classes) float32, NaN where not scored
     failed: dict[str, np.ndarray]  # model -> (rows,) bool
     latency: dict[str, np.ndarray]  # model -> (rows,) ms per row of its batch, NaN if absent
     y: np.ndarray  # class index per row, -1 when no outcome yet
     classes: list[str]
     features: list[str]
-    inputs: np.ndarray  # (rows, features) float32
+    log: Path | None = None  # the log file read
+    last_batch: int | None = None  # the newest batch of the snapshot
+    order: np.ndarray | None = None  # log position of each row; None: time order is log order
 
     @property
     def empty(self) -> bool:
         return self.requests.empty
 
+    def input_batches(self, export: str | None = None) -> Iterator[np.ndarray]:
+        """The logged inputs (rows, features) float32, batch by batch in log order (of the
+        ``export`` only, if given), read from the log: monitoring never holds them all. Rows
+        logged with other features than ``features`` are all missing values."""
+        if self.log is None or self.last_batch is None:
+            return
+        with reading(self.log) as conn:
+            for batch in iter_batches(conn, ("inputs",), export=export,
+                                      last_id=self.last_batch, skip_empty=True):
+                if batch.features == self.features:
+                    yield batch.inputs
+                else:
+                    yield np.full((batch.rows, len(self.features)), np.nan, dtype=np.float32)
+
+    @property
+    def inputs(self) -> np.ndarray:
+        """Every logged input (rows, features) float32, in ``requests`` order. Read from the
+        log at each access (the whole of it in memory: drift streams instead)."""
+        chunks = list(self.input_batches())
+        inputs = (np.concatenate(chunks) if chunks
+                  else np.zeros((0, len(self.features)), dtype=np.float32))
+        return inputs if self.order is None else inputs[self.order]
+
 
 def load_live(models_dir: Path, scope: str) -> LiveData:
     """Everything logged for ``scope``, in time order (empty when nothing was served yet)."""
+    path = log_path(models_dir, scope)
+    if not path.exists():
+        return _nothing_logged()
+    with reading(path) as conn:
+        summary = summarize(conn)
+        if not summary.rows:
+            return _nothing_logged()
+        columns = _Columns(summary)
+        for batch in iter_batches(conn, ("request_ids", "times", "served", "failed", "probas"),
+                                  last_id=summary.last_id, skip_empty=True):
+            # A label reaches every row with its request id (an id logged twice gets it twice).
+            columns.add(batch, labels_of(conn, batch.request_ids))
+    return columns.live(path)
+
+
+def _nothing_logged() -> LiveData:
     import pandas as pd
 
-    path = log_path(models_dir, scope)
-    batches = [b for b in read_batches(path) if len(b.request_ids)]
-    if not batches:
-        return LiveData(pd.DataFrame(columns=["request_id", "at", "served", "batch_id",
-                                              "export", "mode", "canary", "canary_share"]),
-                        {}, {}, {}, np.zeros(0, int), [], [], np.zeros((0, 0), np.float32))
-    classes, features = batches[-1].classes, batches[-1].features
-    sizes = [len(b.request_ids) for b in batches]
-    n, offsets = sum(sizes), np.cumsum([0, *sizes])
-    probas: dict[str, np.ndarray] = {}
-    failed: dict[str, np.ndarray] = {}
-    latency: dict[str, np.ndarray] = {}
-    inputs = np.full((n, len(features)), np.nan, dtype=np.float32)
-    for batch, start, stop in zip(batches, offsets[:-1], offsets[1:], strict=True):
-        for k, model in enumerate(batch.models):
-            if model not in probas:
-                probas[model] = np.full((n, len(classes)), np.nan)
-                failed[model] = np.zeros(n, dtype=bool)
-                latency[model] = np.full(n, np.nan)
-            if batch.classes == classes:  # an export with other classes is left out
-                probas[model][start:stop] = batch.probas[:, k]
-            failed[model][start:stop] = batch.failed[:, k]
-            latency[model][start:stop] = batch.latency_ms.get(model, np.nan)
-        if batch.features == features:
-            inputs[start:stop] = batch.inputs
-    frame = pd.DataFrame({
-        "request_id": [i for b in batches for i in b.request_ids],
-        "at": pd.to_datetime(np.concatenate([b.at for b in batches]), unit="s", utc=True),
-        "served": [s for b in batches for s in b.served],
-        "batch_id": np.repeat([b.id for b in batches], sizes),
-        **{fact: np.repeat(np.array([getattr(b, fact) for b in batches], dtype=object), sizes)
-           for fact in ("export", "mode", "canary", "canary_share")}})
-    index = {c: i for i, c in enumerate(classes)}
-    labels = read_outcomes(path)
-    y = np.array([index.get(labels.get(i, ""), -1) for i in frame["request_id"]])
-    order = np.argsort(frame["at"].to_numpy(), kind="stable")  # replays may be out of order
-    frame = frame.iloc[order].reset_index(drop=True)
-    return LiveData(frame, {m: p[order] for m, p in probas.items()},
-                    {m: f[order] for m, f in failed.items()},
-                    {m: t[order] for m, t in latency.items()}, y[order], classes, features,
-                    inputs[order])
+    return LiveData(pd.DataFrame(columns=REQUEST_COLUMNS), probas={}, failed={}, latency={},
+                    y=np.zeros(0, int), classes=[], features=[])
+
+
+class _Columns:
+    """The arrays of a ``LiveData``, sized from the log's summary and filled batch by batch."""
+
+    def __init__(self, summary: LogSummary) -> None:
+        n, models = summary.rows, summary.models
+        self.summary = summary
+        self.filled = 0
+        self.at = np.empty(n, dtype=np.float64)
+        self.y = np.full(n, -1, dtype=np.int64)
+        self.class_index = {c: i for i, c in enumerate(summary.classes)}
+        self.served = np.empty(n, dtype=np.int16)  # index into models + ["ensemble"]
+        self.probas = {m: np.full((n, len(summary.classes)), np.nan, dtype=np.float32)
+                       for m in models}
+        self.failed = {m: np.zeros(n, dtype=bool) for m in models}
+        self.latency = {m: np.full(n, np.nan) for m in models}
+        self.request_ids: list = []  # one Arrow array per batch
+        self.batches = 0
+        self.batch_ids = np.empty(summary.batches, dtype=np.int64)
+        self.sizes = np.empty(summary.batches, dtype=np.int64)
+        # Per batch, a code per fact: a log of many small batches holds no string per batch.
+        self.fact_codes = {f: np.empty(summary.batches, dtype=np.int32) for f in _FACTS}
+        self.fact_values: dict[str, dict[object, int]] = {f: {} for f in _FACTS}
+        self.model_code = {m: i for i, m in enumerate(models)}
+
+    def add(self, batch: BatchRecord, labels: list[tuple[int, str]]) -> None:
+        import pyarrow as pa
+
+        k, start, stop = self.batches, self.filled, self.filled + batch.rows
+        self.batch_ids[k], self.sizes[k] = batch.id, batch.rows
+        for fact in _FACTS:
+            values = self.fact_values[fact]
+            self.fact_codes[fact][k] = values.setdefault(getattr(batch, fact), len(values))
+        self.request_ids.append(pa.array(batch.request_ids, type=pa.string()))
+        self.at[start:stop] = batch.at
+        for position, label in labels:  # an unknown label is no outcome: -1
+            self.y[start + position] = self.class_index.get(label, -1)
+        codes = batch.served.astype(np.int32)
+        codes[codes == ENSEMBLE_CODE] = len(batch.models)  # the lookup's last entry
+        lookup = np.array([self.model_code[m] for m in batch.models]
+                          + [len(self.model_code)], dtype=np.int16)
+        self.served[start:stop] = lookup[codes]
+        same_classes = batch.classes == self.summary.classes
+        for j, model in enumerate(batch.models):
+            if same_classes:  # an export with other classes is left out
+                self.probas[model][start:stop] = batch.probas[:, j]
+            self.failed[model][start:stop] = batch.failed[:, j]
+            self.latency[model][start:stop] = batch.latency_ms.get(model, np.nan)
+        self.filled, self.batches = stop, k + 1
+
+    def live(self, path: Path) -> LiveData:
+        import pandas as pd
+        import pyarrow as pa
+
+        frame = pd.DataFrame({
+            "request_id": pd.Series(pa.chunked_array(self.request_ids, type=pa.string()),
+                                    dtype="str"),
+            "at": pd.to_datetime(self.at, unit="s", utc=True),
+            "served": _categories(self.served, [*self.model_code, "ensemble"]),
+            "batch_id": np.repeat(self.batch_ids, self.sizes),
+            **{fact: _categories(np.repeat(self.fact_codes[fact], self.sizes),
+                                 list(self.fact_values[fact])) for fact in _FACTS}})
+        probas, failed, latency, y = self.probas, self.failed, self.latency, self.y
+        order = None
+        if not np.all(self.at[1:] >= self.at[:-1]):  # replays may be out of order
+            order = np.argsort(self.at, kind="stable")
+            frame = frame.iloc[order].reset_index(drop=True)
+            for arrays in (probas, failed, latency):
+                for model in arrays:  # one array at a time: the old one is freed at once
+                    arrays[model] = arrays[model][order]
+            y = y[order]
+        return LiveData(frame, probas, failed, latency, y, self.summary.classes,
+                        self.summary.features, path, self.summary.last_id, order)
+
+
+def _categories(codes: np.ndarray, values: list) -> pd.Categorical:
+    """A categorical column from per-row codes into ``values`` (None: a missing value; a
+    repeated value is one category)."""
+    import pandas as pd
+
+    present = list(dict.fromkeys(v for v in values if v is not None))
+    remap = np.array([present.index(v) if v is not None else -1 for v in values],
+                     dtype=np.int32)
+    return pd.Categorical.from_codes(remap[codes], present)
 
 
 # --- live metrics ------------------------------------------------------------------------
@@ -95,7 +206,12 @@ def live_metric(proba: np.ndarray, y: np.ndarray, task: str) -> tuple[float, flo
     labels = np.arange(proba.shape[1])
     if key_metric(task) == "top_5_accuracy":
         k = min(TOP_K, len(labels) - 1)
-        value = float(top_k_accuracy_score(y, proba, k=k, labels=labels))
+        # Hits counted a slice of rows at a time: scikit-learn sorts every row's scores (an
+        # int64 per score), more memory on a large log than the probabilities themselves.
+        hits = sum(top_k_accuracy_score(y[i:i + _SLICE], proba[i:i + _SLICE], k=k,
+                                        labels=labels, normalize=False)
+                   for i in range(0, n, _SLICE))
+        value = float(hits / n)
         return (value, *wilson(round(value * n), n))
     positives = int((y == 1).sum())
     if positives in (0, n):

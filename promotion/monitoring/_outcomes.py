@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..engine._predlog import log_path, read_batches, writing_outcomes
+from ..engine._predlog import iter_batches, log_path, reading, writing_outcomes
 from ..errors import InvalidInputError
 
 if TYPE_CHECKING:  # pandas loads where a labels file is read
@@ -67,13 +67,20 @@ def record_outcomes(models_dir: Path, scope: str, labels: pd.DataFrame, *,
     stored.
     """
     path = log_path(models_dir, scope)
-    batches = read_batches(path)
-    if not batches:
+    wanted = set(labels["request_id"].astype(str).str.strip())
+    classes: set[str] = set()
+    logged: Counter[str] = Counter()  # of the labelled ids only: the log is streamed
+    seen = False
+    if path.exists():
+        with reading(path) as conn:
+            for batch in iter_batches(conn, ("request_ids",)):
+                seen = True
+                classes.update(batch.classes)
+                logged.update(i for i in batch.request_ids if i in wanted)
+    if not seen:
         raise InvalidInputError(f"{path}: no prediction logged for scope '{scope}' yet. "
                                 "Hint: serve predictions first (python -m promotion predict or "
                                 "simulate)")
-    classes = {c for batch in batches for c in batch.classes}
-    logged = Counter(i for batch in batches for i in batch.request_ids)
     report = OutcomeReport(written=0)
     with writing_outcomes(path) as outcomes:
         stored = outcomes.labels()

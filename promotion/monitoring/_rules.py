@@ -176,10 +176,14 @@ def _metric_on(live: LiveData, model: str, champion: str, period: np.ndarray, ta
 
 def _allocation_period(live: LiveData) -> np.ndarray:
     """The requests of the trailing run of batches with the newest allocation."""
+    import pandas as pd
+
     frame = live.requests
-    setting = [f"{m}|{c}|{s}" for m, c, s in zip(frame["mode"], frame["canary"],
-                                                  frame["canary_share"], strict=True)]
-    batches = frame.assign(setting=setting).groupby("batch_id", sort=True)["setting"].first()
+    # Every request of a batch carries its batch's allocation: one row per batch is enough.
+    firsts = frame.drop_duplicates("batch_id").sort_values("batch_id")
+    batches = pd.Series([f"{m}|{c}|{s}" for m, c, s in zip(
+        firsts["mode"], firsts["canary"], firsts["canary_share"], strict=True)],
+        index=firsts["batch_id"].to_numpy())
     newest = batches.iloc[-1]
     start = batches.index[-1]
     for batch_id, value in reversed(list(batches.items())):
@@ -269,9 +273,12 @@ def apply_recommendation(models_dir: Path, scope_name: str, store: Store,
         set_deployment(store, state.scope, step.mode, canary=step.canary,
                        canary_share=step.share, actor=actor, reason=why)
     elif isinstance(step, Crown):
-        make_champion(store, state.scope, state.evaluation, state.board, step.model,
-                      actor=actor, reason=why)
-        set_deployment(store, state.scope, "champion", actor=actor, reason=why)
+        # One decision: crowning the canary ends the canary (champion mode) in the same
+        # transaction (the lifecycle's follow-up), so no second decision can act on stale state.
+        if make_champion(store, state.scope, state.evaluation, state.board, step.model,
+                         actor=actor, reason=why) is None:
+            raise InvalidInputError(f"nothing to apply: '{step.model}' is already the champion "
+                                    f"of scope '{scope_name}'")
     elif isinstance(step, Retire):
         demote(store, state.scope, state.evaluation, state.board, step.model, actor=actor,
                reason=why)

@@ -117,6 +117,12 @@ class ScopeConfig(BaseModel):
     latency_rows: int = Field(
         default=100, ge=10, le=10000, description="Single-row calls timed per model for latency."
     )
+    model_timeout_s: float = Field(
+        default=600, gt=0, le=86400,
+        description="Seconds one model's measurement may take (loading it, predicting the "
+                    "holdout, the timed single-row calls); a model still running then is "
+                    "stopped and shown as failed. A timeout is kept in the cache until this "
+                    "limit is raised.")
     gates: GateSettings = Field(
         default_factory=GateSettings,
         description="Promotion gate thresholds; see *Gates* (unknown keys refused).")

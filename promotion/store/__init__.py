@@ -11,8 +11,9 @@ from ._entities import (
     Transition,
     WeightsVersion,
 )
+from ._faults import on_lock_wait
 from ._sql import SqlStore, default_db_url, open_store, public_url, schema_status
 
-__all__ = ["CachedEvaluation", "Decision", "DeploymentRecord", "SchemaStatus",
-           "SqlStore", "StageRecord", "Store", "SyncState", "Transition", "WeightsVersion",
-           "default_db_url", "open_store", "public_url", "schema_status"]
+__all__ = ["CachedEvaluation", "Decision", "DeploymentRecord", "SchemaStatus", "SqlStore",
+           "StageRecord", "Store", "SyncState", "Transition", "WeightsVersion", "default_db_url",
+           "on_lock_wait", "open_store", "public_url", "schema_status"]

@@ -90,7 +90,14 @@ class Decision(ABC):
 
 class Store(ABC):
     """Promotions, stages, history, deployments, weights, annotations, the MLflow mirror's
-    state and the evaluation cache."""
+    state and the evaluation cache.
+
+    Every call may raise StoreBusyError (another process held a lock the call needs for
+    longer than ``PROMOTION_LOCK_WAIT_S``) or StoreFaultError (a full disk, a read-only or
+    damaged database, a server that does not answer, a SQLite file removed, replaced or
+    truncated under this process); both are PromotionErrors naming the database, and a write
+    that raises them saved nothing.
+    """
 
     # evaluation cache --------------------------------------------------------------------
     @abstractmethod
@@ -175,6 +182,12 @@ class Store(ABC):
         Returns:
             The state recorded.
         """
+
+    @abstractmethod
+    def check(self) -> None:
+        """Raise StoreFaultError when the database the store opened is no longer there as it
+        was (a SQLite file removed, replaced or truncated under this process), so a caller can
+        say so rather than show what it held before. Writes check this themselves."""
 
     @abstractmethod
     def close(self) -> None:

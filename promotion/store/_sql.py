@@ -13,15 +13,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Table, create_engine, event, func, select, text
-from sqlalchemy.engine import Connection, Engine, make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, NoSuchModuleError
+from sqlalchemy import Table, func, select
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
 
-from ..errors import InvalidInputError, InvalidTransitionError
+from ..errors import InvalidTransitionError
 from ..settings import db_url
 from ..vocabulary import DEFAULT_STAGE, MODES, STAGES
 from . import _tables as tables
 from ._abstract import Decision, Store
+from ._connect import guard_for, make_engine, no_sqlite_file, opening, public_url
 from ._entities import (
     CachedEvaluation,
     DeploymentRecord,
@@ -45,17 +46,17 @@ def open_store(models_dir: Path, url: str | None = None) -> SqlStore:
     url = url or default_db_url(models_dir)
     if url.startswith("sqlite:///"):
         Path(models_dir).mkdir(parents=True, exist_ok=True)
-    with _opening(url):
-        return SqlStore(url)
+    return SqlStore(url)
 
 
 def schema_status(models_dir: Path, url: str | None = None) -> SchemaStatus:
     """The store's schema revision against the newest one, without changing the database."""
     url = url or default_db_url(models_dir)
-    if _no_sqlite_file(url):  # connecting would create the file: nothing to read yet
+    if no_sqlite_file(url):  # connecting would create the file: nothing to read yet
         return SchemaStatus(public_url(url), None, HEAD)
-    with _opening(url):
-        engine = _make_engine(url)
+    guard = guard_for(url)
+    with opening(url, guard):
+        engine = make_engine(url, guard)
         try:
             revision = schema_revision(engine)
         finally:
@@ -64,26 +65,26 @@ def schema_status(models_dir: Path, url: str | None = None) -> SchemaStatus:
     return SchemaStatus(public_url(url), revision, HEAD, known)
 
 
-def public_url(url: str) -> str:
-    """A URL (database, MLflow tracking) fit to show and record: the user and password
-    dropped from its host part; a malformed one loses everything up to its last '@'."""
-    scheme, separator, rest = url.partition("://")
-    if not separator:
-        return url.rsplit("@", 1)[-1]
-    authority, slash, path = rest.partition("/")
-    return f"{scheme}://{authority.rsplit('@', 1)[-1]}{slash}{path}"
-
-
 class SqlStore(Store):
     """The store on any SQLAlchemy database (SQLite embedded, PostgreSQL shared)."""
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self._engine = _make_engine(url)
-        upgrade_schema(self._engine)
+        self._guard = guard_for(url)  # faults as messages naming the database
+        with opening(url, self._guard):
+            self._engine = make_engine(url, self._guard)
+            try:
+                upgrade_schema(self._engine)
+            except BaseException:
+                self._engine.dispose()
+                raise
+        self._guard.opened()
 
     def close(self) -> None:
         self._engine.dispose()
+
+    def check(self) -> None:
+        self._guard.check_file("what this process read from it may be out of date")
 
     @contextmanager
     def _session(self, lock_scope: str | None = None) -> Iterator[Connection]:
@@ -92,21 +93,28 @@ class SqlStore(Store):
         With ``lock_scope``, writers of the same scope take turns: SQLite's BEGIN IMMEDIATE
         already serializes every writer; PostgreSQL takes a transaction-level advisory lock
         on the scope, so a read-then-write inside the transaction cannot lose an update.
+        Another process's lock is waited for at most the lock wait, a SQLite file removed or
+        replaced meanwhile is refused (see ``_faults``), and faults leave as messages.
         """
-        with self._engine.connect() as conn:
+        with self._guard.translating(), self._engine.connect() as conn:
             conn.execution_options(promotion_write=True)
             with conn.begin():
                 if lock_scope is not None and conn.dialect.name == "postgresql":
-                    conn.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:s, 0))"),
-                                 {"s": f"promotion scope {lock_scope}"})
+                    self._guard.take_pg_lock(conn, f"promotion scope {lock_scope}")
                 yield conn
+
+    @contextmanager
+    def _reading(self) -> Iterator[Connection]:
+        """A connection for reads; faults leave as messages."""
+        with self._guard.translating(), self._engine.connect() as conn:
+            yield conn
 
     # evaluation cache -------------------------------------------------------------------
     def get_evaluations(self, keys: list[str]) -> dict[str, CachedEvaluation]:
         found: dict[str, CachedEvaluation] = {}
         table = tables.evaluation
         cols = (table.c.cache_key, table.c.payload, table.c.replicates)
-        with self._engine.connect() as conn:
+        with self._reading() as conn:
             for start in range(0, len(keys), 500):
                 chunk = keys[start:start + 500]
                 for key, payload, reps in conn.execute(
@@ -129,19 +137,19 @@ class SqlStore(Store):
 
     def get_rows(self, key: str) -> bytes | None:
         table = tables.evaluation
-        with self._engine.connect() as conn:
+        with self._reading() as conn:
             return conn.execute(
                 select(table.c.rows).where(table.c.cache_key == key)
             ).scalar_one_or_none()
 
     # stages, history and decisions ---------------------------------------------------------
     def stages(self, scope: str) -> dict[str, StageRecord]:
-        with self._engine.connect() as conn:
+        with self._reading() as conn:
             return _stage_records(conn, scope)
 
     def history(self, scope: str) -> list[Transition]:
         table = tables.transition
-        with self._engine.connect() as conn:
+        with self._reading() as conn:
             rows = conn.execute(select(table).where(table.c.scope == scope)
                                 .order_by(table.c.id))
             return [
@@ -153,7 +161,7 @@ class SqlStore(Store):
 
     def deployments(self, scope: str) -> list[DeploymentRecord]:
         table = tables.deployment
-        with self._engine.connect() as conn:
+        with self._reading() as conn:
             rows = conn.execute(select(table).where(table.c.scope == scope)
                                 .order_by(table.c.id))
             return [_deployment_record(r) for r in rows]
@@ -164,10 +172,11 @@ class SqlStore(Store):
             with self._session(lock_scope=scope) as conn:
                 yield SqlDecision(conn, scope, _now())
         except IntegrityError as err:
-            if not _one_champion_refused(err):
+            if not _uniqueness_refused(err):
                 raise
             # Only reachable when another writer bypassed the scope lock: the database's own
-            # one-champion rule refused the write, and nothing of this decision was kept.
+            # uniqueness rules (one champion per scope, one record per model) refused the
+            # write, and nothing of this decision was kept.
             raise InvalidTransitionError(
                 f"the stages of scope '{scope}' changed meanwhile; look again and retry"
             ) from None
@@ -175,7 +184,7 @@ class SqlStore(Store):
     # weights and annotations ------------------------------------------------------------
     def current_weights(self, scope: str) -> WeightsVersion | None:
         table = tables.weights
-        with self._engine.connect() as conn:
+        with self._reading() as conn:
             row = conn.execute(
                 select(table).where(table.c.scope == scope)
                 .order_by(table.c.version.desc()).limit(1)
@@ -206,7 +215,7 @@ class SqlStore(Store):
     def annotations(self, scope: str) -> dict[str, dict[str, str]]:
         table = tables.annotation
         found: dict[str, dict[str, str]] = {}
-        with self._engine.connect() as conn:
+        with self._reading() as conn:
             for row in conn.execute(select(table).where(table.c.scope == scope)):
                 found.setdefault(row.model_name, {})[row.field] = row.text
         return found
@@ -227,7 +236,7 @@ class SqlStore(Store):
     # mirroring to MLflow -----------------------------------------------------------------
     def sync_state(self, scope: str) -> SyncState | None:
         table = tables.mlflow_sync
-        with self._engine.connect() as conn:
+        with self._reading() as conn:
             row = conn.execute(select(table).where(table.c.scope == scope)).first()
         if row is None:
             return None
@@ -333,11 +342,11 @@ def _require_who_and_why(actor: str, reason: str, what: str) -> None:
         raise InvalidTransitionError("who is deciding? Hint: give your name (field 'user')")
 
 
-def _one_champion_refused(err: IntegrityError) -> bool:
-    """True when the database refused a second champion (``one_champion_per_scope``);
-    SQLite names the column, PostgreSQL the index."""
-    message = str(err.orig)
-    return "one_champion_per_scope" in message or "model_stage.scope" in message
+def _uniqueness_refused(err: IntegrityError) -> bool:
+    """True when the database refused a row that breaks a uniqueness rule (a second champion
+    of a scope, a second record of a model): SQLite says so, PostgreSQL's code is 23505."""
+    return (getattr(err.orig, "sqlstate", None) == "23505"
+            or "UNIQUE constraint failed" in str(err.orig))
 
 
 def _stage_records(conn: Connection, scope: str) -> dict[str, StageRecord]:
@@ -371,53 +380,3 @@ def _upsert(conn: Connection, table: Table, values: dict[str, Any], key: list[st
     statement = insert(table).values(**values)
     changed = {name: statement.excluded[name] for name in values if name not in key}
     return statement.on_conflict_do_update(index_elements=key, set_=changed)
-
-
-# opening --------------------------------------------------------------------------------
-
-def _no_sqlite_file(url: str) -> bool:
-    """True for a SQLite URL without a database file yet (or in memory)."""
-    try:
-        parsed = make_url(url)
-    except ArgumentError:
-        return False  # reported when opening
-    if parsed.get_backend_name() != "sqlite":
-        return False
-    database = parsed.database
-    return not database or database == ":memory:" or not Path(database).exists()
-
-
-@contextmanager
-def _opening(url: str) -> Iterator[None]:
-    try:
-        yield
-    except (ArgumentError, NoSuchModuleError, DBAPIError) as err:
-        why = " ".join(str(err.orig if isinstance(err, DBAPIError) else err).split())
-        raise InvalidInputError(f"cannot open the store at '{public_url(url)}' "
-                                f"(PROMOTION_DB_URL): {why[:200]}") from None
-
-
-def _make_engine(url: str) -> Engine:
-    if not url.startswith("sqlite"):
-        return create_engine(url, pool_pre_ping=True)
-    engine = create_engine(url, connect_args={"timeout": 30})
-
-    @event.listens_for(engine, "connect")
-    def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
-        # Let SQLAlchemy, not the driver, open transactions, so BEGIN IMMEDIATE below holds.
-        dbapi_conn.isolation_level = None
-        cursor = dbapi_conn.cursor()
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=FULL")
-        cursor.execute("PRAGMA busy_timeout=30000")
-        cursor.close()
-
-    @event.listens_for(engine, "begin")
-    def _sqlite_begin(conn: Connection) -> None:
-        # Writers take the lock at the start, so read-then-write cannot lose an update;
-        # readers stay deferred and never wait for it (WAL).
-        write = conn.get_execution_options().get("promotion_write", False)
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
-
-    return engine

@@ -557,7 +557,7 @@ def test_the_lifecycle_page_shows_a_pending_sync_and_retries_it(models_root, reg
     at.run()
     assert not at.exception, at.exception
     assert not [w for w in at.warning if "is behind" in w.value]
-    assert any("version 1 stage=production" in s.value for s in at.success)
+    assert any("version 1 stage=production" in s.value.replace("\\", "") for s in at.success)
     assert registry.version(name, 1).tags["stage"] == "production"
 
 

@@ -20,6 +20,8 @@ from promotion import InvalidInputError, InvalidTransitionError, monitoring
 from promotion.engine import PredictionEngine, canary_bucket, log_path, read_cards
 from promotion.lifecycle import demote, deployment_of, set_deployment
 from promotion.monitoring import (
+    Crown,
+    Recommendation,
     apply_recommendation,
     decide,
     load_live,
@@ -371,7 +373,11 @@ def test_export_carries_the_mode_roles_and_shares(champion_export, store):
                      canary_share=0.10, actor="ana", reason="start")
     cards = json.loads(sorted((champion_export / "advanced" / "model_cards").glob("*.json"))
                        [-1].read_text())
-    assert isinstance(cards, list) and {c["schema_version"] for c in cards} == {2}
+    from promotion.contract import SCHEMA_VERSION
+
+    # Version 2 brought the mode, roles and shares; a later version keeps them.
+    assert SCHEMA_VERSION >= 2
+    assert isinstance(cards, list) and {c["schema_version"] for c in cards} == {SCHEMA_VERSION}
     roles = {c["model_name"]: (c["deployment_mode"], c["role"], c["traffic_share"])
              for c in cards}
     assert roles == {"logreg": ("canary", "champion", 0.9), "bayes": ("canary", "canary", 0.1),
@@ -509,3 +515,29 @@ def test_generated_request_ids_are_random_and_unique_across_batches(champion_exp
     first, second = engine.serve(frame).request_ids, engine.serve(frame).request_ids
     assert len(first) == len(frame) and all(re.fullmatch("[0-9a-f]{32}", i) for i in first)
     assert len(set(first) | set(second)) == 2 * len(frame)
+
+
+def test_crowning_the_canary_is_one_decision(champion_export, store):
+    """Applying 'make the canary the champion' records the move and the end of the canary in
+    one transaction (the lifecycle's follow-up), exports it, and refuses to apply it twice."""
+    root = champion_export
+    change_stage(root, "tiny", store, "tree_d3", "champion", actor="ana", override=True,
+                 reason="a weaker champion, so the canary passes the gates")
+    move(root, store, "logreg", "production")  # archived when it was replaced as champion
+    for share in (0.10, 0.25, 0.50, 1.00):
+        deploy(root, "tiny", store, "canary", canary="logreg", canary_share=share,
+               actor="ana", reason=f"step to {share:.0%}")
+    before = (len(store.history("tiny")), len(store.deployments("tiny")))
+    advice = Recommendation("increase", "enough evidence", "logreg", "tree_d3", "canary", 1.0,
+                            plan="make logreg the champion", step=Crown("logreg"))
+    apply_recommendation(root, "tiny", store, advice, actor="ops", reason="live data")
+    moves, deployments = store.history("tiny")[before[0]:], store.deployments("tiny")[before[1]:]
+    assert [(m.model_name, m.to_stage) for m in moves] == [("tree_d3", "archived"),
+                                                           ("logreg", "champion")]
+    assert [(d.mode, d.canary_model) for d in deployments] == [("champion", None)]
+    assert deployments[0].at == moves[-1].at  # decided in the same transaction
+    engine = PredictionEngine.load("tiny", root, log=False)
+    assert (engine.mode, engine.champion, engine.canary) == ("champion", "logreg", None)
+    with pytest.raises(InvalidInputError, match="already the champion"):
+        apply_recommendation(root, "tiny", store, advice, actor="ops", reason="again")
+    assert len(store.deployments("tiny")) == before[1] + 1

@@ -87,3 +87,85 @@ def test_pages_render_in_the_browser(browser, served, path, scope, text):
     assert page.get_by_text("Traceback").count() == 0
     assert not errors
     page.close()
+
+
+# --- hostile names and texts, as the browser draws them ----------------------------------
+
+#: What GFM, KaTeX and Streamlit would make of the data if it were read as Markdown.
+FROM_DATA = """() => {
+    const main = document.querySelector('[data-testid="stMain"]') || document.body;
+    const data = /i\\.png|a\\.png|127\\.0\\.0\\.1:9|javascript|example\\.com|b\\.co/;
+    return {
+        images: [...main.querySelectorAll('img')].map(e => e.src).filter(s => data.test(s)),
+        // Streamlit's own heading anchors point at this page, whose address names the scope.
+        links: [...main.querySelectorAll('a')].map(e => e.href)
+            .filter(s => s.split('#')[0] !== location.href.split('#')[0] && data.test(s)),
+        katex: main.querySelectorAll('.katex').length,
+        emphasis: [...main.querySelectorAll('strong, b, em')].map(e => e.textContent)
+            .filter(t => ['bold', 'eve', 'x', 'f2', 'tree', 'html'].includes(t.trim())),
+    };
+}"""
+
+
+@pytest.fixture(scope="module")
+def hostile_app(tmp_path_factory: pytest.TempPathFactory):
+    """One app over the hostile models root for every page (the pages only read it)."""
+    from hostile_scope import ACTOR, build_hostile_root
+
+    root = build_hostile_root(tmp_path_factory.mktemp("hostile-browser") / "models")
+    with running_app(root, {"PROMOTION_USER": ACTOR}) as url:
+        yield url
+
+
+def page_text(page) -> str:
+    """The page's text as a reader sees it (word joiners are invisible)."""
+    return page.inner_text("body").replace("\u2060", "")
+
+
+@pytest.mark.parametrize(("path", "ready"), [
+    ("", "Promoted Models Summary"), ("explorer", "Health score"),
+    ("comparison", "Model against model"), ("lifecycle", "Rollback"),
+    ("monitoring", "Drift"),
+])
+def test_hostile_names_show_as_text_in_the_browser(browser, hostile_app, path, ready):
+    from urllib.parse import quote
+
+    from hostile_scope import CANARY, CHAMPION, CLASSES, DESCRIPTION, FEATURE, SCOPE
+
+    page = browser.new_page(viewport={"width": 1280, "height": 720})
+    errors: list[str] = []
+    page.on("pageerror", lambda err: errors.append(str(err)))
+    page.goto(f"{hostile_app}/{path}?scope={quote(SCOPE, safe='')}")
+    wait_for_app(page, ready)
+    if path == "":
+        page.get_by_role("button", name="🎫 Generate Model Cards").click()
+        wait_for_app(page, "What the ensemble buys")
+    page.wait_for_timeout(1500)  # plotly draws after the app is idle
+    text = page_text(page)
+    assert SCOPE in text and DESCRIPTION in text
+    expected = {"": [CANARY], "lifecycle": [f"↩️ Roll back to {CHAMPION}"],
+                "monitoring": [FEATURE, CANARY], "comparison": [], "explorer": []}[path]
+    for literal in expected:
+        assert literal in text
+    assert page.evaluate(FROM_DATA) == {"images": [], "links": [], "katex": 0, "emphasis": []}
+    if path in ("monitoring", "explorer"):  # a chart below the fold is drawn once seen
+        page.locator('[data-testid="stPlotlyChart"]').first.scroll_into_view_if_needed()
+        page.wait_for_timeout(1500)
+    chart_text = " ".join(page.locator(".legendtext, .xtick text, .ytick text")
+                          .all_text_contents())
+    if path == "monitoring":  # Plotly reads HTML in legends: the names are escaped for it
+        assert CANARY in chart_text
+    if path == "explorer":
+        assert CLASSES[0] in chart_text
+    assert not errors
+    ARTIFACTS.mkdir(exist_ok=True)
+    shot = ARTIFACTS / f"hostile-{path or 'leaderboard'}"
+    page.screenshot(path=f"{shot}.png")
+    detail = {"lifecycle": page.get_by_role("button", name="↩️ Roll back to"),
+              "monitoring": page.locator(".legendtext"),
+              "": page.get_by_text("What the ensemble buys")}.get(path)
+    if detail is not None:  # the hostile names where they were Markdown before
+        detail.first.scroll_into_view_if_needed()
+        page.wait_for_timeout(500)
+        page.screenshot(path=f"{shot}-detail.png")
+    page.close()

@@ -1,0 +1,106 @@
+"""Checking what one member's ``predict_proba`` returned for one batch.
+
+A row is valid when it is finite, has no negative value and sums to more than 0. A valid row
+whose sum is off 1 by more than ``SUM_TOLERANCE`` is divided by its sum, the same division
+evaluation applies (``promotion.evaluation._measure``), and counted so the engine can say so;
+a row within the tolerance is left exactly as the model gave it. Every other row is a failed
+row of the member. A call that raised, or an output of the wrong shape or not made of
+numbers, fails every row. What the engine does with failed rows is its rule (see
+``promotion.engine._engine``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any, Literal
+
+import numpy as np
+
+#: How far from 1 a row's sum may be and still be served as the model gave it (float32
+#: models such as xgboost are off by about 1e-7).
+SUM_TOLERANCE = 1e-6
+
+
+@dataclass(frozen=True)
+class MemberOutput:
+    """One member's checked probabilities for a batch."""
+
+    proba: np.ndarray  # (rows, classes) in the cards' class order; NaN on failed rows
+    failed: np.ndarray  # (rows,) bool
+    reason: str | None  # why rows failed, None when none did
+    renormalized: int = 0  # valid rows divided by their sum
+    sums: tuple[float, float] | None = None  # lowest and highest such sum
+
+
+@dataclass(frozen=True)
+class MemberNote:
+    """Something one member did on a batch that the caller should hear of."""
+
+    model_name: str
+    kind: Literal["renormalized", "failed"]
+    rows: int  # rows concerned
+    total: int  # rows in the batch (or, added up, in every batch)
+    detail: str  # what happened, and for failures what the engine did about it
+
+    @property
+    def message(self) -> str:
+        if self.kind == "renormalized":
+            return (f"model '{self.model_name}': {self.rows} of {self.total} rows "
+                    f"{self.detail}")
+        return f"model '{self.model_name}' failed on {self.rows} of {self.total} rows " \
+               f"{self.detail}"
+
+    def plus(self, other: MemberNote) -> MemberNote:
+        """The same note over both batches (the first batch's detail is kept)."""
+        return replace(self, rows=self.rows + other.rows, total=self.total + other.total)
+
+
+def failed_output(rows: int, n_classes: int, reason: str) -> MemberOutput:
+    """Every row failed, for ``reason``."""
+    return MemberOutput(np.full((rows, n_classes), np.nan), np.ones(rows, dtype=bool), reason)
+
+
+def check_output(raw: Any, rows: int, positions: np.ndarray | None,
+                 n_classes: int) -> MemberOutput:
+    """``raw`` checked row by row and placed in the cards' class order (``positions``: the
+    column of each of the model's classes; None when they are the cards' classes in order)."""
+    width = n_classes if positions is None else len(positions)
+    try:
+        values = np.asarray(raw, dtype=float)
+    except (TypeError, ValueError) as err:
+        return failed_output(rows, n_classes, "predict_proba returned values that are not "
+                                              f"numbers ({type(err).__name__}: {err})")
+    if values.shape != (rows, width):
+        return failed_output(rows, n_classes, f"predict_proba returned shape {values.shape}, "
+                                              f"expected {(rows, width)}")
+    not_finite = ~np.isfinite(values).all(axis=1)
+    negative = (values < 0).any(axis=1) & ~not_finite
+    with np.errstate(invalid="ignore", over="ignore"):
+        sums = values.sum(axis=1)
+    zero = (sums <= 0) & ~not_finite & ~negative
+    failed = not_finite | negative | zero
+    reasons = [text for text, rows_of in (("NaN or infinite values", not_finite),
+                                          ("negative values", negative),
+                                          ("rows that sum to 0", zero)) if rows_of.any()]
+    off = ~failed & (np.abs(sums - 1.0) > SUM_TOLERANCE)
+    if off.any():
+        values = values.copy()
+        values[off] /= sums[off, None]
+    values[failed] = np.nan
+    if positions is None:
+        proba = values
+    else:
+        proba = np.zeros((rows, n_classes))
+        proba[:, positions] = values
+        proba[failed] = np.nan
+    return MemberOutput(proba, failed,
+                        "predict_proba returned " + ", ".join(reasons) if reasons else None,
+                        int(off.sum()),
+                        (float(sums[off].min()), float(sums[off].max())) if off.any() else None)
+
+
+def renormalized_detail(sums: tuple[float, float]) -> str:
+    """How far off the renormalized rows were, in words."""
+    low, high = sums
+    said = f"{low:.6g}" if f"{low:.6g}" == f"{high:.6g}" else f"{low:.6g} to {high:.6g}"
+    return f"summed to {said}, not 1; renormalized"
