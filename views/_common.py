@@ -42,6 +42,7 @@ from promotion.scopes import (
 from promotion.scoring import Leaderboard, rank_models
 from promotion.store import SqlStore, on_lock_wait, open_store
 from promotion.usecases import edit_card_text, effective_weights
+from promotion.vocabulary import GROUPS
 
 if TYPE_CHECKING:  # pandas loads with the pages that draw frames
     import pandas as pd
@@ -189,7 +190,7 @@ def model_evaluation(scope: Scope, model_name: str) -> ModelEvaluation:
 def group_order(groups: object) -> list[str]:
     """The groups present, in the seed's phase order (tree, neural, variant, linear)."""
     present = set(groups)  # type: ignore[call-overload]
-    known = [g for g in GROUP_LABELS if g in present]
+    known = [g for g in GROUPS if g in present]
     return known + sorted(present - set(known))
 
 

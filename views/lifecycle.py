@@ -33,8 +33,11 @@ from views._common import (
     store_write,
 )
 
-TARGETS = {"champion": "👑 Make Champion", "production": "✅ Promote to production",
-           "candidate": "🧪 Mark as candidate", "archived": "❌ Demote (archive)"}
+#: How each move is offered, for the stages a model may be moved to (the lifecycle's table).
+TARGET_LABELS = {"champion": "👑 Make Champion", "production": "✅ Promote to production",
+                 "candidate": "🧪 Mark as candidate", "archived": "❌ Demote (archive)"}
+#: Those stages, highest first, then archived.
+TARGETS = [s for s in (*reversed(STAGE_LADDER), "archived") if s in ALLOWED_FROM]
 
 
 def champion_panel(scope: Scope, stages: dict[str, StageRecord]) -> None:
@@ -158,7 +161,7 @@ def act_panel(scope: Scope, board: Leaderboard,
     names = [r.model_name for r in board.rows] + sorted(n for n in stages if n not in board)
     model = left.selectbox("Model", names, key=f"lifecycle_model:{scope.name}",
                            format_func=lambda n: f"{n} ({stage_of(stages, n)})")
-    target = right.selectbox("To stage", list(TARGETS), key=f"lifecycle_target:{scope.name}")
+    target = right.selectbox("To stage", TARGETS, key=f"lifecycle_target:{scope.name}")
     if model is None:
         return
     if stage_of(stages, model) not in ALLOWED_FROM[target]:
@@ -179,7 +182,7 @@ def act_panel(scope: Scope, board: Leaderboard,
         st.checkbox("Override the failing gates (recorded as an override, with the reason)",
                     key="lifecycle_override")
     ready = bool(str(st.session_state.get("lifecycle_reason") or "").strip()) and current_user()
-    st.button(TARGETS[target], key=f"move:{scope.name}", type="primary",
+    st.button(TARGET_LABELS[target], key=f"move:{scope.name}", type="primary",
               disabled=not ready, on_click=move, args=(scope, model, target),
               help=None if ready else "Enter your name in the sidebar and a reason first")
 
