@@ -108,3 +108,27 @@ class Sampler(threading.Thread):
         self._stop_event.set()
         self.join()
         return self.samples
+
+
+def run_promotion(args: list[str], code: Path) -> tuple[int, str, str, float, float]:
+    """``python -m promotion *args`` from the source tree ``code`` (the store's URL unset):
+    exit status, stdout, stderr, wall seconds, and the peak RSS in MB of that process alone
+    (``wait4``: not the largest of every child so far, as ``getrusage`` would give)."""
+    import os
+    import subprocess
+    import sys
+    import tempfile
+
+    env = {k: v for k, v in os.environ.items() if k != "PROMOTION_DB_URL"}
+    env["PYTHONPATH"] = str(code)
+    with tempfile.TemporaryFile() as out_file, tempfile.TemporaryFile() as err_file:
+        started = time.perf_counter()
+        process = subprocess.Popen([sys.executable, "-m", "promotion", *args], cwd=code,
+                                   env=env, stdout=out_file, stderr=err_file)
+        _, status, usage = os.wait4(process.pid, 0)
+        seconds = time.perf_counter() - started
+        out_file.seek(0)
+        err_file.seek(0)
+        out, err = out_file.read().decode(), err_file.read().decode()
+    return (os.waitstatus_to_exitcode(status), out, err, seconds,
+            round(usage.ru_maxrss / 1024, 1))

@@ -23,11 +23,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sqlite3
-import subprocess
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,6 +32,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
+
+from _util import run_promotion  # noqa: E402
 
 MEMBERS = ("xgboost", "mlp_large", "logistic_regression")
 SCOPE = "digits"
@@ -110,24 +109,12 @@ def build(size_mb: float) -> Path:
 
 def peak_rss(root: Path, code: Path) -> dict:
     """Run ``monitor`` from the tree ``code`` on ``root``; its peak RSS and wall time."""
-    env = {k: v for k, v in os.environ.items() if k != "PROMOTION_DB_URL"}
-    env["PYTHONPATH"] = str(code)
-    with tempfile.TemporaryFile() as out_file, tempfile.TemporaryFile() as err_file:
-        started = time.perf_counter()
-        process = subprocess.Popen(
-            [sys.executable, "-m", "promotion", "monitor", "--scope", SCOPE, "--models-dir",
-             str(root)], cwd=code, env=env, stdout=out_file, stderr=err_file)
-        # wait4 reports this child's own peak, not the largest of every child so far.
-        _, status, usage = os.wait4(process.pid, 0)
-        seconds = time.perf_counter() - started
-        process.returncode = os.waitstatus_to_exitcode(status)
-        out_file.seek(0)
-        err_file.seek(0)
-        out, err = out_file.read().decode(), err_file.read().decode()
-    if process.returncode != 0:
-        raise SystemExit(f"monitor failed ({process.returncode}): {err.strip()}")
-    return {"peak_rss_mb": round(usage.ru_maxrss / 1024, 1), "seconds": round(seconds, 1),
-            "code": str(code), "first_lines": out.splitlines()[:2]}
+    status, out, err, seconds, peak = run_promotion(
+        ["monitor", "--scope", SCOPE, "--models-dir", str(root)], code)
+    if status != 0:
+        raise SystemExit(f"monitor failed ({status}): {err.strip()}")
+    return {"peak_rss_mb": peak, "seconds": round(seconds, 1), "code": str(code),
+            "first_lines": out.splitlines()[:2]}
 
 
 def main() -> dict:

@@ -24,13 +24,15 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE.parent / "tests"))
+sys.path.insert(0, str(HERE))
+
+from _util import run_promotion  # noqa: E402
 
 SCOPE = "tiny"
 MEMBERS = ("logreg", "tree_d3", "bayes")
@@ -85,23 +87,15 @@ def peak_rss(root: Path, code: Path) -> dict:
     for stale in (log, log.with_name(log.name + "-wal"), log.with_name(log.name + "-shm")):
         stale.unlink(missing_ok=True)  # every run starts from an empty log
     out = root.parent / "predictions.csv"
-    env = {k: v for k, v in os.environ.items() if k != "PROMOTION_DB_URL"}
-    env["PYTHONPATH"] = str(code)
-    started = time.perf_counter()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "promotion", "predict", "--scope", SCOPE, "--input",
-         str(csv_path(root)), "--output", str(out), "--models-dir", str(root)],
-        cwd=code, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    # wait4 reports this child's own peak, not the largest of every child so far.
-    _, status, usage = os.wait4(process.pid, 0)
-    seconds = time.perf_counter() - started
-    err = process.stderr.read().decode()
-    if os.waitstatus_to_exitcode(status) != 0:
+    status, _, err, seconds, peak = run_promotion(
+        ["predict", "--scope", SCOPE, "--input", str(csv_path(root)), "--output", str(out),
+         "--models-dir", str(root)], code)
+    if status != 0:
         raise SystemExit(f"predict failed: {err.strip()}")
     with out.open() as handle:
         answered = sum(1 for _ in handle) - 1
-    return {"peak_rss_mb": round(usage.ru_maxrss / 1024, 1), "seconds": round(seconds, 1),
-            "rows_answered": answered, "code": str(code)}
+    return {"peak_rss_mb": peak, "seconds": round(seconds, 1), "rows_answered": answered,
+            "code": str(code)}
 
 
 def main() -> dict:

@@ -28,31 +28,31 @@ def public_url(url: str) -> str:
     return f"{scheme}://{authority.rsplit('@', 1)[-1]}{slash}{path}"
 
 
-def sqlite_file(url: str) -> str | None:
-    """The database file a SQLite URL names, as written; None for a server, for SQLite in
-    memory, or for a SQLite URI (``file:...``)."""
+def _sqlite_database(url: str) -> str | None:
+    """The ``database`` part of a SQLite URL ("" in memory); None for anything else (a
+    malformed URL is reported when opening)."""
     try:
         parsed = make_url(url)
     except ArgumentError:
-        return None  # reported when opening
-    if parsed.get_backend_name() != "sqlite":
         return None
-    database = parsed.database
+    return (parsed.database or "") if parsed.get_backend_name() == "sqlite" else None
+
+
+def sqlite_file(url: str) -> str | None:
+    """The database file a SQLite URL names, as written; None for a server, for SQLite in
+    memory, or for a SQLite URI (``file:...``)."""
+    database = _sqlite_database(url)
     if not database or database == ":memory:" or database.startswith("file:"):
         return None
     return database
 
 
 def no_sqlite_file(url: str) -> bool:
-    """True for a SQLite URL without a database file yet (or in memory)."""
-    try:
-        parsed = make_url(url)
-    except ArgumentError:
-        return False  # reported when opening
-    if parsed.get_backend_name() != "sqlite":
+    """True for a SQLite URL without a database file yet (or in memory, or a URI)."""
+    if _sqlite_database(url) is None:
         return False
-    database = parsed.database
-    return not database or database == ":memory:" or not Path(database).exists()
+    database = sqlite_file(url)
+    return database is None or not Path(database).exists()
 
 
 def guard_for(url: str) -> StoreGuard:
