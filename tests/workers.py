@@ -23,7 +23,9 @@ def random_decisions(models_dir: str, scope_name: str, seed: int, operations: in
     """Promote, demote, crown and export at random.
 
     Returns (model, target, changed, cards file) per operation; ``target`` is ``export`` for an
-    export, whose cards file is named when it was written.
+    export, whose cards file is named when it was written. A refused export names why in the
+    model slot: ``empty`` (nothing promoted then) or ``raced`` (a decision landed while it was
+    built, which the export must refuse).
     """
     root = Path(models_dir)
     store = open_store(root)
@@ -35,8 +37,9 @@ def random_decisions(models_dir: str, scope_name: str, seed: int, operations: in
         if rng.random() < export_share:
             try:
                 paths = export_scope(root, scope_name, store, "score")
-            except InvalidInputError:
-                done.append(("", "export", False, None))  # nothing promoted at that moment
+            except InvalidInputError as refused:
+                why = "raced" if "landed while this export" in str(refused) else "empty"
+                done.append((why, "export", False, None))
                 continue
             done.append(("", "export", True, str(paths.model_cards)))
             continue
