@@ -77,7 +77,8 @@ def evaluate_scope(scope: Scope, store: Store, *, n_jobs: int = -1,
 
     def lookup(sha: str) -> tuple[list[_Job], dict[str, CachedMeasurement]]:
         """Each model with its cache key for holdout ``sha``, and the entries found."""
-        jobs = [_Job(entry, model_sha, cache_key(model_sha, sha, fingerprint))
+        jobs = [_Job(entry, model_sha, cache_key(model_sha, sha, _with_classes(fingerprint,
+                                                                              entry)))
                 for entry, model_sha in hashed]
         found = read_cached(store, [job.key for job in jobs])
         # A timeout is kept: measuring a hanging model again would make every command wait
@@ -123,6 +124,13 @@ def evaluate_scope(scope: Scope, store: Store, *, n_jobs: int = -1,
         models=[results[entry.name] for entry in scope.models],
         evaluated=len(todo), seconds=time.perf_counter() - started,
     )
+
+
+def _with_classes(fingerprint: str, entry: ModelEntry) -> str:
+    """The settings fingerprint, plus meta.json's ``classes`` when they name a booster's
+    output columns: relabelling them changes what is measured."""
+    declared = entry.meta.classes if entry.meta else None
+    return fingerprint if declared is None else f"{fingerprint}|{declared!r}"
 
 
 def _holdout_sha256(scope: Scope, rows: Callable[[], Holdout]) -> str:

@@ -185,9 +185,14 @@ class ModelMeta(BaseModel):
     mlflow: MlflowOrigin | None = Field(
         default=None, description="Where an imported model came from (written by "
                                   "`mlflow-import`).")
-    model_file: Literal["model.joblib", "model.skops"] | None = Field(
+    model_file: Literal["model.joblib", "model.skops", "model.txt", "model.ubj", "model.json",
+                        "model.cbm"] | None = Field(
         default=None,
-        description="Which file holds the model; default: the one of the two present.")
+        description="Which file holds the model; default: the only model file present.")
+    classes: list[str | int] | None = Field(
+        default=None,
+        description="LightGBM (`model.txt`) and XGBoost (`model.ubj`, `model.json`) files: the "
+                    "label of each output column, in order; default: 0, 1, ...")
 
 
 def read_json_model(path: Path, model: type[BaseModel], shown: str) -> Any:
