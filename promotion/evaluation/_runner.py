@@ -153,7 +153,7 @@ def _evaluation(scope: Scope, job: _Job, measured: Measurement, *, cached: bool
         model_name=entry.name, model_type=entry.model_type, group=entry.group, status="ok",
         reason=None, sha256=job.sha256, cache_key=job.key, metrics=measured.metrics,
         intervals=measured.intervals, replicate_names=measured.replicate_names,
-        replicates=measured.replicates, cached=cached,
+        replicates=measured.replicates, cached=cached, model_file=entry.model_file,
     )
 
 

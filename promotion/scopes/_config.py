@@ -43,7 +43,11 @@ class GateSettings(BaseModel):
     max_resource_ratio: float = Field(
         default=1.2, gt=0,
         description="Champion only: artifact size and load memory at most this times the "
-                    "current champion's.")
+                    "current champion's, when both are files of the same format.")
+    resource_floor_mb: float = Field(
+        default=1.0, ge=0,
+        description="Champion only: a size or memory no more than this many MB above the "
+                    "champion's passes, whatever the ratio.")
     max_error_rate: float = Field(default=0.001, ge=0, le=1,
                                   description="Error rate must be below this.")
 
