@@ -5,6 +5,10 @@ LightGBM and XGBoost boosters predict for class indexes 0..K-1 and keep no label
 ``classes`` names each output column, else the labels are those indexes. CatBoost files keep
 their own labels. The libraries are imported only when such a file is loaded; LightGBM and
 CatBoost are optional (requirements-formats.txt).
+
+Boosters predict on one thread: the evaluation measures one model per core, and a single row
+(what a served request mostly is) is answered fastest so; threads started per call cost more
+than the few trees' work (measured in bench/bench_formats.py).
 """
 
 from __future__ import annotations
@@ -112,7 +116,7 @@ def load_lightgbm(payload: bytes, classes: Sequence[Any] | None) -> NativeClassi
     labels = _labels(classes, 2 if binary else n_classes)
 
     def proba(X: Any) -> np.ndarray:
-        out = np.asarray(booster.predict(X), dtype=float)
+        out = np.asarray(booster.predict(X, num_threads=1), dtype=float)
         if binary:
             return _two_columns(out)
         return out / out.sum(axis=1, keepdims=True) if objective == "multiclassova" else out
@@ -148,15 +152,28 @@ def load_xgboost(payload: bytes, classes: Sequence[Any] | None) -> NativeClassif
     labels = _labels(classes, n_classes)
     margin_only = objective in ("binary:logitraw", "multi:softmax")
 
+    booster.set_param({"nthread": 1})
+
     def proba(X: Any) -> np.ndarray:
         out = np.asarray(booster.inplace_predict(
-            X, predict_type="margin" if margin_only else "value"), dtype=float)
+            _plain_numbers(X), predict_type="margin" if margin_only else "value"), dtype=float)
         if binary:
             return _two_columns(1.0 / (1.0 + np.exp(-out)) if margin_only else out)
         return _softmax(out) if margin_only else out
 
     names = _named(booster.feature_names, lambda i, n: n == f"f{i}")
     return NativeClassifier(proba, labels, booster.num_features(), names, "xgboost")
+
+
+def _plain_numbers(X: Any) -> Any:
+    """A frame of numbers as an array: XGBoost converts a one-row frame ~20 times slower than
+    it predicts it. Columns are already in the booster's order; a frame with categories stays
+    a frame (XGBoost reads them from it)."""
+    import pandas as pd
+
+    if isinstance(X, pd.DataFrame) and all(pd.api.types.is_numeric_dtype(t) for t in X.dtypes):
+        return X.to_numpy(dtype=float, na_value=np.nan)
+    return X
 
 
 # --- CatBoost --------------------------------------------------------------------------------
