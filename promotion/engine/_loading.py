@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InvalidInputError
-from ._native import NATIVE_LOADERS, NativeFormatError
+from ._native import NATIVE_LOADERS, NativeFormatError, not_installed
 
 JOBLIB_FILE = "model.joblib"
 SKOPS_FILE = "model.skops"
@@ -116,6 +116,10 @@ def load_model_bytes(payload: bytes, file_name: str, shown: str,
 
         try:
             model = joblib.load(io.BytesIO(payload))
+        except ModuleNotFoundError as err:  # e.g. a CatBoost pickle without catboost
+            package = (err.name or "?").split(".")[0]
+            raise ModelLoadError(shown, not_installed(package, f"holds a model of {package}")
+                                 ) from None
         except Exception as err:  # a broken file is a clear message, never a crash
             raise ModelLoadError(shown, f"cannot be loaded: {type(err).__name__}: "
                                         f"{str(err)[:200]}") from None

@@ -32,15 +32,21 @@ class NativeFormatError(ValueError):
 _PACKAGES = {"lightgbm": "LightGBM", "xgboost": "XGBoost", "catboost": "CatBoost"}
 
 
+def not_installed(package: str, what: str) -> str:
+    """The reason a model cannot load without ``package``, with how to install it."""
+    how = (f"pip install -r requirements-formats.txt (or pip install {package})"
+           if package in ("lightgbm", "catboost") else f"pip install {package}")
+    return f"{what}, and {package} is not installed. Hint: {how}"
+
+
 def _library(module: str) -> Any:
     import importlib
 
     try:
         return importlib.import_module(module)
     except ImportError:
-        raise NativeFormatError(
-            f"is a {_PACKAGES[module]} model file, and {module} is not installed. Hint: "
-            f"pip install -r requirements-formats.txt (or pip install {module})") from None
+        raise NativeFormatError(not_installed(module, f"is a {_PACKAGES[module]} model file")
+                                ) from None
 
 
 class NativeClassifier:

@@ -9,6 +9,7 @@ ranked, exported and served like a joblib file; its probabilities match the libr
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -51,9 +52,17 @@ def _catboost(**params) -> catboost.CatBoostClassifier:
 
 @pytest.fixture(scope="module", params=["multiclass", "binary"])
 def fitted(request):
+    return _fit(request.param)
+
+
+@pytest.fixture(scope="module")
+def fitted_multiclass():
+    return _fit("multiclass")
+
+
+def _fit(task: str):
     """Each library's fitted classifier on the first half of the rows (codes 0..K-1, or the
     string labels for CatBoost, which keeps them), and the holdout half."""
-    task = request.param
     X, codes, names = _data(task)
     half = len(X) // 2
     train, y = X.iloc[:half], codes[:half]
@@ -227,18 +236,34 @@ def test_native_files_are_found_and_fingerprinted(models_root, fitted):
     assert "holds both model.txt and model.cbm" in entry.error
 
 
-@pytest.mark.parametrize(("model", "file_name", "package"), [
-    ("lgbm", "model.txt", "lightgbm"), ("catboost", "model.cbm", "catboost")])
-def test_a_missing_optional_library_is_named(models_root, fitted, model, file_name, package):
-    """In a process where the package cannot be imported (as on a machine without it)."""
-    path = _write_scope(models_root, fitted) / model / file_name
-    script = (f"import sys; sys.modules[{package!r}] = None\n"
-              "from promotion.engine import load_model_file, ModelLoadError\n"
-              "try:\n"
-              f"    load_model_file({str(path)!r}, {str(models_root)!r}, 'm')\n"
-              "except ModelLoadError as err:\n"
-              "    print(err.detail)\n")
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                         check=True).stdout
-    assert f"and {package} is not installed" in out
-    assert "pip install -r requirements-formats.txt" in out
+def test_a_missing_optional_library_is_a_failed_row_naming_it(models_root, fitted_multiclass,
+                                                              tmp_path):
+    """On a machine without LightGBM and CatBoost (here: packages that cannot be imported, in
+    the command's process and in its evaluation workers), their models fail and name the
+    package; the others rank."""
+    _write_scope(models_root, fitted_multiclass)
+    for package in ("lightgbm", "catboost"):
+        hidden = tmp_path / "hidden" / package
+        hidden.mkdir(parents=True)
+        (hidden / "__init__.py").write_text(
+            f"raise ModuleNotFoundError(\"No module named '{package}'\", name={package!r})\n")
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": f"{tmp_path / 'hidden'}{os.pathsep}{root}"}
+    env.pop("PROMOTION_DB_URL", None)
+    done = subprocess.run([sys.executable, "-m", "promotion", "leaderboard", "--scope",
+                           "formats", "--models-dir", str(models_root)], capture_output=True,
+                          text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    failing = {"lgbm": "lightgbm", "catboost": "catboost", "catboost_pickle": "catboost"}
+    for name, file_name in NATIVE.items():
+        line = next(row for row in done.stdout.splitlines() if f" {name} " in f" {row} ")
+        assert ("FAILED" in line) is (name in failing), line
+        if name in failing:
+            package = failing[name]
+            assert f"models/formats/{name}/{file_name}: " in line
+            assert line.endswith(f", and {package} is not installed. Hint: pip install -r "
+                                 f"requirements-formats.txt (or pip install {package})"), line
+    assert "is a LightGBM model file, and lightgbm is not installed" in done.stdout
+    assert "is a CatBoost model file, and catboost is not installed" in done.stdout
+    assert "holds a model of catboost, and catboost is not installed" in done.stdout
