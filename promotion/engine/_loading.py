@@ -27,6 +27,8 @@ SKOPS_FILE = "model.skops"
 #: Native booster files, each parsed by its own library (see ``_native``), never unpickled.
 NATIVE_FILES: tuple[str, ...] = ("model.txt", "model.ubj", "model.json", "model.cbm")
 MODEL_FILES: tuple[str, ...] = (JOBLIB_FILE, SKOPS_FILE, *NATIVE_FILES)
+#: Files that hold no class labels: meta.json ``classes`` names their output columns.
+LABELLED_BY_META: frozenset[str] = frozenset({".txt", ".ubj", ".json"})
 
 #: Types beyond skops' own defaults (scikit-learn estimators, numpy, scipy) that the models
 #: this project ships need. Each is plain fitted state of a scikit-learn estimator.
@@ -101,6 +103,10 @@ def load_model_bytes(payload: bytes, file_name: str, shown: str,
     ``classes`` (meta.json's) names the output columns of a LightGBM or XGBoost booster.
     """
     suffix = Path(file_name).suffix
+    if classes is not None and suffix not in LABELLED_BY_META:
+        raise ModelLoadError(shown, "keeps its own class labels (classes_): meta.json field "
+                                    "'classes' is for LightGBM and XGBoost boosters only. "
+                                    "Hint: remove it")
     if suffix in NATIVE_LOADERS:
         try:
             return NATIVE_LOADERS[suffix](payload, classes)
@@ -197,11 +203,9 @@ def scope_trusted_types(models_dir: Path, scope: str) -> tuple[str, ...]:
     return tuple(value)
 
 
-def native_classes(model_path: Path) -> list | None:
-    """meta.json's ``classes`` beside a LightGBM or XGBoost booster file, read narrowly (the
-    engine reads this one field, as it reads ``trusted_types``); None for other files."""
-    if Path(model_path).suffix not in (".txt", ".ubj", ".json"):
-        return None
+def meta_classes(model_path: Path) -> list | None:
+    """meta.json's ``classes`` beside a model file, read narrowly (the engine reads this one
+    field, as it reads ``trusted_types``); None when it has none."""
     try:
         data = json.loads((Path(model_path).parent / "meta.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):

@@ -191,8 +191,6 @@ def load_catboost(payload: bytes, classes: Sequence[Any] | None) -> Any:
         model.load_model(blob=payload)
     except Exception as err:
         raise NativeFormatError(f"is not a CatBoost model: {str(err)[:200]}") from None
-    if classes is not None:
-        raise NativeFormatError("keeps its own class labels; remove meta.json field 'classes'")
     return model
 
 

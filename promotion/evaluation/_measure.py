@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..engine._align import ClassMismatch, class_positions, declared_feature_count, model_columns
-from ..engine._loading import ModelLoadError, load_model_bytes, native_classes, read_model_bytes
+from ..engine._loading import ModelLoadError, load_model_bytes, meta_classes, read_model_bytes
 from ._bootstrap import bootstrap_replicates, point_metrics
 from ._results import Measurement, RowPredictions, Timing
 
@@ -87,7 +87,7 @@ def measure_model(path: Path, inputs: MeasureInputs, expected_sha256: str | None
         return Measurement.failed(err.detail, transient=True)
     try:
         model, load_seconds, load_peak = _load(payload, path.name, inputs.trusted_types,
-                                                native_classes(path))
+                                                meta_classes(path))
         X = inputs.features[_model_columns(model, inputs.features)]
         batch = _predict_batch(model, X, _class_positions(model, inputs.classes),
                                inputs.n_classes)

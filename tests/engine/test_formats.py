@@ -22,7 +22,7 @@ import pandas as pd
 import pytest
 import xgboost
 from sklearn.datasets import load_breast_cancer, load_iris
-from sklearn.linear_model import RidgeClassifier
+from sklearn.linear_model import RidgeClassifier, SGDClassifier
 from sklearn.svm import LinearSVC
 
 from promotion import InvalidInputError
@@ -168,7 +168,8 @@ def test_a_catboost_pickle_reports_its_columns(models_root, fitted):
 
 
 @pytest.mark.parametrize(("estimator", "shown"), [
-    (RidgeClassifier(), "RidgeClassifier"), (LinearSVC(), "LinearSVC")])
+    (RidgeClassifier(), "RidgeClassifier"), (LinearSVC(), "LinearSVC"),
+    (SGDClassifier(penalty="elasticnet", random_state=0), "SGDClassifier")])
 def test_a_decision_function_only_classifier_is_a_failed_row_naming_the_fix(
         models_root, store, estimator, shown):
     from factories import make_data, make_scope, write_model
@@ -217,6 +218,26 @@ def test_meta_classes_must_match_the_booster(models_root, fitted, store):
                         classes=names[:1])
     row = build_leaderboard(models_root, "formats", store, n_jobs=1)[0].row("lgbm")
     assert row.status == "failed" and "meta.json field 'classes' lists 1" in row.reason
+
+
+def test_relabelling_a_booster_measures_it_again(models_root, fitted_multiclass, store):
+    """meta.json 'classes' decides what a booster's columns mean: it is part of the cache
+    key, and a label on a file that keeps its own is refused."""
+    _, names, _, _ = fitted_multiclass
+    scope_dir = _write_scope(models_root, fitted_multiclass)
+    board, first = build_leaderboard(models_root, "formats", store, n_jobs=1)
+    path = scope_dir / "xgb_ubj" / "meta.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), "classes": names[::-1]}))
+    for own in ("catboost", "catboost_pickle"):
+        meta = scope_dir / own / "meta.json"
+        meta.write_text(json.dumps({**json.loads(meta.read_text()), "classes": names}))
+    relabelled, second = build_leaderboard(models_root, "formats", store, n_jobs=1)
+    assert second.evaluated == 3 and first.evaluated == len(NATIVE)
+    assert relabelled.row("xgb_ubj").metrics["accuracy"] < 0.5 < \
+        board.row("xgb_ubj").metrics["accuracy"]
+    for own in ("catboost", "catboost_pickle"):
+        assert "keeps its own class labels (classes_): meta.json field 'classes' is for " \
+               "LightGBM and XGBoost boosters only" in relabelled.row(own).reason
 
 
 def test_native_files_are_found_and_fingerprinted(models_root, fitted):
