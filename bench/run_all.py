@@ -19,7 +19,7 @@ HERE = Path(__file__).resolve().parent
 README = HERE.parent / "README.md"
 RESULTS = HERE / "results.json"
 SCRIPTS = ["bench_zoo.py", "bench_cold_start.py", "bench_leaderboard.py", "bench_transition.py",
-           "bench_engine.py", "bench_predlog.py"]
+           "bench_engine.py", "bench_predlog.py", "bench_formats.py"]
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
 
 
@@ -101,6 +101,9 @@ def table(results: dict) -> str:
                      f"log write {inside} of the prediction time; end to end (engine with vs "
                      f"without the log) {end_to_end}", "≤ 10%",
                      all(log[k]["end_to_end_share"] <= 0.1 for k in sizes)))
+    formats = results.get("formats")
+    if formats:
+        rows.append(_formats_row(formats))
     lines = ["| what | measured | target | |", "|---|---|---|---|"]
     lines += [f"| {what} | {measured} | {target} | {_verdict(ok)} |"
               for what, measured, target, ok in rows]
@@ -119,6 +122,15 @@ def _engine_rows(engine: dict) -> list[tuple[str, str, str, bool]]:
         ("engine 100,000-row batch throughput", f"{engine['batch_ratio']:.2f}× the members "
          "called directly", "≥ 0.9×", engine["batch_ratio"] >= engine["batch_target_ratio"]),
     ]
+
+
+def _formats_row(formats: dict) -> tuple[str, str, str, bool]:
+    shown = "; ".join(f"{name} {f['load_median_ms']:.1f} ms load, {f['single_row_p50_ms']:.1f} "
+                      f"/ {f['single_row_p95_ms']:.1f} ms single row p50 / p95"
+                      for name, f in formats["formats"].items())
+    return (f"model file formats, digits, {formats['trees']} trees (native boosters vs their "
+            "library's own object)", shown, "native p95 ≤ 1.1× + 0.2 ms",
+            formats["native_within_target"])
 
 
 def write_table() -> None:

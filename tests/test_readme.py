@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from promotion.scopes import ScopeConfig
+from pydantic import BaseModel
+
+from promotion.scopes import GateSettings, ScopeConfig
 from promotion.settings import settings_table as environment_table
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
 
-def settings_table() -> str:
+def settings_table(model: type[BaseModel] = ScopeConfig) -> str:
     lines = ["| key | default | meaning |", "|---|---|---|"]
-    for name, field in ScopeConfig.model_fields.items():
+    for name, field in model.model_fields.items():
         if field.is_required():
             default = "required"
         elif field.default_factory is not None:
@@ -28,6 +30,13 @@ def test_readme_settings_table_matches_the_model():
     start = text.index("<!-- settings-table:start -->\n") + len("<!-- settings-table:start -->\n")
     end = text.index("<!-- settings-table:end -->")
     assert text[start:end].strip() == settings_table()
+
+
+def test_readme_gates_table_matches_the_model():
+    text = README.read_text(encoding="utf-8")
+    start = text.index("<!-- gates-table:start -->\n") + len("<!-- gates-table:start -->\n")
+    end = text.index("<!-- gates-table:end -->")
+    assert text[start:end].strip() == settings_table(GateSettings)
 
 
 def test_readme_environment_table_matches_the_settings():

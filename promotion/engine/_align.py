@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InvalidInputError
+from ._native import NativeClassifier, lightgbm_columns
 
 
 class ClassMismatch(ValueError):
@@ -38,12 +39,32 @@ def class_positions(model: Any, classes: list) -> np.ndarray:
     return np.asarray(positions)
 
 
+def _catboost_names(model: Any) -> list[str] | None:
+    """CatBoost keeps its feature names in ``feature_names_`` (its ``n_features_in_`` reads 0
+    once loaded or unpickled); names "0", "1", ... are its placeholders for unnamed ones."""
+    if not type(model).__module__.startswith("catboost"):
+        return None
+    names = [str(n) for n in (getattr(model, "feature_names_", None) or [])]
+    return None if names == [str(i) for i in range(len(names))] else names
+
+
+def declared_feature_count(model: Any) -> Any:
+    """How many features the model says it takes (None when it does not say)."""
+    if type(model).__module__.startswith("catboost"):
+        return len(getattr(model, "feature_names_", None) or []) or None
+    return getattr(model, "n_features_in_", None)
+
+
 def model_columns(model: Any, available: list[str]) -> list[str]:
     """The feature columns the model takes, in its own order; missing ones raise KeyError."""
     expected = getattr(model, "feature_names_in_", None)
     if expected is None:
+        expected = _catboost_names(model)
+    if expected is None:
         return list(available)
     expected = [str(c) for c in expected]
+    if isinstance(model, NativeClassifier) and model.library == "lightgbm":
+        expected = lightgbm_columns(expected, available)
     missing = [c for c in expected if c not in set(available)]
     if missing:
         shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")

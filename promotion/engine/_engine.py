@@ -59,7 +59,7 @@ from ._checks import (
     failed_output,
     renormalized_detail,
 )
-from ._loading import load_model_file, scope_trusted_types
+from ._loading import load_model_file, meta_classes, scope_trusted_types
 from ._predlog import ENSEMBLE_CODE, LoggedBatch, PredictionLog, log_path
 
 if TYPE_CHECKING:  # the caller brings its frame, so pandas is loaded by then
@@ -411,10 +411,10 @@ def _load_member(card: ModelCard, models_dir: Path, source: Path,
                  trusted_types: tuple[str, ...]) -> LoadedModel:
     where = f"{source}: card '{card.model_name}' field 'model_path'"
     # Root, symlink and sha256 checks come before a byte is loaded (see promotion.engine._loading).
-    model = load_model_file(models_dir.parent / card.model_path, models_dir,
-                            f"{where}: {card.model_path}", expected_sha256=card.sha256,
-                            what="card's",
-                            trusted_types=trusted_types).model
+    path = models_dir.parent / card.model_path
+    model = load_model_file(path, models_dir, f"{where}: {card.model_path}",
+                            expected_sha256=card.sha256, what="card's",
+                            trusted_types=trusted_types, classes=meta_classes(path)).model
     try:
         columns = model_columns(model, list(card.feature_names))
         positions = class_positions(model, list(card.classes))

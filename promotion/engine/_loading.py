@@ -4,7 +4,9 @@ Loading a joblib file is unpickling it, which runs whatever code the file names.
 anything is loaded the file must stay inside the models root (no ``..``, no symlink out) and
 its bytes must hash to the sha256 the caller expects; the very bytes hashed are the ones
 loaded. ``model.skops`` files are loaded with ``skops.io`` instead, which builds only types on
-an explicit trusted list and refuses the rest, naming them.
+an explicit trusted list and refuses the rest, naming them. Native booster files (LightGBM,
+XGBoost, CatBoost) are parsed by their own libraries (``_native``). The loader is chosen by
+the file name's suffix.
 """
 
 from __future__ import annotations
@@ -18,10 +20,15 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InvalidInputError
+from ._native import NATIVE_LOADERS, NativeFormatError, not_installed
 
 JOBLIB_FILE = "model.joblib"
 SKOPS_FILE = "model.skops"
-MODEL_FILES: tuple[str, ...] = (JOBLIB_FILE, SKOPS_FILE)
+#: Native booster files, each parsed by its own library (see ``_native``), never unpickled.
+NATIVE_FILES: tuple[str, ...] = ("model.txt", "model.ubj", "model.json", "model.cbm")
+MODEL_FILES: tuple[str, ...] = (JOBLIB_FILE, SKOPS_FILE, *NATIVE_FILES)
+#: Files that hold no class labels: meta.json ``classes`` names their output columns.
+LABELLED_BY_META: frozenset[str] = frozenset({".txt", ".ubj", ".json"})
 
 #: Types beyond skops' own defaults (scikit-learn estimators, numpy, scipy) that the models
 #: this project ships need. Each is plain fitted state of a scikit-learn estimator.
@@ -89,30 +96,55 @@ def read_model_bytes(path: Path, models_dir: Path, shown: str,
 
 
 def load_model_bytes(payload: bytes, file_name: str, shown: str,
-                     trusted_types: tuple[str, ...] | list[str] = ()) -> Any:
-    """Build the model from verified bytes; it must have ``predict_proba``."""
-    if file_name.endswith(".skops"):
+                     trusted_types: tuple[str, ...] | list[str] = (),
+                     classes: list | None = None) -> Any:
+    """Build the model from verified bytes; it must have ``predict_proba``.
+
+    ``classes`` (meta.json's) names the output columns of a LightGBM or XGBoost booster.
+    """
+    suffix = Path(file_name).suffix
+    if classes is not None and suffix not in LABELLED_BY_META:
+        raise ModelLoadError(shown, "keeps its own class labels (classes_): meta.json field "
+                                    "'classes' is for LightGBM and XGBoost boosters only. "
+                                    "Hint: remove it")
+    if suffix in NATIVE_LOADERS:
+        try:
+            return NATIVE_LOADERS[suffix](payload, classes)
+        except NativeFormatError as err:
+            raise ModelLoadError(shown, str(err)) from None
+        except Exception as err:  # the library's own parser failing is a clear message too
+            raise ModelLoadError(shown, f"cannot be loaded: {type(err).__name__}: "
+                                        f"{str(err)[:200]}") from None
+    if suffix == ".skops":
         model = _load_skops(payload, shown, tuple(trusted_types))
     else:
         import joblib
 
         try:
             model = joblib.load(io.BytesIO(payload))
+        except ModuleNotFoundError as err:  # e.g. a CatBoost pickle without catboost
+            package = (err.name or "?").split(".")[0]
+            raise ModelLoadError(shown, not_installed(package, f"holds a model of {package}")
+                                 ) from None
         except Exception as err:  # a broken file is a clear message, never a crash
             raise ModelLoadError(shown, f"cannot be loaded: {type(err).__name__}: "
                                         f"{str(err)[:200]}") from None
     if not callable(getattr(model, "predict_proba", None)):
+        hint = (" (only decision_function, whose scores are not probabilities). Hint: wrap "
+                "it in sklearn.calibration.CalibratedClassifierCV, fitted on training data, "
+                "and save that" if callable(getattr(model, "decision_function", None)) else "")
         raise ModelLoadError(shown, f"holds a {type(model).__name__}, which has no "
-                                    "predict_proba")
+                                    f"predict_proba{hint}")
     return model
 
 
 def load_model_file(path: Path, models_dir: Path, shown: str, *,
                     expected_sha256: str | None = None, what: str = "expected",
-                    trusted_types: tuple[str, ...] | list[str] = ()) -> LoadedFile:
+                    trusted_types: tuple[str, ...] | list[str] = (),
+                    classes: list | None = None) -> LoadedFile:
     """Check, hash and load one model file (see the module doc)."""
     payload = read_model_bytes(path, models_dir, shown, expected_sha256, what)
-    model = load_model_bytes(payload, Path(path).name, shown, trusted_types)
+    model = load_model_bytes(payload, Path(path).name, shown, trusted_types, classes)
     return LoadedFile(model, hashlib.sha256(payload).hexdigest())
 
 
@@ -169,3 +201,14 @@ def scope_trusted_types(models_dir: Path, scope: str) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         return ()
     return tuple(value)
+
+
+def meta_classes(model_path: Path) -> list | None:
+    """meta.json's ``classes`` beside a model file, read narrowly (the engine reads this one
+    field, as it reads ``trusted_types``); None when it has none."""
+    try:
+        data = json.loads((Path(model_path).parent / "meta.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    value = data.get("classes") if isinstance(data, dict) else None
+    return list(value) if isinstance(value, list) else None

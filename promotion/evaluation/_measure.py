@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..engine._align import ClassMismatch, class_positions, model_columns
-from ..engine._loading import ModelLoadError, load_model_bytes, read_model_bytes
+from ..engine._align import ClassMismatch, class_positions, declared_feature_count, model_columns
+from ..engine._loading import ModelLoadError, load_model_bytes, meta_classes, read_model_bytes
 from ._bootstrap import bootstrap_replicates, point_metrics
 from ._results import Measurement, RowPredictions, Timing
 
@@ -86,7 +86,8 @@ def measure_model(path: Path, inputs: MeasureInputs, expected_sha256: str | None
     except ModelLoadError as err:
         return Measurement.failed(err.detail, transient=True)
     try:
-        model, load_seconds, load_peak = _load(payload, path.name, inputs.trusted_types)
+        model, load_seconds, load_peak = _load(payload, path.name, inputs.trusted_types,
+                                                meta_classes(path))
         X = inputs.features[_model_columns(model, inputs.features)]
         batch = _predict_batch(model, X, _class_positions(model, inputs.classes),
                                inputs.n_classes)
@@ -120,19 +121,19 @@ def measure_model(path: Path, inputs: MeasureInputs, expected_sha256: str | None
     )
 
 
-def _load(payload: bytes, file_name: str, trusted_types: tuple[str, ...]
-          ) -> tuple[Any, float, int]:
+def _load(payload: bytes, file_name: str, trusted_types: tuple[str, ...],
+          classes: list | None) -> tuple[Any, float, int]:
     """The model, its load time and the peak memory its loading allocates.
 
     A first, untimed load imports whatever the file needs, so the measured second load
     counts the model's own memory, not the libraries a process happened not to have yet.
     """
     try:
-        load_model_bytes(payload, file_name, file_name, trusted_types)
+        load_model_bytes(payload, file_name, file_name, trusted_types, classes)
         started = time.perf_counter()
         tracemalloc.start()
         try:
-            model = load_model_bytes(payload, file_name, file_name, trusted_types)
+            model = load_model_bytes(payload, file_name, file_name, trusted_types, classes)
         finally:
             _, peak = tracemalloc.get_traced_memory()
             tracemalloc.stop()
@@ -152,7 +153,7 @@ def _model_columns(model: Any, features: pd.DataFrame) -> list[str]:
         raise _ModelProblem(f"feature_names_in_ is not a list of column names ({shown}): "
                             f"{_one_line(err)}") from None
     try:
-        n_expected = getattr(model, "n_features_in_", None)
+        n_expected = declared_feature_count(model)
         wrong = n_expected is not None and int(n_expected) != len(columns)
     except Exception as err:
         raise _ModelProblem(f"n_features_in_ is not a number of columns: {_one_line(err)}"

@@ -101,6 +101,7 @@ class ModelEvaluation:
     replicate_names: tuple[str, ...] = ()
     replicates: np.ndarray | None = None  # (n_bootstrap, len(replicate_names))
     cached: bool = False
+    model_file: str | None = None  # model.joblib, model.skops, ...: sizes compare within one
 
     @property
     def ok(self) -> bool:

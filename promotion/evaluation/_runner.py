@@ -77,7 +77,8 @@ def evaluate_scope(scope: Scope, store: Store, *, n_jobs: int = -1,
 
     def lookup(sha: str) -> tuple[list[_Job], dict[str, CachedMeasurement]]:
         """Each model with its cache key for holdout ``sha``, and the entries found."""
-        jobs = [_Job(entry, model_sha, cache_key(model_sha, sha, fingerprint))
+        jobs = [_Job(entry, model_sha, cache_key(model_sha, sha, _with_classes(fingerprint,
+                                                                              entry)))
                 for entry, model_sha in hashed]
         found = read_cached(store, [job.key for job in jobs])
         # A timeout is kept: measuring a hanging model again would make every command wait
@@ -125,6 +126,13 @@ def evaluate_scope(scope: Scope, store: Store, *, n_jobs: int = -1,
     )
 
 
+def _with_classes(fingerprint: str, entry: ModelEntry) -> str:
+    """The settings fingerprint, plus meta.json's ``classes`` when they name a booster's
+    output columns: relabelling them changes what is measured."""
+    declared = entry.meta.classes if entry.meta else None
+    return fingerprint if declared is None else f"{fingerprint}|{declared!r}"
+
+
 def _holdout_sha256(scope: Scope, rows: Callable[[], Holdout]) -> str:
     """The holdout file's sha256; a missing or unreadable file is read for its message."""
     try:
@@ -145,7 +153,7 @@ def _evaluation(scope: Scope, job: _Job, measured: Measurement, *, cached: bool
         model_name=entry.name, model_type=entry.model_type, group=entry.group, status="ok",
         reason=None, sha256=job.sha256, cache_key=job.key, metrics=measured.metrics,
         intervals=measured.intervals, replicate_names=measured.replicate_names,
-        replicates=measured.replicates, cached=cached,
+        replicates=measured.replicates, cached=cached, model_file=entry.model_file,
     )
 
 

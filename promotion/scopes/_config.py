@@ -43,7 +43,11 @@ class GateSettings(BaseModel):
     max_resource_ratio: float = Field(
         default=1.2, gt=0,
         description="Champion only: artifact size and load memory at most this times the "
-                    "current champion's.")
+                    "current champion's, when both are files of the same format.")
+    resource_floor_mb: float = Field(
+        default=1.0, ge=0,
+        description="Champion only: a size or memory no more than this many MB above the "
+                    "champion's passes, whatever the ratio.")
     max_error_rate: float = Field(default=0.001, ge=0, le=1,
                                   description="Error rate must be below this.")
 
@@ -185,9 +189,14 @@ class ModelMeta(BaseModel):
     mlflow: MlflowOrigin | None = Field(
         default=None, description="Where an imported model came from (written by "
                                   "`mlflow-import`).")
-    model_file: Literal["model.joblib", "model.skops"] | None = Field(
+    model_file: Literal["model.joblib", "model.skops", "model.txt", "model.ubj", "model.json",
+                        "model.cbm"] | None = Field(
         default=None,
-        description="Which file holds the model; default: the one of the two present.")
+        description="Which file holds the model; default: the only model file present.")
+    classes: list[str | int] | None = Field(
+        default=None,
+        description="LightGBM (`model.txt`) and XGBoost (`model.ubj`, `model.json`) files: the "
+                    "label of each output column, in order; default: 0, 1, ...")
 
 
 def read_json_model(path: Path, model: type[BaseModel], shown: str) -> Any:

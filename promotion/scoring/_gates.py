@@ -6,13 +6,15 @@ Moving to ``champion`` checks every gate against the current champion, or agains
 and the baseline's composites are recomputed on the same resampled holdout rows, and the
 one-sided p-value is the share of resamples where the candidate does not beat the baseline,
 (1 + #{diff <= 0}) / (B + 1). When several candidates are tested at once their p-values are
-Holm-corrected.
+Holm-corrected. The resources gate compares files of the same format only, and lets pass a
+difference under an absolute floor (a few hundred bytes are noise, not cost).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -155,12 +157,25 @@ def _resources(row: LeaderboardRow, base: LeaderboardRow | None, base_point: flo
                p: float | None, s: GateSettings) -> Gate:
     if base is None:
         return Gate("resources", True, None, s.max_resource_ratio, "no champion to compare")
-    ratios = {name: row.metrics[name] / max(base.metrics[name], 1e-12)
-              for name in ("artifact_size_mb", "load_memory_mb")}
+    mine, theirs = row.evaluation.model_file, base.evaluation.model_file
+    if mine and theirs and Path(mine).suffix != Path(theirs).suffix:
+        # A skops file of a model is larger, and takes more memory to load, than a joblib
+        # file of the same model: across formats the ratio measures the format.
+        return Gate("resources", True, None, s.max_resource_ratio,
+                    f"not compared: {mine} vs the champion's {theirs} (different formats)")
+    over = {name: row.metrics[name] - base.metrics[name]
+            for name in ("artifact_size_mb", "load_memory_mb")}
+    ratios = {name: row.metrics[name] / max(base.metrics[name], 1e-12) for name in over
+              if over[name] > s.resource_floor_mb}
+    if not ratios:
+        worst = max(over, key=over.get)  # type: ignore[arg-type]
+        return Gate("resources", True, None, s.max_resource_ratio,
+                    f"{worst} {over[worst]:+.2f} MB vs the champion's (within "
+                    f"{s.resource_floor_mb:g} MB)")
     worst = max(ratios, key=ratios.get)  # type: ignore[arg-type]
     passed = ratios[worst] <= s.max_resource_ratio
     return Gate("resources", passed, ratios[worst], s.max_resource_ratio,
-                f"{worst} {ratios[worst]:.2f}× the champion's "
+                f"{worst} {ratios[worst]:.2f}× the champion's, {over[worst]:+.2f} MB "
                 f"({'≤' if passed else '>'} {s.max_resource_ratio:g}×)")
 
 

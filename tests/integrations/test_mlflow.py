@@ -416,16 +416,38 @@ def test_an_unreachable_mlflow_keeps_the_decision_and_sync_converges(models_root
     assert again.changes == () and "already up to date" in again.detail
 
 
-def run_cli(*args: str, models_dir: Path, prelude: str = ""
+def run_cli(*args: str, models_dir: Path, prelude: str = "", cwd: Path | None = None
             ) -> subprocess.CompletedProcess[str]:
-    """``python -m promotion`` in a fresh process; ``prelude`` runs first (e.g. hides MLflow)."""
+    """``python -m promotion`` in a fresh process; ``prelude`` runs first (e.g. hides MLflow).
+    No MLflow URI comes from the environment: only what the command is given."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "PROMOTION_USER": "ana",
            "MLFLOW_DISABLE_TELEMETRY": "true"}
-    env.pop("PROMOTION_DB_URL", None)
+    for name in ("PROMOTION_DB_URL", "MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):
+        env.pop(name, None)
     code = f"{prelude}\nimport sys\nfrom promotion.cli import main\nsys.exit(main())"
     return subprocess.run([sys.executable, "-c", code, *args, "--models-dir",
                            str(models_dir)], capture_output=True, text=True, env=env,
-                          timeout=300)
+                          timeout=300, cwd=cwd)
+
+
+def test_an_import_uses_the_given_uri_and_writes_nothing_elsewhere(models_root, registry,
+                                                                  tmp_path):
+    """MLflow resolves models:/ URIs against its default store, an mlflow.db in the working
+    folder, whatever URI it is given: the import must never reach it."""
+    name = registry.register("credit_uri")
+    scope_dir = credit_scope(models_root)
+    elsewhere = tmp_path / "working_folder"
+    elsewhere.mkdir()
+    done = run_cli("mlflow-import", "--scope", "credit", "--tracking-uri", registry.uri,
+                   "--model", name, "--versions", "1,3", "--trust-pickle",
+                   models_dir=models_root, cwd=elsewhere)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        f"{name}_v{n}: imported MLflow model '{name}' version {n} as models/credit/{name}_v{n}"
+        for n in (1, 3)]
+    assert list(elsewhere.iterdir()) == []  # no stray mlflow.db, nothing else
+    assert (scope_dir / f"{name}_v1" / "model.skops").is_file()
+    assert (scope_dir / f"{name}_v3" / "model.joblib").is_file()
 
 
 def cli(capsys, *args: str, models_dir: Path) -> tuple[int, str, str]:

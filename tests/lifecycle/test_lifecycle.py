@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from factories import make_data, write_model
+from factories import make_data, make_scope, write_model
 from sklearn.linear_model import LogisticRegression
 from sqlalchemy import text
 from sqlalchemy.exc import DatabaseError, DBAPIError
@@ -38,8 +38,8 @@ from promotion.scopes import GateSettings, Scope, file_sha256, load_scope
 from promotion.scoring import gate_report, rank_models
 from promotion.scoring._gates import gate_reports
 from promotion.store import open_store
-from promotion.vocabulary import PROMOTED_STAGES
 from promotion.usecases import change_stage, deploy, export_scope, scope_state
+from promotion.vocabulary import PROMOTED_STAGES
 
 ROOT = Path(__file__).resolve().parents[2]
 STORE_BACKENDS = ("sqlite", "postgresql")
@@ -197,11 +197,12 @@ def test_a_failing_subscriber_neither_undoes_nor_hides_a_decision(models_root, t
 # --- gate arithmetic on constructed evidence ----------------------------------------------
 
 def _model(name: str, accuracy_reps: np.ndarray, latency: float = 5.0,
-           size: float = 1.0) -> ModelEvaluation:
+           size: float = 1.0, model_file: str = "model.joblib") -> ModelEvaluation:
     metrics = {"accuracy": float(accuracy_reps.mean()), "latency_p95_ms": latency,
                "artifact_size_mb": size, "load_memory_mb": size, "error_rate": 0.0}
     return ModelEvaluation(name, "x", "tree", "ok", None, "0" * 64, None, metrics,
-                           {"accuracy": (0.0, 1.0)}, ("accuracy",), accuracy_reps[:, None])
+                           {"accuracy": (0.0, 1.0)}, ("accuracy",), accuracy_reps[:, None],
+                           model_file=model_file)
 
 
 @pytest.fixture
@@ -215,7 +216,9 @@ def constructed():
         _model("tied", champion + rng.normal(0, 0.01, 1000)),
         _model("worse", champion - 0.05),
         _model("slower", champion + 0.05, latency=900.0),
-        _model("heavier", champion + 0.05, size=2.0),
+        _model("heavier", champion + 0.05, size=3.0),
+        _model("heavier_by_bytes", champion + 0.05, size=1.9),  # 1.9x, but 0.9 MB more
+        _model("heavier_as_skops", champion + 0.05, size=3.0, model_file="model.skops"),
     ]
     chance = {"accuracy": 0.5}
     evaluation = ScopeEvaluation("s", "multiclass", [0, 1], 1000, "0" * 64, chance, models,
@@ -230,6 +233,8 @@ def constructed():
     ("worse", False, {"improvement", "significance"}),
     ("slower", False, {"latency_p95"}),
     ("heavier", False, {"resources"}),
+    ("heavier_by_bytes", True, set()),
+    ("heavier_as_skops", True, set()),
 ])
 def test_gates_on_constructed_evidence(constructed, name, passes, fails):
     evaluation, board = constructed
@@ -240,6 +245,48 @@ def test_gates_on_constructed_evidence(constructed, name, passes, fails):
     significance = next(g for g in report.gates if g.name == "significance")
     assert significance.effect == pytest.approx(
         board.row(name).composite_score - board.row("champion").composite_score)
+
+
+@pytest.mark.parametrize(("name", "detail"), [
+    ("heavier", "artifact_size_mb 3.00× the champion's, +2.00 MB (> 1.2×)"),
+    ("heavier_by_bytes", "artifact_size_mb +0.90 MB vs the champion's (within 1 MB)"),
+    ("heavier_as_skops", "not compared: model.skops vs the champion's model.joblib "
+                         "(different formats)"),
+])
+def test_the_resources_gate_says_what_it_compared(constructed, name, detail):
+    evaluation, board = constructed
+    report = gate_report(name, "champion", board, evaluation, GateSettings(), "champion")
+    assert next(g for g in report.gates if g.name == "resources").detail == detail
+
+
+def test_the_resources_gate_ignores_a_format_change_of_the_same_model(models_root, store):
+    """A skops file of the champion's very estimator: larger on disk and in memory, and no
+    heavier a model. Real joblib files some hundred KB apart are noise under the floor."""
+    import skops.io as sio
+    from sklearn.ensemble import RandomForestClassifier
+
+    scope_dir = make_scope(models_root, "tiny", models=("logreg",))
+    X, y = make_data()
+    forest = RandomForestClassifier(n_estimators=20, random_state=0).fit(X, y)
+    write_model(scope_dir, "forest", forest, model_type="rf", group="tree")
+    write_model(scope_dir, "forest_skops", forest, model_type="rf", group="tree",
+                meta_extra={"model_file": "model.skops"})
+    (scope_dir / "forest_skops" / "model.joblib").unlink()
+    sio.dump(forest, scope_dir / "forest_skops" / "model.skops")
+    scope = load_scope(models_root, "tiny")
+    state = scope_state(models_root, "tiny", store, n_jobs=1)
+    board, evaluation = state.board, state.evaluation
+    sizes = {n: board.row(n).metrics["artifact_size_mb"] for n in ("forest", "forest_skops")}
+    assert sizes["forest_skops"] > 1.2 * sizes["forest"]  # what the gate used to block on
+    report = gate_report("forest_skops", "champion", board, evaluation,
+                         scope.config.gates, "forest")
+    resources = next(g for g in report.gates if g.name == "resources")
+    assert resources.passed and "different formats" in resources.detail
+    # Many times the small champion's size, by less than a megabyte: noise, not cost.
+    assert sizes["forest"] > 10 * board.row("logreg").metrics["artifact_size_mb"]
+    report = gate_report("forest", "champion", board, evaluation, scope.config.gates, "logreg")
+    resources = next(g for g in report.gates if g.name == "resources")
+    assert resources.passed and "(within 1 MB)" in resources.detail
 
 
 def test_several_candidates_are_holm_corrected(constructed):

@@ -185,8 +185,8 @@ def _import_version(mlflow: ModuleType, client: Any, scope: Scope, tracking_uri:
         return ImportedVersion(version.name, number, name, "unchanged", scope.shown(final))
     action: Literal["imported", "replaced"] = "replaced" if final.exists() else "imported"
     label = f"MLflow model '{version.name}' version {number}"
-    artifact = _load_artifact(mlflow, scope, tracking_uri, version.name, number, label,
-                              trust_pickle)
+    artifact = _load_artifact(mlflow, client, scope, tracking_uri, version.name, number,
+                              label, trust_pickle)
     run_tags, params = _run_facts(client, version.run_id)
     meta = _describe(artifact, version, run_tags, params, origin, group, label)
     _write_model_folder(scope.folder, final, artifact, meta)
@@ -219,17 +219,20 @@ def _already_imported(folder: Path, scope: Scope, origin: dict[str, Any]) -> boo
     return unchanged and vetted and (folder / file_name).is_file()
 
 
-def _load_artifact(mlflow: ModuleType, scope: Scope, tracking_uri: str, name: str,
-                   number: int, label: str, trust_pickle: bool) -> _Artifact:
+def _load_artifact(mlflow: ModuleType, client: Any, scope: Scope, tracking_uri: str,
+                   name: str, number: int, label: str, trust_pickle: bool) -> _Artifact:
     """The version's model. Its MLmodel file (plain YAML) says how it is stored: a skops file
     is loaded with the scope's trusted types, never MLflow's, whose list comes from that same
     MLmodel file, written by the model's author; anything else is unpickling, so it needs
     ``trust_pickle``."""
     with tempfile.TemporaryDirectory(prefix="promotion-mlflow-") as tmp:
         try:
+            # Where the files are, asked of our client: MLflow resolves a models:/ URI
+            # against its process-wide default store (an mlflow.db in the working folder),
+            # whatever registry_uri it is given.
+            location = client.get_model_version_download_uri(name, str(number))
             local = mlflow.artifacts.download_artifacts(
-                artifact_uri=f"models:/{name}/{number}", dst_path=tmp,
-                tracking_uri=tracking_uri, registry_uri=tracking_uri)
+                artifact_uri=location, dst_path=tmp, tracking_uri=tracking_uri)
             flavors = mlflow.models.Model.load(local).flavors
         except ImportError as err:
             raise missing_dependency(err) from None
