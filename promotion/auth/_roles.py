@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+import os
 import re
 import tomllib
 from pathlib import Path
@@ -46,7 +47,17 @@ def team_mode() -> bool:
 
 
 def cli_actor() -> str:
-    """Who decides from the command line in team mode: ``cli:<operating-system account>``."""
+    """Who decides from the command line in team mode: ``cli:<operating-system account>``,
+    the account the process runs as (not ``$USER``, which anyone may set)."""
+    try:
+        import pwd
+
+        return f"cli:{pwd.getpwuid(os.getuid()).pw_name}"
+    except ImportError:  # no pwd on Windows: the logged-in account
+        pass
+    except KeyError:
+        raise InvalidInputError("team mode: the command line records decisions as "
+                                "cli:<account>, and this process has no account name") from None
     try:
         return f"cli:{getpass.getuser()}"
     except (KeyError, OSError):
