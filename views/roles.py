@@ -49,7 +49,7 @@ def main() -> None:
     left.text_input("Email, @domain or cli:account", key="role_subject", disabled=not allowed)
     right.selectbox("Role", [*ROLES, REMOVE], index=1, key="role_choice",
                     disabled=not allowed)
-    st.button("Save role", type="primary", on_click=save_role,
+    st.button("Save role", key="save_role", type="primary", on_click=save_role,
               disabled=not (allowed and str(st.session_state.get("role_subject") or "").strip()),
               help=None if allowed else "Only an admin changes roles")
 
