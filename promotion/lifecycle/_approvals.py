@@ -62,7 +62,7 @@ def deployment_needs_approval(scope: Scope, current: DeploymentRecord, mode: str
 def describe(change: Change) -> str:
     """A change in a few words, for lists and messages."""
     if change.kind == "move":
-        flag = " (failing gates overridden)" if change.override else ""
+        flag = " (may override failing gates)" if change.override else ""
         return f"{change.model_name} to {change.to_stage}{flag}"
     if change.kind == "rollback":
         return f"roll back to {change.model_name}"

@@ -103,9 +103,9 @@ def test_a_champion_waits_for_a_second_person(staffed, models_root, tiny_scope):
     grant_role(staffed, ANA, "approver", actor="boss@example.com")  # may approve, not her own
     change_stage(models_root, "tiny", staffed, "logreg", "production", actor=ANA,
                  reason="best baseline")  # no approval needed to reach production
-    with pytest.raises(ApprovalRequiredError, match="logreg to champion \\(failing gates "
-                                                    "overridden\\) in scope 'tiny' needs a "
-                                                    "second person's approval"):
+    with pytest.raises(ApprovalRequiredError, match="logreg to champion \\(may override "
+                                                    "failing gates\\) in scope 'tiny' needs "
+                                                    "a second person's approval"):
         change_stage(models_root, "tiny", staffed, "logreg", "champion", actor=ANA,
                      reason="crown it", override=True)
     scope = load_scope(models_root, "tiny")
