@@ -10,7 +10,7 @@ import getpass
 import html
 import re
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -123,7 +123,8 @@ def _build_lock() -> threading.Lock:
     return threading.Lock()
 
 
-#: Session-state key of this run's folder fingerprints (see ``one_fingerprint_per_run``).
+#: Session-state key of this run's folder fingerprints (see ``one_fingerprint_per_run``) and
+#: of the run's answers on who may do what (``_once_per_run``).
 _RUN_SIGNATURES = "_folder_signatures_of_this_run"
 
 
@@ -311,9 +312,20 @@ def current_user() -> str:
 
 # identity in team mode (sign-in through OpenID Connect, roles) ---------------------------------
 
+def _once_per_run(key: str, compute: Callable[[], bool]) -> bool:
+    """``compute()``, taken once per script run (a page asks for each answer once a row);
+    callbacks, which run before the script, always compute afresh."""
+    memo = st.session_state.get(_RUN_SIGNATURES)
+    if memo is None:
+        return compute()
+    if key not in memo:
+        memo[key] = compute()
+    return memo[key]
+
+
 def team() -> bool:
     """Team mode: the secrets file has an ``[auth]`` section (see ``promotion.auth``)."""
-    return team_mode()
+    return _once_per_run("team mode", team_mode)
 
 
 def signed_in_email() -> str:
@@ -326,7 +338,9 @@ def signed_in_email() -> str:
 def may_do(action: str) -> bool:
     """Whether the person deciding may do ``action`` (a key of ``promotion.auth.ACTIONS``);
     the domain checks again, this only keeps buttons they may not use disabled."""
-    return bool(current_user()) and may(store(), current_user(), action)
+    who = current_user()
+    return bool(who) and _once_per_run(f"may {action}: {who}",
+                                       lambda: may(store(), who, action))
 
 
 def sign_in_page() -> None:
