@@ -35,8 +35,9 @@ SETTINGS: tuple[Setting, ...] = (
             "Address of a Dask scheduler (`tcp://host:8786`) to evaluate models on; default: "
             "local worker processes."),
     Setting("PROMOTION_USER", None,
-            "Who is deciding when no name is given (`--user`, the app's name field); "
-            "default: the operating-system account."),
+            "Local mode: who is deciding when no name is given (`--user`, the app's name "
+            "field); default: the operating-system account. Team mode records the signed-in "
+            "email, or `cli:<account>`."),
     Setting("PROMOTION_ADMIN", None,
             "Team mode: the first admin, an email (several: comma-separated; `cli:<account>` "
             "for the command line); always admin, whatever the roles table says."),

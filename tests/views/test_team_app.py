@@ -8,6 +8,8 @@ import pytest
 from factories import make_scope
 from streamlit.testing.v1 import AppTest
 
+from promotion.lifecycle import champion_of
+from promotion.lifecycle._transitions import apply_move
 from promotion.store import open_store
 
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
@@ -78,3 +80,39 @@ def test_a_viewer_cannot_use_the_roles_page(team):
     at = run(user={"is_logged_in": True, "email": "vic@example.com"}, page="views/roles.py")
     assert at.text_input(key="role_subject").disabled
     assert at.button(key="save_role").disabled
+
+
+def test_a_rollback_is_requested_on_the_lifecycle_page_and_approved_by_another(team):
+    store = open_store(team)
+    store.set_role("ana@example.com", "analyst", actor="boss@example.com")
+    store.set_role("bob@example.com", "approver", actor="boss@example.com")
+    for model in ("logreg", "tree_d3"):  # two champions in turn: a previous one to go back to
+        with store.decision("tiny") as tx:
+            apply_move(tx, model, "production", actor="ana", reason="r", model_sha256=None)
+            apply_move(tx, model, "champion", actor="ana", reason="r", model_sha256=None)
+
+    ana = run(user={"is_logged_in": True, "email": "ana@example.com"},
+              page="views/lifecycle.py")
+    ana.text_input(key="rollback_reason").input("tree_d3 misbehaves live")
+    ana.text_area(key="impact:rollback:tiny").input("wrong answers reach customers")
+    ana.text_area(key="risk:rollback:tiny").input("logreg served for months")
+    ana.run()
+    ana.button(key="request:rollback:tiny").click()
+    ana.run()
+    assert not ana.exception
+    (asked,) = store.requests("tiny")
+    assert (asked.change.kind, asked.change.model_name, asked.requested_by) == (
+        "rollback", "logreg", "ana@example.com")
+    assert ana.button(key=f"approve:{asked.id}").disabled  # not her own
+
+    bob = run(user={"is_logged_in": True, "email": "bob@example.com"},
+              page="views/lifecycle.py")
+    bob.text_input(key=f"decision_reason:{asked.id}").input("confirmed on the monitoring page")
+    bob.run()
+    bob.button(key=f"approve:{asked.id}").click()
+    bob.run()
+    assert not bob.exception
+    assert champion_of(store.stages("tiny")) == "logreg"
+    assert store.requests("tiny")[0].decided_by == "bob@example.com"
+    assert store.history("tiny")[-1].action == "rollback"
+    store.close()
