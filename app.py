@@ -1,6 +1,7 @@
 """Model leaderboard & promotion dashboard: ``streamlit run app.py``.
 
-Dispatches to the pages; the sidebar holds the scope and the analyst's name, nothing else.
+Dispatches to the pages; the sidebar holds the scope and who is deciding, nothing else. In
+team mode (``[auth]`` in the secrets file) nothing is shown before sign-in.
 """
 
 from __future__ import annotations
@@ -13,9 +14,12 @@ from views._common import (
     current_user,
     default_user,
     ensure_demo_zoo,
+    identity_sidebar,
     one_fingerprint_per_run,
     scopes,
+    sign_in_page,
     store_ready,
+    team,
 )
 
 # Icons are a local file and Material names, not emoji: validating an emoji loads Streamlit's
@@ -23,6 +27,9 @@ from views._common import (
 st.set_page_config(page_title="Model promotion", page_icon=APP_DIR / "views" / "favicon.svg",
                    layout="wide")
 
+if team() and not current_user():  # team mode: nothing is shown before sign-in
+    sign_in_page()
+    st.stop()
 ensure_demo_zoo()
 
 
@@ -38,7 +45,7 @@ with one_fingerprint_per_run():  # every page asks for the scope's file fingerpr
     if st.session_state.get("scope") not in usable:
         wanted = st.query_params.get("scope")
         st.session_state["scope"] = wanted if wanted in usable else (usable[0] if usable else None)
-    if "user" not in st.session_state:
+    if "user" not in st.session_state and not team():
         st.session_state["user"] = st.query_params.get("user") or default_user()
 
     with st.sidebar:
@@ -46,11 +53,15 @@ with one_fingerprint_per_run():  # every page asks for the scope's file fingerpr
             st.selectbox("Scope", usable, index=usable.index(st.session_state["scope"]),
                          key="scope_picker", on_change=_copy, args=("scope_picker", "scope"))
             st.query_params["scope"] = st.session_state["scope"]
-        st.text_input("Your name", value=st.session_state["user"], key="user_field",
-                      on_change=_copy, args=("user_field", "user"),
-                      help="Recorded with every decision you make.")
-        if current_user():
-            st.query_params["user"] = current_user()
+        if team():
+            identity_sidebar()
+        else:
+            st.text_input("Your name", value=st.session_state["user"], key="user_field",
+                          on_change=_copy, args=("user_field", "user"),
+                          help="Recorded with every decision you make.")
+            st.caption("local mode: names are not verified")
+            if current_user():
+                st.query_params["user"] = current_user()
 
     page = st.navigation([
         st.Page("views/leaderboard.py", title="Leaderboard", icon=":material/leaderboard:",
@@ -59,6 +70,7 @@ with one_fingerprint_per_run():  # every page asks for the scope's file fingerpr
         st.Page("views/comparison.py", title="Comparison", icon=":material/bar_chart:"),
         st.Page("views/lifecycle.py", title="Lifecycle", icon=":material/account_balance:"),
         st.Page("views/monitoring.py", title="Monitoring", icon=":material/monitoring:"),
+        *([st.Page("views/roles.py", title="Roles", icon=":material/badge:")] if team() else []),
     ])
     if store_ready():  # a store removed or replaced under the app: say so, show nothing stale
         page.run()

@@ -5,7 +5,8 @@ One sub-package per concern, each with a small public face (``__all__``):
 - ``promotion.scopes``: scopes and models under a models root, ``scope.json``, the holdout
 - ``promotion.evaluation``: measuring every model on the holdout, cached in the store
 - ``promotion.scoring``: metrics, the composite score and ranking, gates, diagnostics
-- ``promotion.lifecycle``: stage moves, champion, rollback, deployment decisions
+- ``promotion.lifecycle``: stage moves, champion, rollback, deployment decisions, requests
+- ``promotion.auth``: team mode, roles and who may do what
 - ``promotion.store``: where decisions and measurements live
 - ``promotion.export``: cards, ensemble weights and slices for the engine
 - ``promotion.contract``: the exported files' schema (cards, leaderboard)
@@ -17,10 +18,12 @@ One sub-package per concern, each with a small public face (``__all__``):
 """
 
 from .errors import (
+    ApprovalRequiredError,
     InvalidInputError,
     InvalidTransitionError,
     MissingDependencyError,
     ModelNotFoundError,
+    PermissionDeniedError,
     PromotionError,
     ScopeNotFoundError,
     StoreBusyError,
@@ -29,6 +32,7 @@ from .errors import (
     WorkerStartError,
 )
 
-__all__ = ["InvalidInputError", "InvalidTransitionError", "MissingDependencyError",
-           "ModelNotFoundError", "PromotionError", "ScopeNotFoundError", "StoreBusyError",
-           "StoreFaultError", "UnknownMetricError", "WorkerStartError"]
+__all__ = ["ApprovalRequiredError", "InvalidInputError", "InvalidTransitionError",
+           "MissingDependencyError", "ModelNotFoundError", "PermissionDeniedError",
+           "PromotionError", "ScopeNotFoundError", "StoreBusyError", "StoreFaultError",
+           "UnknownMetricError", "WorkerStartError"]

@@ -35,6 +35,14 @@ class InvalidTransitionError(PromotionError, ValueError):
     """A promotion or demotion that the lifecycle does not allow."""
 
 
+class PermissionDeniedError(PromotionError, PermissionError):
+    """In team mode, the deciding person's role does not allow the action."""
+
+
+class ApprovalRequiredError(InvalidTransitionError):
+    """A change that reaches production needs a second person's approval: request it."""
+
+
 class StoreBusyError(PromotionError):
     """Another process held the store's lock for longer than the lock wait; nothing changed."""
 

@@ -35,8 +35,16 @@ SETTINGS: tuple[Setting, ...] = (
             "Address of a Dask scheduler (`tcp://host:8786`) to evaluate models on; default: "
             "local worker processes."),
     Setting("PROMOTION_USER", None,
-            "Who is deciding when no name is given (`--user`, the app's name field); "
-            "default: the operating-system account."),
+            "Local mode: who is deciding when no name is given (`--user`, the app's name "
+            "field); default: the operating-system account. Team mode records the signed-in "
+            "email, or `cli:<account>`."),
+    Setting("PROMOTION_ADMIN", None,
+            "Team mode: the first admin, an email (several: comma-separated; `cli:<account>` "
+            "for the command line); always admin, whatever the roles table says."),
+    Setting("PROMOTION_SECRETS_FILE", ".streamlit/secrets.toml",
+            "The Streamlit secrets file whose `[auth]` section turns on team mode (sign-in, "
+            "roles, approvals) for the app and the command line; the default is the one "
+            "`streamlit run` reads in the working directory."),
     Setting("PROMOTION_LOCK_WAIT_S", "10",
             "Seconds a write waits while another process holds the store's lock (SQLite's "
             "write lock, PostgreSQL's `lock_timeout`) before it is refused with one message "

@@ -5,18 +5,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from .auth import require_role
 from .contract import cards_files
 from .errors import InvalidInputError, PromotionError
 from .evaluation._results import Progress, ScopeEvaluation
 from .evaluation._runner import evaluate_scope
 from .export._build import TEXT_FIELDS, ExportPaths, export_results, promoted_set
+from .lifecycle._approvals import approving
 from .lifecycle._deployment import set_deployment
-from .lifecycle._transitions import transition_model
+from .lifecycle._transitions import rollback, transition_model
 from .metrics import default_weights
 from .scopes._discovery import Scope, load_scope
 from .scoring._composite import Leaderboard, rank_models, resolve_weights
 from .store._abstract import Store
-from .store._entities import DeploymentRecord, Transition, WeightsVersion
+from .store._entities import ChangeRequest, DeploymentRecord, Transition, WeightsVersion
 from .vocabulary import DEFAULT_WEIGHTS_METHOD, WeightsMethod
 
 
@@ -98,6 +100,7 @@ def deploy(models_dir: Path, scope_name: str, store: Store, mode: str, *, actor:
 def save_weights(store: Store, scope: Scope, weights: dict[str, float], *, actor: str
                  ) -> WeightsVersion:
     """Check composite weights against the scope's task and keep them as its next version."""
+    require_role(store, actor, "weights")
     resolve_weights(scope.task, weights)
     return store.save_weights(scope.name, weights, actor=actor)
 
@@ -105,7 +108,28 @@ def save_weights(store: Store, scope: Scope, weights: dict[str, float], *, actor
 def edit_card_text(store: Store, scope_name: str, model_name: str, field: str, text: str, *,
                    actor: str) -> None:
     """Keep an analyst's wording of a card's text field; blank returns to the derived text."""
+    require_role(store, actor, "notes")
     if field not in TEXT_FIELDS:
         raise InvalidInputError(f"unknown card text field '{field}'. Hint: fields are "
                                 f"{', '.join(TEXT_FIELDS)}")
     store.annotate(scope_name, model_name, field, text, actor=actor)
+
+
+def approve_request(models_dir: Path, scope_name: str, store: Store, request_id: int, *,
+                    actor: str, reason: str) -> ChangeRequest:
+    """Approve a pending request and carry its change out as its requester would have: the
+    same move, rollback or deployment (with its export), gates checked again now. Returns
+    the request as decided."""
+    scope = load_scope(models_dir, scope_name)
+    with approving(store, scope, request_id, actor=actor, reason=reason) as request:
+        change, by = request.change, request.requested_by
+        why = f"{request.reason} (request #{request.id}, approved by {actor}: {reason})"
+        if change.kind == "move":
+            change_stage(models_dir, scope_name, store, str(change.model_name),
+                         str(change.to_stage), actor=by, reason=why, override=change.override)
+        elif change.kind == "rollback":
+            rollback(store, scope, actor=by, reason=why)
+        else:
+            deploy(models_dir, scope_name, store, str(change.mode), actor=by, reason=why,
+                   canary=change.canary_model, canary_share=change.canary_share)
+    return next(r for r in store.requests(scope_name) if r.id == request_id)

@@ -24,6 +24,16 @@ PROMOTED_STAGES: frozenset[Stage] = frozenset({"production", "champion"})
 #: What kind of decision a recorded stage move was: an ordinary move, or a rollback.
 MoveKind = Literal["move", "rollback"]
 
+#: Who may do what in team mode, each role including the ones before it: viewers read,
+#: analysts move models and edit weights and notes, approvers approve requests, admins edit
+#: roles and deployment settings.
+Role = Literal["viewer", "analyst", "approver", "admin"]
+ROLES: tuple[Role, ...] = get_args(Role)
+#: A request for a change that reaches production (four-eyes approval): a stage move (a new
+#: champion, or gates overridden), a rollback, or a deployment change.
+RequestKind = Literal["move", "rollback", "deployment"]
+RequestStatus = Literal["pending", "approved", "rejected"]
+
 Mode = Literal["ensemble", "champion", "canary"]
 MODES: tuple[Mode, ...] = get_args(Mode)
 

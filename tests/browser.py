@@ -30,10 +30,11 @@ def free_port() -> int:
 
 @contextmanager
 def running_app(models_dir: Path, extra_env: dict[str, str] | None = None,
-                timeout: float = 120.0, script: Path | None = None) -> Iterator[str]:
-    """Serve ``script`` (default: app.py) with ``streamlit run`` on a free port; yields its
-    base URL."""
-    port = free_port()
+                timeout: float = 120.0, script: Path | None = None,
+                streamlit_args: tuple[str, ...] = (), port: int | None = None) -> Iterator[str]:
+    """Serve ``script`` (default: app.py) with ``streamlit run`` on a free port (or ``port``),
+    with ``streamlit_args`` (e.g. ``--secrets.files``); yields its base URL."""
+    port = port or free_port()
     env = {**os.environ, "PROMOTION_MODELS_DIR": str(models_dir), "PROMOTION_USER": "ana",
            **(extra_env or {})}
     env.pop("PROMOTION_DB_URL", None) if "PROMOTION_DB_URL" not in (extra_env or {}) else None
@@ -41,7 +42,8 @@ def running_app(models_dir: Path, extra_env: dict[str, str] | None = None,
     process = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", str(script or ROOT / "app.py"),
          "--server.port", str(port), "--server.address", "127.0.0.1",
-         "--server.headless", "true", "--browser.gatherUsageStats", "false"],
+         "--server.headless", "true", "--browser.gatherUsageStats", "false",
+         *streamlit_args],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:

@@ -10,7 +10,7 @@ import getpass
 import html
 import re
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import streamlit as st
 
 from promotion import ModelNotFoundError, PromotionError, export, settings
+from promotion.auth import may, role_of, team_mode
 from promotion.contract import ModelCard, cards_files
 from promotion.engine import log_fingerprint
 from promotion.evaluation import ModelEvaluation, ScopeEvaluation, evaluate_scope
@@ -122,7 +123,8 @@ def _build_lock() -> threading.Lock:
     return threading.Lock()
 
 
-#: Session-state key of this run's folder fingerprints (see ``one_fingerprint_per_run``).
+#: Session-state key of this run's folder fingerprints (see ``one_fingerprint_per_run``) and
+#: of the run's answers on who may do what (``_once_per_run``).
 _RUN_SIGNATURES = "_folder_signatures_of_this_run"
 
 
@@ -302,16 +304,67 @@ def scope_problems() -> None:
 
 
 def current_user() -> str:
+    """Who decides: the signed-in email in team mode, else the name typed in the sidebar."""
+    if team():
+        return signed_in_email()
     return str(st.session_state.get("user") or "").strip()
 
 
+# identity in team mode (sign-in through OpenID Connect, roles) ---------------------------------
+
+def _once_per_run(key: str, compute: Callable[[], bool]) -> bool:
+    """``compute()``, taken once per script run (a page asks for each answer once a row);
+    callbacks, which run before the script, always compute afresh."""
+    memo = st.session_state.get(_RUN_SIGNATURES)
+    if memo is None:
+        return compute()
+    if key not in memo:
+        memo[key] = compute()
+    return memo[key]
+
+
+def team() -> bool:
+    """Team mode: the secrets file has an ``[auth]`` section (see ``promotion.auth``)."""
+    return _once_per_run("team mode", team_mode)
+
+
+def signed_in_email() -> str:
+    """The signed-in person's email ("" when nobody is signed in)."""
+    if not st.user.is_logged_in:
+        return ""
+    return str(st.user.get("email") or "").strip().lower()
+
+
+def may_do(action: str) -> bool:
+    """Whether the person deciding may do ``action`` (a key of ``promotion.auth.ACTIONS``);
+    the domain checks again, this only keeps buttons they may not use disabled."""
+    who = current_user()
+    return bool(who) and _once_per_run(f"may {action}: {who}",
+                                       lambda: may(store(), who, action))
+
+
+def sign_in_page() -> None:
+    """Team mode, nobody signed in: only the way to sign in."""
+    st.title("Model promotion")
+    if st.user.is_logged_in:  # signed in, but the provider gave no email to record
+        st.error("Your identity provider gave no email address, and every decision records "
+                 "one. Hint: ask for the `email` claim (scope `openid email`).")
+        st.button("Sign out", on_click=st.logout)
+        return
+    st.info("Sign in to see the leaderboards and to decide: every decision is recorded with "
+            "the identity you sign in with.")
+    st.button("Sign in", type="primary", on_click=st.login)
+
+
+def identity_sidebar() -> None:
+    """Team mode: who is signed in, with their role, and a way out."""
+    who = current_user()
+    st.caption(f"Signed in as **{plain(who)}** · {role_of(store(), who)}")
+    st.button("Sign out", key="sign_out", on_click=st.logout)
+
+
 def default_user() -> str:
-    """The signed-in user when a login is configured, else the OS account name."""
-    try:
-        if st.user.is_logged_in:
-            return str(st.user.get("name") or st.user.get("email") or "")
-    except (AttributeError, KeyError):
-        pass
+    """Local mode's first guess at the analyst's name: the setting, else the OS account."""
     try:
         return settings.setting("PROMOTION_USER") or getpass.getuser()
     except (KeyError, OSError):  # no account name here: the analyst types one
@@ -443,7 +496,8 @@ def card_text_editor(scope_name: str, model_name: str, texts: Mapping[str, str],
         widget = f"card_text:{scope_name}:{model_name}:{field}"
         st.session_state[widget] = texts[field]
         place.text_area(label, key=widget, height=height, on_change=save_card_text,
-                        args=(scope_name, model_name, field, widget))
+                        args=(scope_name, model_name, field, widget),
+                        disabled=not may_do("notes"))
         if saved is not None:
             place.caption("The analyst's wording (clear it to see the evidence again)"
                           if saved.get(field) else

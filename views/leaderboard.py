@@ -33,6 +33,7 @@ from views._common import (
     evaluation,
     group_order,
     leaderboard,
+    may_do,
     model_cards,
     page_title,
     plain,
@@ -147,9 +148,11 @@ def table(scope: Scope, board: Leaderboard,
         cells[9].button("❌ Demote" if promoted else "✅ Promote",
                         key=f"{action}:{scope.name}:{row.model_name}",
                         on_click=decide, args=(action, scope, row.model_name),
-                        disabled=not (current_user() and reason_given()),
-                        help=None if current_user() and reason_given()
-                        else "Enter your name in the sidebar and a reason above first")
+                        disabled=not (may_do("move") and reason_given()),
+                        help=None if may_do("move") and reason_given()
+                        else "Enter your name in the sidebar and a reason above first"
+                        if current_user() == "" or may_do("move") else
+                        "Your role does not allow moving models")
 
 
 def failed(board: Leaderboard) -> None:
@@ -181,7 +184,7 @@ def weights_editor(scope: Scope, board: Leaderboard) -> None:
                 st.session_state[key] = float(board.weights.get(name, 0.0))
             columns[i % 3].slider(get_metric(name).label, 0.0, 1.0, step=0.05,
                                   key=key, on_change=save_weights, args=(scope, names),
-                                  help=get_metric(name).help)
+                                  help=get_metric(name).help, disabled=not may_do("weights"))
 
 
 def summary(board: Leaderboard, stages: dict[str, StageRecord]) -> None:

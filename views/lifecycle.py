@@ -9,8 +9,11 @@ from promotion import PromotionError
 from promotion.integrations.mlflow import sync_mlflow
 from promotion.lifecycle import (
     ALLOWED_FROM,
+    approval_required,
     champion_of,
+    deployment_needs_approval,
     deployment_of,
+    move_needs_approval,
     previous_champion,
     rollback,
     transition_model,
@@ -18,13 +21,15 @@ from promotion.lifecycle import (
 from promotion.monitoring import deployment_summary
 from promotion.scopes import Scope
 from promotion.scoring import Leaderboard, gate_report, gate_reports
-from promotion.store import StageRecord
+from promotion.store import Change, StageRecord
 from promotion.usecases import deploy
 from promotion.vocabulary import MODES, STAGE_LADDER, STAGES, stage_of
+from views._approvals import request_form, requests_panel
 from views._common import (
     current_user,
     evaluation,
     leaderboard,
+    may_do,
     page_title,
     plain,
     scope_and_board,
@@ -181,7 +186,14 @@ def act_panel(scope: Scope, board: Leaderboard,
     if report is not None and not report.passed:
         st.checkbox("Override the failing gates (recorded as an override, with the reason)",
                     key="lifecycle_override")
-    ready = bool(str(st.session_state.get("lifecycle_reason") or "").strip()) and current_user()
+    overriding = report is not None and not report.passed and bool(
+        st.session_state.get("lifecycle_override"))
+    if move_needs_approval(scope, target, overriding):
+        request_form(scope, Change("move", model, target, overriding), "lifecycle_reason",
+                     key=f"move:{scope.name}")
+        return
+    ready = (bool(str(st.session_state.get("lifecycle_reason") or "").strip())
+             and may_do("move"))
     st.button(TARGET_LABELS[target], key=f"move:{scope.name}", type="primary",
               disabled=not ready, on_click=move, args=(scope, model, target),
               help=None if ready else "Enter your name in the sidebar and a reason first")
@@ -208,7 +220,11 @@ def rollback_panel(scope: Scope) -> None:
     name, sha = previous
     st.text_input(f"Reason to restore {plain(name)} (version {str(sha)[:12]})",
                   key="rollback_reason")
-    ready = bool(str(st.session_state.get("rollback_reason") or "").strip()) and current_user()
+    if approval_required(scope):
+        request_form(scope, Change("rollback", model_name=name), "rollback_reason",
+                     key=f"rollback:{scope.name}")
+        return
+    ready = bool(str(st.session_state.get("rollback_reason") or "").strip()) and may_do("move")
     st.button(f"↩️ Roll back to {plain(name)}", key=f"rollback:{scope.name}", disabled=not ready,
               on_click=rollback_now, args=(scope,))
 
@@ -252,9 +268,17 @@ def deployment_panel(scope: Scope, stages: dict[str, StageRecord]) -> None:
         right.selectbox("Share of requests", SHARES, index=1, format_func=lambda s: f"{s:.0%}",
                         key=f"deploy_share:{scope.name}")
     st.text_input("Reason for the deployment (required, recorded)", key="deploy_reason")
-    ready = bool(str(st.session_state.get("deploy_reason") or "").strip()) and current_user()
-    st.button("🚦 Deploy and export", key=f"deploy:{scope.name}", disabled=not ready,
-              on_click=deploy_now, args=(scope,))
+    canary, share = (st.session_state.get(f"deploy_canary:{scope.name}"),
+                     st.session_state.get(f"deploy_share:{scope.name}"))
+    if deployment_needs_approval(scope, current, mode, share if mode == "canary" else None):
+        request_form(scope, Change("deployment", mode=mode, canary_model=canary,
+                                   canary_share=share), "deploy_reason",
+                     key=f"deploy:{scope.name}")
+    else:
+        ready = (bool(str(st.session_state.get("deploy_reason") or "").strip())
+                 and may_do("deploy"))
+        st.button("🚦 Deploy and export", key=f"deploy:{scope.name}", disabled=not ready,
+                  on_click=deploy_now, args=(scope,))
     decided = store().deployments(scope.name)
     if decided:
         st.dataframe(pd.DataFrame([{
@@ -302,6 +326,7 @@ def main() -> None:
     mlflow_panel(scope)
     no_skill_warning(scope, board, stages)
     stages_table(scope, board, stages)
+    requests_panel(scope)
     act_panel(scope, board, stages)
     rollback_panel(scope)
     deployment_panel(scope, stages)

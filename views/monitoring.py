@@ -28,6 +28,7 @@ from views._common import (
     current_user,
     live_data,
     live_drift,
+    may_do,
     page_title,
     plain,
     show_error,
@@ -70,7 +71,7 @@ def recommendation_panel(scope: Scope, advice: Recommendation) -> None:
         return
     st.text(f"Applying will: {advice.plan}")
     st.text_input("Reason (required, recorded)", key="monitoring_reason")
-    ready = bool(str(st.session_state.get("monitoring_reason") or "").strip()) and current_user()
+    ready = bool(str(st.session_state.get("monitoring_reason") or "").strip()) and may_do("move")
     st.button(f"{ACTION_LABELS[advice.action]}: apply", key=f"apply:{scope.name}",
               type="primary", disabled=not ready, on_click=apply_now, args=(scope, advice),
               help=None if ready else "Enter your name in the sidebar and a reason first")

@@ -39,9 +39,17 @@ def progress_printer(scope: str) -> Progress:
 
 
 def user(args: argparse.Namespace) -> str:
-    """Who decides: ``--user``, else the ``PROMOTION_USER`` setting, else the account name."""
+    """Who decides: ``--user``, else the ``PROMOTION_USER`` setting, else the account name;
+    in team mode always ``cli:<account>`` (a name typed on the command line proves nothing)."""
     import getpass
 
+    from ..auth import cli_actor, team_mode
+
+    if team_mode():
+        if getattr(args, "user", None) is not None:
+            raise InvalidInputError("team mode: the command line records decisions as "
+                                    f"{cli_actor()}; --user is not accepted")
+        return cli_actor()
     if args.user is not None:  # given: as given (the parser refused a blank one already)
         try:
             return user_name(args.user)

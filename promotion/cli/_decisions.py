@@ -1,5 +1,6 @@
 """Commands that decide and show decisions: ``promote``, ``demote``, ``rollback``, ``deploy``,
-``list`` and ``history``."""
+``list`` and ``history``. In a scope that asks for approval, ``promote``, ``rollback`` and
+``deploy`` given the manual gates' answers file a request when the change needs one."""
 
 from __future__ import annotations
 
@@ -10,9 +11,11 @@ from .._jsonio import dumps
 from ..lifecycle._transitions import demote, rollback
 from ..scopes._discovery import load_scope
 from ..store._abstract import Store
+from ..store._entities import Change
 from ..usecases import change_stage, scope_state
 from ..vocabulary import stage_of
 from ._common import print_move, print_sync, user, with_store
+from ._team import or_request, request_line
 
 
 def cmd_promote(args: argparse.Namespace) -> int:
@@ -24,7 +27,9 @@ def cmd_promote(args: argparse.Namespace) -> int:
         print_move(moved, args.model, stage_of(store.stages(args.scope), args.model))
         print_sync(args, store, started)
         return 0
-    return with_store(args, run)
+    change = Change("move", args.model, args.stage, args.override_gates)
+    return with_store(args, lambda store: or_request(args, store, change,
+                                                     lambda: run(store)))
 
 
 def cmd_demote(args: argparse.Namespace) -> int:
@@ -47,7 +52,8 @@ def cmd_rollback(args: argparse.Namespace) -> int:
         print_move(moved, moved.model_name, "champion")
         print_sync(args, store, started)
         return 0
-    return with_store(args, run)
+    return with_store(args, lambda store: or_request(args, store, Change("rollback"),
+                                                     lambda: run(store)))
 
 
 def cmd_deploy(args: argparse.Namespace) -> int:
@@ -63,7 +69,10 @@ def cmd_deploy(args: argparse.Namespace) -> int:
                  if record.mode == "canary" else "") + f", by {record.actor}")
         print(paths.model_cards)
         return 0
-    return with_store(args, run)
+    change = Change("deployment", mode=args.mode, canary_model=args.canary,
+                    canary_share=args.share)
+    return with_store(args, lambda store: or_request(args, store, change,
+                                                     lambda: run(store)))
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -100,6 +109,9 @@ def cmd_history(args: argparse.Namespace) -> int:
                 else ""
             lines.append((d.at, f"{d.at:%Y-%m-%d %H:%M:%S}  deployment: {d.mode} mode{canary}"
                           f"  by {d.actor}  {d.reason}"))
+        for r in store.requests(args.scope):
+            lines.append((r.requested_at, f"{r.requested_at:%Y-%m-%d %H:%M:%S}  request "
+                                          f"{request_line(r, when=False)}"))
         # One story in time order (stable: a move and the decision it caused stay in order).
         for _, line in sorted(lines, key=lambda entry: entry[0]):
             print(line)

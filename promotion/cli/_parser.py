@@ -35,6 +35,14 @@ from ._common import (
 from ._decisions import cmd_demote, cmd_deploy, cmd_history, cmd_list, cmd_promote, cmd_rollback
 from ._ranking import cmd_gates, cmd_leaderboard, cmd_scopes
 from ._serving import cmd_export, cmd_monitor, cmd_outcomes, cmd_predict, cmd_simulate
+from ._team import (
+    add_request_answers,
+    cmd_approve,
+    cmd_reject,
+    cmd_requests,
+    cmd_roles,
+    grant_pair,
+)
 
 #: The stages ``promote`` moves a model to: up the ladder from where a new model starts.
 PROMOTE_TO = tuple(stage for stage in STAGE_LADDER if stage != DEFAULT_STAGE)
@@ -98,6 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     deploy.add_argument("--share", type=float, help="canary mode: share of requests (0-1)")
     deploy.add_argument("--reason", required=True)
     deploy.add_argument("--user", type=user_name, default=None)
+    add_request_answers(deploy)
     deploy.set_defaults(run=cmd_deploy)
 
     outcomes = commands.add_parser("outcomes", parents=[common],
@@ -131,6 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
                          help="who decides (default: $PROMOTION_USER, else the account name)")
     promote.add_argument("--override-gates", action="store_true",
                          help="move even if gates fail (recorded as an override)")
+    add_request_answers(promote)
     promote.set_defaults(run=cmd_promote)
 
     demote = commands.add_parser("demote", parents=[common],
@@ -156,7 +166,33 @@ def build_parser() -> argparse.ArgumentParser:
     rollback.add_argument("--scope", required=True)
     rollback.add_argument("--reason", required=True)
     rollback.add_argument("--user", type=user_name, default=None)
+    add_request_answers(rollback)
     rollback.set_defaults(run=cmd_rollback)
+
+    requests = commands.add_parser("requests", parents=[common],
+                                   help="changes waiting for a second person's approval")
+    requests.add_argument("--scope", required=True)
+    requests.add_argument("--all", action="store_true", help="decided ones too")
+    requests.add_argument("--json", action="store_true")
+    requests.set_defaults(run=cmd_requests)
+    for name, run, verb in (("approve", cmd_approve, "approve and carry out"),
+                            ("reject", cmd_reject, "reject")):
+        decide = commands.add_parser(name, parents=[common],
+                                     help=f"{verb} a pending request (another approver's)")
+        decide.add_argument("--scope", required=True)
+        decide.add_argument("--id", required=True, type=int, help="the request's number")
+        decide.add_argument("--reason", required=True)
+        decide.add_argument("--user", type=user_name, default=None)
+        decide.set_defaults(run=run)
+
+    roles = commands.add_parser("roles", parents=[common],
+                                help="team mode: list roles, or change one (admins)")
+    change = roles.add_mutually_exclusive_group()
+    change.add_argument("--grant", type=grant_pair, metavar="SUBJECT=ROLE",
+                        help="e.g. ana@example.com=analyst, @example.com=viewer, cli:ana=admin")
+    change.add_argument("--revoke", metavar="SUBJECT")
+    roles.add_argument("--user", type=user_name, default=None)
+    roles.set_defaults(run=cmd_roles)
 
     mlflow_import = commands.add_parser(
         "mlflow-import", parents=[common],

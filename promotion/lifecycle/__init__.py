@@ -1,6 +1,17 @@
-"""Governed stage moves (reasons, gates, one champion, history, rollback), deployment, and
-the after-commit subscriptions that let integrations follow committed moves."""
+"""Governed stage moves (reasons, gates, one champion, history, rollback), deployment, requests
+waiting for a second person's approval, and the after-commit subscriptions that let
+integrations follow committed moves."""
 
+from ._approvals import (
+    approval_required,
+    approving,
+    deployment_needs_approval,
+    describe,
+    move_needs_approval,
+    pending_requests,
+    reject_request,
+    request_change,
+)
 from ._deployment import CANARY_STEPS, deployment_of, next_canary_share, set_deployment
 from ._hooks import Committed, subscribe, unsubscribe
 from ._stages import champion_of, previous_champion, promoted_models
@@ -14,7 +25,9 @@ from ._transitions import (
     transition_model,
 )
 
-__all__ = ["ALLOWED_FROM", "CANARY_STEPS", "Committed", "GateFailure", "champion_of", "demote",
-           "deployment_of", "make_champion", "next_canary_share", "previous_champion", "promote",
-           "promoted_models", "rollback", "set_deployment", "subscribe", "transition_model",
-           "unsubscribe"]
+__all__ = ["ALLOWED_FROM", "CANARY_STEPS", "Committed", "GateFailure", "approval_required",
+           "approving", "champion_of", "demote", "deployment_needs_approval", "deployment_of",
+           "describe", "make_champion", "move_needs_approval", "next_canary_share",
+           "pending_requests", "previous_champion", "promote", "promoted_models",
+           "reject_request", "request_change", "rollback", "set_deployment", "subscribe",
+           "transition_model", "unsubscribe"]

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from ..auth import require_role
 from ..errors import InvalidTransitionError
 from ..scopes._discovery import Scope
 from ..store._abstract import Decision, Store
-from ..store._entities import DeploymentRecord, StageRecord, Transition
+from ..store._entities import Change, DeploymentRecord, StageRecord, Transition
 from ..vocabulary import MODES, PROMOTED_STAGES, Mode, stage_of
+from ._approvals import deployment_needs_approval, settle
 from ._stages import champion_of
 
 #: A canary starts at a share of at most the first step, then moves one step at a time.
@@ -41,6 +43,7 @@ def set_deployment(store: Store, scope: Scope, mode: Mode, *, actor: str, reason
     champion) that starts at a share of at most 10% and then rises one step at a time
     (10 → 25 → 50 → 100%); it may always go down. Returns None when nothing changes.
     """
+    require_role(store, actor, "deploy")
     if mode not in MODES:
         raise InvalidTransitionError(f"unknown deployment mode '{mode}'. Hint: modes are "
                                      f"{', '.join(MODES)}")
@@ -60,6 +63,9 @@ def set_deployment(store: Store, scope: Scope, mode: Mode, *, actor: str, reason
         if (current.mode, current.canary_model, current.canary_share) == (
                 mode, canary, canary_share):
             return None
+        settle(tx, scope, Change("deployment", mode=mode, canary_model=canary,
+                                 canary_share=canary_share),
+               needed=deployment_needs_approval(scope, current, mode, canary_share))
         return tx.record_deployment(mode, canary, canary_share, actor=actor, reason=reason)
 
 

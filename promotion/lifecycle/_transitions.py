@@ -10,14 +10,16 @@ same decision as the new one is crowned, and the deployment follows in it too
 
 from __future__ import annotations
 
+from ..auth import require_role
 from ..errors import InvalidInputError, InvalidTransitionError, ModelNotFoundError
 from ..evaluation._results import ScopeEvaluation
 from ..scopes._discovery import Scope, model_version
 from ..scoring._composite import Leaderboard
 from ..scoring._gates import GATED_STAGES, GateReport, gate_report
 from ..store._abstract import Decision, Store
-from ..store._entities import MoveKind, StageRecord, Transition
+from ..store._entities import Change, MoveKind, StageRecord, Transition
 from ..vocabulary import STAGES, Stage, stage_of
+from ._approvals import approval_required, move_needs_approval, settle
 from ._deployment import follow_move
 from ._hooks import deciding
 from ._stages import champion_of, previous_champion
@@ -71,6 +73,7 @@ def transition_model(store: Store, scope: Scope, evaluation: ScopeEvaluation,
     Returns None when the model is already there (nothing is written).
     """
     _check_target(to_stage)
+    require_role(store, actor, "move")
     _require_reason(reason, "every transition. Hint: say why")
     # A first look, outside the lock: hashing the file and weighing the gates take time.
     stages = store.stages(scope.name)
@@ -99,6 +102,8 @@ def transition_model(store: Store, scope: Scope, evaluation: ScopeEvaluation,
     with deciding(store, scope) as tx:
         stages = tx.stages()
         _refuse_a_new_champion(scope.name, stages, champion)  # the gates' baseline
+        settle(tx, scope, Change("move", model_name, to_stage, override),
+               needed=move_needs_approval(scope, to_stage, overridden))
         moved = _move(tx, stages, model_name, to_stage, actor=actor, reason=reason,
                       model_sha256=sha, overridden=overridden)
         if moved is not None:
@@ -136,6 +141,7 @@ def make_champion(store: Store, scope: Scope, evaluation: ScopeEvaluation, board
 
 def rollback(store: Store, scope: Scope, *, actor: str, reason: str) -> Transition:
     """Restore the previous champion in one step (the current one is archived)."""
+    require_role(store, actor, "move")
     _require_reason(reason, "a rollback")
     current = champion_of(store.stages(scope.name))
     previous = previous_champion(store, scope.name)
@@ -154,6 +160,7 @@ def rollback(store: Store, scope: Scope, *, actor: str, reason: str) -> Transiti
         if stage_of(stages, name) == "champion":
             raise InvalidTransitionError(f"'{name}' is already the champion of "
                                          f"'{scope.name}'")
+        settle(tx, scope, Change("rollback", model_name=name), needed=approval_required(scope))
         # A rollback may bring back a model from any stage: it was the champion before.
         moved = _record(tx, stages, name, "champion", actor=actor,
                         reason=f"rollback: {reason}", model_sha256=sha, action="rollback")

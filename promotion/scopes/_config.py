@@ -140,6 +140,11 @@ class ScopeConfig(BaseModel):
     deployment: DeploymentSettings = Field(
         default_factory=DeploymentSettings,
         description="Default serving mode; see *Production* (unknown keys refused).")
+    approval: bool | None = Field(
+        default=None,
+        description="Four-eyes approval of changes that reach production (a new champion, "
+                    "gates overridden, a rollback, a deployment mode change, a canary above "
+                    "50%); default: on in team mode, off in local mode. See *Teams*.")
 
     @field_validator("holdout")
     @classmethod

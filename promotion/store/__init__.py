@@ -4,7 +4,10 @@ implementation, the tables and the records it hands out."""
 from ._abstract import Decision, Store
 from ._entities import (
     CachedEvaluation,
+    Change,
+    ChangeRequest,
     DeploymentRecord,
+    RoleGrant,
     SchemaStatus,
     StageRecord,
     SyncState,
@@ -14,6 +17,7 @@ from ._entities import (
 from ._faults import on_lock_wait
 from ._sql import SqlStore, default_db_url, open_store, public_url, schema_status
 
-__all__ = ["CachedEvaluation", "Decision", "DeploymentRecord", "SchemaStatus", "SqlStore",
-           "StageRecord", "Store", "SyncState", "Transition", "WeightsVersion", "default_db_url",
-           "on_lock_wait", "open_store", "public_url", "schema_status"]
+__all__ = ["CachedEvaluation", "Change", "ChangeRequest", "Decision", "DeploymentRecord",
+           "RoleGrant", "SchemaStatus", "SqlStore", "StageRecord", "Store", "SyncState",
+           "Transition", "WeightsVersion", "default_db_url", "on_lock_wait", "open_store",
+           "public_url", "schema_status"]

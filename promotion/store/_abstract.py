@@ -14,8 +14,11 @@ from typing import Any
 
 from ._entities import (
     CachedEvaluation,
+    Change,
+    ChangeRequest,
     DeploymentRecord,
     MoveKind,
+    RoleGrant,
     StageRecord,
     SyncState,
     Transition,
@@ -87,6 +90,31 @@ class Decision(ABC):
             InvalidTransitionError: an unknown mode, no actor or no reason.
         """
 
+    @abstractmethod
+    def record_request(self, change: Change, *, actor: str, reason: str,
+                       business_impact: str, risk_assessment: str) -> ChangeRequest:
+        """Record a pending request for ``change`` on this scope.
+
+        Raises:
+            InvalidTransitionError: no actor, or a blank reason, business impact or risk
+                assessment.
+        """
+
+    @abstractmethod
+    def request(self, request_id: int) -> ChangeRequest | None:
+        """The request of this scope with that id, as it is now; None if there is none."""
+
+    @abstractmethod
+    def decide_request(self, request_id: int, status: str, *, actor: str,
+                       reason: str) -> ChangeRequest:
+        """Close a pending request as ``approved`` or ``rejected``, by ``actor``, because of
+        ``reason``.
+
+        Raises:
+            InvalidTransitionError: no such pending request of this scope, an unknown status,
+                no actor or no reason.
+        """
+
 
 class Store(ABC):
     """Promotions, stages, history, deployments, weights, annotations, the MLflow mirror's
@@ -141,6 +169,26 @@ class Store(ABC):
         Raises:
             InvalidTransitionError: on leaving the block, when the database refused what
                 was recorded (a second champion: a writer that bypassed the lock).
+        """
+
+    @abstractmethod
+    def requests(self, scope: str) -> list[ChangeRequest]:
+        """Every request of the scope, pending or decided, oldest first."""
+
+    # roles (team mode) ---------------------------------------------------------------------
+    @abstractmethod
+    def roles(self) -> dict[str, RoleGrant]:
+        """Every role given, by subject (an email, ``@domain`` or ``cli:<account>``)."""
+
+    @abstractmethod
+    def set_role(self, subject: str, role: str | None, *, actor: str) -> RoleGrant | None:
+        """Give ``subject`` ``role`` (replacing its role), or take its role away (None).
+
+        Returns:
+            The grant written, or None when a role was taken away.
+
+        Raises:
+            InvalidTransitionError: an unknown role, a blank subject or no actor.
         """
 
     # weights and annotations -------------------------------------------------------------

@@ -99,3 +99,46 @@ class SchemaStatus:
     @property
     def current(self) -> bool:
         return self.revision == self.head
+
+
+@dataclass(frozen=True)
+class RoleGrant:
+    """A role given to an email, an email domain (``@example.com``) or a command-line
+    account (``cli:ana``)."""
+
+    subject: str
+    role: str
+    granted_by: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class Change:
+    """What a request asks for: a stage move (``model_name`` to ``to_stage``, overriding
+    failing gates or not), a rollback (to ``model_name``) or a deployment change."""
+
+    kind: str
+    model_name: str | None = None
+    to_stage: str | None = None
+    override: bool = False
+    mode: str | None = None
+    canary_model: str | None = None
+    canary_share: float | None = None
+
+
+@dataclass(frozen=True)
+class ChangeRequest:
+    """A change waiting for, or given, a second person's decision."""
+
+    id: int
+    scope: str
+    change: Change
+    requested_by: str
+    reason: str
+    business_impact: str
+    risk_assessment: str
+    requested_at: datetime
+    status: str = "pending"
+    decided_by: str | None = None
+    decision_reason: str | None = None
+    decided_at: datetime | None = None

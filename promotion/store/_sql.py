@@ -19,14 +19,17 @@ from sqlalchemy.exc import IntegrityError
 
 from ..errors import InvalidTransitionError
 from ..settings import db_url
-from ..vocabulary import DEFAULT_STAGE, MODES, STAGES
+from ..vocabulary import DEFAULT_STAGE, MODES, ROLES, STAGES
 from . import _tables as tables
 from ._abstract import Decision, Store
 from ._connect import guard_for, make_engine, no_sqlite_file, opening, public_url
 from ._entities import (
     CachedEvaluation,
+    Change,
+    ChangeRequest,
     DeploymentRecord,
     MoveKind,
+    RoleGrant,
     SchemaStatus,
     StageRecord,
     SyncState,
@@ -181,6 +184,38 @@ class SqlStore(Store):
                 f"the stages of scope '{scope}' changed meanwhile; look again and retry"
             ) from None
 
+    def requests(self, scope: str) -> list[ChangeRequest]:
+        table = tables.change_request
+        with self._reading() as conn:
+            rows = conn.execute(select(table).where(table.c.scope == scope)
+                                .order_by(table.c.id))
+            return [_change_request(r) for r in rows]
+
+    # roles (team mode) -------------------------------------------------------------------
+    def roles(self) -> dict[str, RoleGrant]:
+        table = tables.role_grant
+        with self._reading() as conn:
+            return {r.subject: RoleGrant(r.subject, r.role, r.granted_by, _utc(r.at))
+                    for r in conn.execute(select(table).order_by(table.c.subject))}
+
+    def set_role(self, subject: str, role: str | None, *, actor: str) -> RoleGrant | None:
+        table = tables.role_grant
+        if not subject.strip():
+            raise InvalidTransitionError("a role needs an email, @domain or cli:account "
+                                         "(field 'subject')")
+        if role is not None and role not in ROLES:
+            raise InvalidTransitionError(f"unknown role '{role}'. Hint: roles are "
+                                         f"{', '.join(ROLES)}")
+        if not actor.strip():
+            raise InvalidTransitionError("who is deciding? Hint: give your name (field 'user')")
+        with self._session() as conn:
+            if role is None:
+                conn.execute(table.delete().where(table.c.subject == subject))
+                return None
+            grant = RoleGrant(subject, role, actor, _now())
+            conn.execute(_upsert(conn, table, vars(grant), ["subject"]))
+        return grant
+
     # weights and annotations ------------------------------------------------------------
     def current_weights(self, scope: str) -> WeightsVersion | None:
         table = tables.weights
@@ -314,6 +349,45 @@ class SqlDecision(Decision):
         return DeploymentRecord(new_id, self.scope, mode, canary_model, canary_share, actor,
                                 reason, self._at)
 
+    def record_request(self, change: Change, *, actor: str, reason: str,
+                       business_impact: str, risk_assessment: str) -> ChangeRequest:
+        _require_who_and_why(actor, reason, "a request")
+        for field, value in (("business_impact", business_impact),
+                             ("risk_assessment", risk_assessment)):
+            if not value.strip():
+                raise InvalidTransitionError(f"a request needs its {field.replace('_', ' ')} "
+                                             f"(field '{field}')")
+        values = {"scope": self.scope, **vars(change), "requested_by": actor,
+                  "reason": reason, "business_impact": business_impact,
+                  "risk_assessment": risk_assessment, "requested_at": self._at,
+                  "status": "pending"}
+        new_id = self._conn.execute(tables.change_request.insert().values(**values)
+                                    ).inserted_primary_key[0]
+        return ChangeRequest(new_id, self.scope, change, actor, reason, business_impact,
+                             risk_assessment, self._at)
+
+    def request(self, request_id: int) -> ChangeRequest | None:
+        table = tables.change_request
+        row = self._conn.execute(select(table).where(
+            (table.c.id == request_id) & (table.c.scope == self.scope))).first()
+        return _change_request(row) if row is not None else None
+
+    def decide_request(self, request_id: int, status: str, *, actor: str,
+                       reason: str) -> ChangeRequest:
+        _require_who_and_why(actor, reason, "approving or rejecting a request")
+        if status not in ("approved", "rejected"):
+            raise InvalidTransitionError(f"unknown request status '{status}'. Hint: approved "
+                                         "or rejected")
+        table = tables.change_request
+        done = self._conn.execute(table.update().where(
+            (table.c.id == request_id) & (table.c.scope == self.scope)
+            & (table.c.status == "pending")).values(
+            status=status, decided_by=actor, decision_reason=reason, decided_at=self._at))
+        if done.rowcount != 1:
+            raise InvalidTransitionError(f"scope '{self.scope}' has no pending request "
+                                         f"#{request_id}. Hint: see the pending requests")
+        return self.request(request_id)  # type: ignore[return-value]
+
     def _set_stage(self, model_name: str, from_stage: str, to_stage: str,
                    model_sha256: str | None, actor: str, reason: str) -> None:
         """Set the model's stage record, refusing when it is not at ``from_stage``."""
@@ -360,6 +434,15 @@ def _stage_records(conn: Connection, scope: str) -> dict[str, StageRecord]:
 def _deployment_record(row: Any) -> DeploymentRecord:
     return DeploymentRecord(row.id, row.scope, row.mode, row.canary_model, row.canary_share,
                             row.actor, row.reason, _utc(row.at))
+
+
+def _change_request(row: Any) -> ChangeRequest:
+    change = Change(row.kind, row.model_name, row.to_stage, bool(row.override), row.mode,
+                    row.canary_model, row.canary_share)
+    return ChangeRequest(row.id, row.scope, change, row.requested_by, row.reason,
+                         row.business_impact, row.risk_assessment, _utc(row.requested_at),
+                         row.status, row.decided_by, row.decision_reason,
+                         _utc(row.decided_at) if row.decided_at else None)
 
 
 def _now() -> datetime:

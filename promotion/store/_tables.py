@@ -107,3 +107,35 @@ deployment = Table(
     Column("reason", Text, nullable=False),
     Column("at", DateTime(timezone=True), nullable=False),
 )
+
+#: Roles of team mode, by email, email domain (``@example.com``) or ``cli:<account>``.
+role_grant = Table(
+    "role_grant", metadata,
+    Column("subject", String(320), primary_key=True),
+    Column("role", String(20), nullable=False),
+    Column("granted_by", String(200), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+)
+
+#: Changes that wait for a second person's approval (four eyes), and how they were decided.
+change_request = Table(
+    "change_request", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("scope", String(200), nullable=False, index=True),
+    Column("kind", String(20), nullable=False),
+    Column("model_name", String(400), nullable=True),
+    Column("to_stage", String(20), nullable=True),
+    Column("override", Boolean, nullable=False),
+    Column("mode", String(20), nullable=True),
+    Column("canary_model", String(400), nullable=True),
+    Column("canary_share", Float, nullable=True),
+    Column("requested_by", String(200), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("business_impact", Text, nullable=False),
+    Column("risk_assessment", Text, nullable=False),
+    Column("requested_at", DateTime(timezone=True), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("decided_by", String(200), nullable=True),
+    Column("decision_reason", Text, nullable=True),
+    Column("decided_at", DateTime(timezone=True), nullable=True),
+)

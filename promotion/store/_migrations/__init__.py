@@ -18,7 +18,7 @@ from ._guards import append_only
 
 #: The newest revision in ``versions/``; a test keeps the two in step. Knowing it here lets an
 #: up-to-date database open without importing Alembic.
-HEAD = "0003"
+HEAD = "0004"
 #: The schema that ``create_all`` made before migrations existed: revision 0001 exactly.
 _PRE_MIGRATION_TABLES = {"evaluation", "model_stage", "transition", "weights", "annotation"}
 
