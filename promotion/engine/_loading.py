@@ -89,8 +89,10 @@ def read_model_bytes(path: Path, models_dir: Path, shown: str,
 
 
 def load_model_bytes(payload: bytes, file_name: str, shown: str,
-                     trusted_types: tuple[str, ...] | list[str] = ()) -> Any:
-    """Build the model from verified bytes; it must have ``predict_proba``."""
+                     trusted_types: tuple[str, ...] | list[str] = (), *,
+                     needs: str = "predict_proba") -> Any:
+    """Build the model from verified bytes; it must have the method ``needs`` (a model
+    ``predict_proba``, a preprocessor ``transform``)."""
     if file_name.endswith(".skops"):
         model = _load_skops(payload, shown, tuple(trusted_types))
     else:
@@ -101,18 +103,18 @@ def load_model_bytes(payload: bytes, file_name: str, shown: str,
         except Exception as err:  # a broken file is a clear message, never a crash
             raise ModelLoadError(shown, f"cannot be loaded: {type(err).__name__}: "
                                         f"{str(err)[:200]}") from None
-    if not callable(getattr(model, "predict_proba", None)):
-        raise ModelLoadError(shown, f"holds a {type(model).__name__}, which has no "
-                                    "predict_proba")
+    if not callable(getattr(model, needs, None)):
+        raise ModelLoadError(shown, f"holds a {type(model).__name__}, which has no {needs}")
     return model
 
 
 def load_model_file(path: Path, models_dir: Path, shown: str, *,
                     expected_sha256: str | None = None, what: str = "expected",
-                    trusted_types: tuple[str, ...] | list[str] = ()) -> LoadedFile:
-    """Check, hash and load one model file (see the module doc)."""
+                    trusted_types: tuple[str, ...] | list[str] = (),
+                    needs: str = "predict_proba") -> LoadedFile:
+    """Check, hash and load one model (or preprocessor) file (see the module doc)."""
     payload = read_model_bytes(path, models_dir, shown, expected_sha256, what)
-    model = load_model_bytes(payload, Path(path).name, shown, trusted_types)
+    model = load_model_bytes(payload, Path(path).name, shown, trusted_types, needs=needs)
     return LoadedFile(model, hashlib.sha256(payload).hexdigest())
 
 

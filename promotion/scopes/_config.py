@@ -20,6 +20,7 @@ from pydantic import (
     model_validator,
 )
 
+from ..engine._preprocess import PREPROCESSOR_SUFFIXES
 from ..errors import InvalidInputError
 from ..metrics import validate_weights
 from ..vocabulary import Group, Mode, Task
@@ -106,6 +107,14 @@ class ScopeConfig(BaseModel):
     features: list[str] | None = Field(
         default=None, description="Feature columns; default: every holdout column but the target."
     )
+    preprocessor: str | None = Field(
+        default=None,
+        description="A fitted transformer (`.joblib` or `.skops`, relative to the scope folder) "
+                    "applied to the feature columns before every model; see *Model files*.")
+    decision_threshold: float = Field(
+        default=0.5, gt=0, lt=1,
+        description="Binary only: `predict` says the positive class when its probability is "
+                    "at least this.")
     weights: dict[str, float] | None = Field(
         default=None,
         description="Composite-score weights by metric name; default: see *Composite score*.",
@@ -143,6 +152,19 @@ class ScopeConfig(BaseModel):
         path = Path(value)
         if path.is_absolute() or ".." in path.parts:
             raise ValueError("must be a path inside the scope folder, like 'holdout.csv'")
+        return value
+
+    @field_validator("preprocessor")
+    @classmethod
+    def _preprocessor_in_scope(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        path = Path(value)
+        if path.is_absolute() or ".." in path.parts:
+            raise ValueError("must be a path inside the scope folder, like "
+                             "'preprocessor.joblib'")
+        if path.suffix not in PREPROCESSOR_SUFFIXES:
+            raise ValueError("must be a .joblib or .skops file")
         return value
 
     @field_validator("weights")
