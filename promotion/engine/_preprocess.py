@@ -68,4 +68,6 @@ def transform_features(preprocessor: Any, X: pd.DataFrame, shown: str) -> pd.Dat
         names = []
     if len(names) != out.shape[1]:
         names = [f"x{i}" for i in range(out.shape[1])]
-    return pd.DataFrame(out, columns=names, index=X.index)
+    # copy=False: the frame's values are the transform's own array, so a model fitted
+    # without names gets exactly it (same memory layout: the consumer loop's numbers).
+    return pd.DataFrame(out, columns=names, index=X.index, copy=False)
