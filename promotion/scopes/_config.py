@@ -63,6 +63,15 @@ class MlflowMirror(BaseModel):
                                   "decisions made here.")
 
 
+class ErrorCosts(BaseModel):
+    """``scope.json`` field ``error_costs`` (binary): what each kind of wrong decision costs."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    false_positive: float = Field(ge=0, description="Cost of calling a negative row positive.")
+    false_negative: float = Field(ge=0, description="Cost of missing a positive row.")
+
+
 class DeploymentSettings(BaseModel):
     """``scope.json`` field ``deployment``: how the engine serves the promoted set until a
     decision on the Lifecycle page (or ``python -m promotion deploy``) replaces it."""
@@ -115,6 +124,11 @@ class ScopeConfig(BaseModel):
         default=0.5, gt=0, lt=1,
         description="Binary only: `predict` says the positive class when its probability is "
                     "at least this.")
+    error_costs: ErrorCosts | None = Field(
+        default=None,
+        description="Binary only: cost of a false positive and of a false negative (keys "
+                    "`false_positive`, `false_negative`); the Explorer shows a threshold's "
+                    "cost with them.")
     weights: dict[str, float] | None = Field(
         default=None,
         description="Composite-score weights by metric name; default: see *Composite score*.",

@@ -178,7 +178,7 @@ def test_first_start_on_an_empty_root_builds_the_demo_zoo(first_start):
     at = first_start.app
     assert not at.exception
     assert {s.name for s in discover_scopes(first_start.root)} == {
-        "credit_default", "digits", "lotto_6_49"}
+        "consumer_loans", "credit_default", "digits", "lotto_6_49"}
     assert at.title[0].value.startswith("📈 Leaderboard")
     assert len(buttons(at, "promote:")) == 12
 
