@@ -119,7 +119,7 @@ class ScopeConfig(BaseModel):
     preprocessor: str | None = Field(
         default=None,
         description="A fitted transformer (`.joblib` or `.skops`, relative to the scope folder) "
-                    "applied to the feature columns before every model; see *Model files*.")
+                    "applied to the feature columns before every model; see *Real data*.")
     decision_threshold: float = Field(
         default=0.5, gt=0, lt=1,
         description="Binary only: `predict` says the positive class when its probability is "
