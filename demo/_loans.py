@@ -1,4 +1,4 @@
-"""The ``consumer_loans`` demo scope, built the way a credit team keeps its artifacts.
+"""The ``loan_applications`` demo scope, built the way a credit team keeps its artifacts.
 
 Real-looking application data: text categories, about 3% missing values in several columns,
 string labels (``default`` / ``ok``, positive class ``default``), one fitted preprocessor kept
@@ -26,7 +26,7 @@ from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-LOANS_SCOPE = "consumer_loans"
+LOANS_SCOPE = "loan_applications"
 PREPROCESSOR_FILE = "preprocessor.joblib"
 TARGET = "outcome"
 POSITIVE = "default"

@@ -679,7 +679,7 @@ def _build_scope(models_dir: Path, scope: str, force: bool, progress: Callable[[
 
 
 def _build_loans(models_dir: Path, force: bool, progress: Callable[[str], None]) -> int:
-    """Build the consumer_loans scope (see ``_loans``): its holdout, scope.json, shared
+    """Build the loan_applications scope (see ``_loans``): its holdout, scope.json, shared
     preprocessor and models; what is complete is skipped unless ``force``."""
     scope_dir = models_dir / LOANS_SCOPE
     scope_dir.mkdir(parents=True, exist_ok=True)

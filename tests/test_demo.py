@@ -67,10 +67,10 @@ def test_digits_models_are_real_and_skilled(zoo):
     assert board.leader.composite_score > 0.8
 
 
-def test_the_consumer_loans_scope_is_built_like_a_real_teams(zoo):
+def test_the_loan_applications_scope_is_built_like_a_real_teams(zoo):
     import pandas as pd
 
-    scope = load_scope(zoo, "consumer_loans")
+    scope = load_scope(zoo, "loan_applications")
     holdout = scope.load_holdout()
     assert scope.preprocessor_path is not None and scope.preprocessor_path.is_file()
     assert holdout.classes == ["ok", "default"]  # text labels, the positive class last
@@ -80,7 +80,7 @@ def test_the_consumer_loans_scope_is_built_like_a_real_teams(zoo):
     gaps = holdout.features.isna().mean()
     assert 0.01 < gaps["annual_income"] < 0.06 and 0.01 < gaps["employment"] < 0.06
     store = open_store(zoo)
-    board, evaluation = build_leaderboard(zoo, "consumer_loans", store)
+    board, evaluation = build_leaderboard(zoo, "loan_applications", store)
     store.close()
     assert all(m.ok for m in evaluation.models), [m.reason for m in evaluation.models]
     assert board.leader.metrics["roc_auc"] > 0.7

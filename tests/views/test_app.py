@@ -178,7 +178,7 @@ def test_first_start_on_an_empty_root_builds_the_demo_zoo(first_start):
     at = first_start.app
     assert not at.exception
     assert {s.name for s in discover_scopes(first_start.root)} == {
-        "consumer_loans", "credit_default", "digits", "lotto_6_49"}
+        "credit_default", "digits", "loan_applications", "lotto_6_49"}
     assert at.title[0].value.startswith("📈 Leaderboard")
     assert len(buttons(at, "promote:")) == 12
 
@@ -495,7 +495,7 @@ def loans_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from demo import build_demo_zoo
 
     root = tmp_path_factory.mktemp("loans") / "models"
-    build_demo_zoo(root, scopes=("consumer_loans",), progress=lambda _: None)
+    build_demo_zoo(root, scopes=("loan_applications",), progress=lambda _: None)
     return root
 
 
@@ -509,9 +509,9 @@ def loans_app(loans_root, monkeypatch) -> Path:
 
 @pytest.mark.parametrize("page", PAGES)
 def test_the_real_data_demo_scope_works_on_every_page(loans_app, page):
-    at = open_app("consumer_loans", page)
+    at = open_app("loan_applications", page)
     assert not at.error, errors(at)
-    assert at.title[0].value.replace("\\", "").endswith("consumer_loans")  # markdown-escaped
+    assert at.title[0].value.replace("\\", "").endswith("loan_applications")  # markdown-escaped
 
 
 def _called_positive(at: AppTest) -> int:
@@ -520,7 +520,7 @@ def _called_positive(at: AppTest) -> int:
 
 
 def test_the_explorer_shows_what_a_threshold_gives(loans_app):
-    at = open_app("consumer_loans", "views/explorer.py")
+    at = open_app("loan_applications", "views/explorer.py")
     [slider] = [s for s in at.slider if s.key and s.key.startswith("threshold:")]
     assert slider.value == pytest.approx(0.3)  # the scope's decision_threshold
     labels = {m.label for m in at.metric}
@@ -535,14 +535,14 @@ def test_the_real_data_demo_scope_is_monitored_in_raw_feature_terms(loans_app):
     store = open_store(loans_app)
     try:
         for name in ("logistic_regression", "hist_gradient_boosting"):
-            change_stage(loans_app, "consumer_loans", store, name, "production", actor="ana",
+            change_stage(loans_app, "loan_applications", store, name, "production", actor="ana",
                          reason="real data on every page", override=True)
-        deploy(loans_app, "consumer_loans", store, "ensemble", actor="ana",
+        deploy(loans_app, "loan_applications", store, "ensemble", actor="ana",
                reason="serve the ensemble")
     finally:
         store.close()
-    simulate(loans_app, "consumer_loans", 400, seed=2)
-    at = open_app("consumer_loans", "views/monitoring.py")
+    simulate(loans_app, "loan_applications", 400, seed=2)
+    at = open_app("loan_applications", "views/monitoring.py")
     assert not at.error, errors(at)
     table = next(df.value for df in at.dataframe if "verdict" in df.value.columns)
     assert {"purpose", "employment", "risk_rating"} <= set(table["feature"])
