@@ -29,16 +29,17 @@ if TYPE_CHECKING:
 EVALUATION_VERSION = 6
 
 
-def settings_fingerprint(scope: Scope) -> str:
-    """Everything besides the files that changes what evaluation measures: with the holdout
-    file's sha256 it decides the classes and feature columns read from it."""
+def settings_fingerprint(scope: Scope, preprocessor: str | None) -> str:
+    """Everything besides the model and holdout files that changes what evaluation measures
+    (``preprocessor``: the sha256 of the scope's preprocessor file): with the holdout file's
+    sha256 it decides the classes and feature columns read from it."""
     cfg = scope.config
     settings = {
         "version": EVALUATION_VERSION, "task": cfg.task, "target": cfg.target,
         "classes": cfg.classes, "positive_class": cfg.positive_class, "features": cfg.features,
         "n_bootstrap": cfg.n_bootstrap, "bootstrap_seed": cfg.bootstrap_seed,
         "latency_rows": cfg.latency_rows, "trusted_types": sorted(cfg.trusted_types),
-        "preprocessor": preprocessor_sha256(scope),
+        "preprocessor": preprocessor,
     }
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
 

@@ -50,23 +50,29 @@ class MeasureInputs:
         return len(self.classes)
 
     @classmethod
-    def of(cls, scope: Scope, holdout: Holdout) -> MeasureInputs:
-        """The scope's inputs; its preprocessor, if any, applied here once for every model."""
+    def of(cls, scope: Scope, holdout: Holdout, preprocessor_sha256: str | None = None
+           ) -> MeasureInputs:
+        """The scope's inputs; its preprocessor, if any, applied here once for every model
+        (refused unless its bytes hash to ``preprocessor_sha256``, when given)."""
         cfg = scope.config
-        return cls(models_dir=scope.models_dir, features=model_features(scope, holdout.features),
+        features = model_features(scope, holdout.features, preprocessor_sha256)
+        return cls(models_dir=scope.models_dir, features=features,
                    y_index=holdout.y_index, classes=list(holdout.classes), task=cfg.task,
                    n_bootstrap=cfg.n_bootstrap, seed=cfg.bootstrap_seed,
                    latency_rows=cfg.latency_rows, trusted_types=tuple(cfg.trusted_types))
 
 
-def model_features(scope: Scope, features: pd.DataFrame) -> pd.DataFrame:
+def model_features(scope: Scope, features: pd.DataFrame, expected_sha256: str | None = None
+                   ) -> pd.DataFrame:
     """What every model of ``scope`` takes: the raw feature columns, or the output of the
-    scope's preprocessor on them (loaded with a model file's checks)."""
+    scope's preprocessor on them (loaded with a model file's checks: the version the results
+    are stored under, ``expected_sha256``)."""
     path = scope.preprocessor_path
     if path is None:
         return features
     shown = f"{scope.shown(path)} (scope.json field 'preprocessor')"
     preprocessor = load_preprocessor(path, scope.models_dir, shown,
+                                     expected_sha256=expected_sha256, what="hashed",
                                      trusted_types=scope.config.trusted_types).model
     return transform_features(preprocessor, features, shown)
 
