@@ -1,4 +1,4 @@
-"""Deterministic demo model zoo: three scopes of trained classifiers plus their holdout sets.
+"""Deterministic demo model zoo: four scopes of trained classifiers plus their holdout sets.
 
 Layout written under ``<models_dir>/<scope>/``::
 
@@ -41,7 +41,16 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from threadpoolctl import threadpool_limits
 from xgboost import XGBClassifier
 
-DEMO_SCOPES: tuple[str, ...] = ("digits", "credit_default", "lotto_6_49")
+from ._loans import (
+    LOAN_MODELS,
+    LOANS_SCOPE,
+    PREPROCESSOR_FILE,
+    add_other_format_models,
+    loan_frames,
+    loan_preprocessor,
+)
+
+DEMO_SCOPES: tuple[str, ...] = ("digits", "credit_default", "lotto_6_49", LOANS_SCOPE)
 
 # Integer-coded categorical columns of the credit_default scope (one-hot encoded for the
 # scaled models, native categoricals for hist gradient boosting, plain integers for trees).
@@ -669,6 +678,48 @@ def _build_scope(models_dir: Path, scope: str, force: bool, progress: Callable[[
     return len(todo)
 
 
+def _build_loans(models_dir: Path, force: bool, progress: Callable[[str], None]) -> int:
+    """Build the loan_applications scope (see ``_loans``): its holdout, scope.json, shared
+    preprocessor and models; what is complete is skipped unless ``force``."""
+    scope_dir = models_dir / LOANS_SCOPE
+    scope_dir.mkdir(parents=True, exist_ok=True)
+    _remove_stale_temps(scope_dir)
+    todo = [m for m in LOAN_MODELS if force or not _model_complete(scope_dir / m.name)]
+    if not todo and _scope_files_present(scope_dir) and (scope_dir / PREPROCESSOR_FILE).is_file():
+        progress(f"{LOANS_SCOPE}: complete, skipped (use --force to rebuild)")
+        return 0
+    train, holdout, info = loan_frames()
+    features = [c for c in holdout.columns if c != info["target"]]
+    preprocessor = loan_preprocessor(train[features])
+    progress(f"{LOANS_SCOPE}: train {len(train)} x {len(features)}, holdout {len(holdout)}, "
+             f"shared preprocessor; building {len(todo)} of {len(LOAN_MODELS)} models")
+    temp = _temp_sibling(scope_dir / PREPROCESSOR_FILE)
+    joblib.dump(preprocessor, temp)
+    os.replace(temp, scope_dir / PREPROCESSOR_FILE)
+    _write_csv_atomic(scope_dir / _HOLDOUT_FILE, holdout)
+    _write_json_atomic(scope_dir / _SCOPE_FILE, info)
+    X = preprocessor.transform(train[features])
+    for model in todo:
+        started = time.perf_counter()
+        estimator = model.make()
+        with threadpool_limits(1), warnings.catch_warnings():  # no OpenMP spin-waits
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            estimator.fit(X, train[info["target"]])
+        seconds = time.perf_counter() - started
+        meta = {"model_type": model.model_type, "group": model.group,
+                "description": model.description, "seed": 0,
+                "training": {"rows": len(train), "seconds": round(seconds, 2),
+                             "features": len(features), "preprocessor": PREPROCESSOR_FILE}}
+        temp = _temp_sibling(scope_dir / model.name)
+        _remove(temp)
+        temp.mkdir()
+        joblib.dump(estimator, temp / _MODEL_FILE)
+        _write_json_atomic(temp / _META_FILE, meta)
+        _publish_folder(temp, scope_dir / model.name)
+        progress(f"{LOANS_SCOPE} {model.name} trained in {seconds:.1f}s")
+    return len(todo) + len(add_other_format_models(scope_dir, train, preprocessor))
+
+
 def build_demo_zoo(
     models_dir: Path,
     *,
@@ -679,13 +730,14 @@ def build_demo_zoo(
     """Build the demo scopes under models_dir; return the scope folders built or found."""
     if isinstance(scopes, str):  # a lone scope name, not a sequence of characters
         scopes = (scopes,)
-    unknown = [scope for scope in scopes if scope not in _SCOPE_LOADERS]
+    unknown = [scope for scope in scopes if scope not in (*_SCOPE_LOADERS, LOANS_SCOPE)]
     if unknown:
         raise ValueError(f"unknown demo scope(s): {', '.join(unknown)}")
     models_dir = Path(models_dir)
     models_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    built = sum(_build_scope(models_dir, scope, force, progress) for scope in scopes)
+    built = sum(_build_loans(models_dir, force, progress) if scope == LOANS_SCOPE
+                else _build_scope(models_dir, scope, force, progress) for scope in scopes)
     progress(
         f"demo zoo: {len(scopes)} scope(s) in {models_dir}, {built} model(s) built, "
         f"total {time.perf_counter() - started:.1f}s"

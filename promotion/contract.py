@@ -18,10 +18,11 @@ from pydantic import BaseModel, ConfigDict, Field, RootModel, field_validator, m
 
 from .vocabulary import Mode, Task, WeightsMethod
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 #: Versions this module still reads (version 1 cards predate deployment modes: ensemble;
-#: versions 1 and 2 predate ``decisions``: such a file counts as older than any that has them).
-READABLE_VERSIONS = (1, 2, 3)
+#: versions 1 and 2 predate ``decisions``: such a file counts as older than any that has them;
+#: versions 1 to 3 predate the preprocessor, positive class and decision threshold fields).
+READABLE_VERSIONS = (1, 2, 3, 4)
 WEIGHT_TOLERANCE = 1e-9
 
 #: Where exports live under the models root, and how their files are named.
@@ -133,7 +134,7 @@ class HoldoutInfo(_Strict):
 class ModelCard(_Strict):
     """One promoted model as the prediction engine and people read it."""
 
-    schema_version: Literal[1, 2, 3] = SCHEMA_VERSION
+    schema_version: Literal[1, 2, 3, 4] = SCHEMA_VERSION
     model_name: str = Field(min_length=1)
     model_type: str
     game: str = Field(description="The scope (the seed's name for it).")
@@ -160,7 +161,24 @@ class ModelCard(_Strict):
                     "e.g. models/digits/xgboost/model.joblib.")
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="sha256 of the model file.")
     feature_names: list[str] = Field(min_length=1)
-    classes: list[int] | list[str] = Field(min_length=2)
+    classes: list[int] | list[str] = Field(
+        min_length=2, description="The answer's columns, in the order of the models' "
+                                  "predict_proba columns (scikit-learn's sorted classes_).")
+    positive_class: int | str | None = Field(
+        default=None, description="Binary only: the class the scope calls positive; null "
+                                  "otherwise, and in files before version 4 (then the last "
+                                  "of classes).")
+    decision_threshold: float | None = Field(
+        default=None, gt=0, lt=1,
+        description="Binary only: the prediction is positive_class when its probability is at "
+                    "least this; null otherwise (0.5 in files before version 4).")
+    preprocessor_path: str | None = Field(
+        default=None, min_length=1,
+        description="The scope's shared preprocessor, applied to feature_names before every "
+                    "model, relative like model_path; null without one.")
+    preprocessor_sha256: str | None = Field(
+        default=None, pattern=r"^[0-9a-f]{64}$",
+        description="sha256 of the preprocessor file; null without one.")
     holdout: HoldoutInfo
     generated_at: datetime
     deployment_mode: Mode = Field(
@@ -192,6 +210,14 @@ class ModelCard(_Strict):
                 raise ValueError(f"repeats class {label!r}; each class is listed once")
             seen.add(label)
         return value
+
+    @model_validator(mode="after")
+    def _preprocessor_with_its_hash(self) -> ModelCard:
+        if (self.preprocessor_path is None) != (self.preprocessor_sha256 is None):
+            raise ValueError("preprocessor_path and preprocessor_sha256 come together")
+        if self.positive_class is not None and self.positive_class not in self.classes:
+            raise ValueError(f"positive_class {self.positive_class!r} is not one of the classes")
+        return self
 
     @field_validator("ensemble_weight", "composite_score", "health_score")
     @classmethod
@@ -235,6 +261,11 @@ def _check_same_across_cards(cards: list[ModelCard]) -> None:
                 f"card {k} ('{card.model_name}') field 'classes' is {list(card.classes)}, "
                 f"which differs from card 0 ('{first.model_name}'): {list(first.classes)}; "
                 "every card of a file lists the same classes in the same order")
+        for field in ("positive_class", "decision_threshold", "preprocessor_path",
+                      "preprocessor_sha256"):
+            if getattr(card, field) != getattr(first, field):
+                raise ValueError(f"card {k} ('{card.model_name}') field '{field}' differs from "
+                                 f"card 0 ('{first.model_name}'); the export serves one scope")
         if card.decisions != first.decisions:
             raise ValueError(f"card {k} ('{card.model_name}') field 'decisions' differs from "
                              f"card 0 ('{first.model_name}'); a file is built from one set "
@@ -289,7 +320,7 @@ class LeaderboardEntry(_Strict):
 class LeaderboardExport(_Strict):
     """A leaderboard file: every model of a scope, ranked, with what it was measured on."""
 
-    schema_version: Literal[1, 2, 3] = SCHEMA_VERSION
+    schema_version: Literal[1, 2, 3, 4] = SCHEMA_VERSION
     scope: str
     task: Task
     generated_at: datetime

@@ -130,3 +130,72 @@ def edit_cards(path: Path, model: str | None = None, **changes: Any) -> None:
         if model is None or card["model_name"] == model:
             card.update(changes)
     path.write_text(json.dumps(cards))
+
+
+# --- real data: bundled data sets with text categories and missing values -------------------
+
+#: Breast-cancer columns used by the real-data scopes (scikit-learn's bundled UCI set).
+CANCER_COLUMNS = ("mean radius", "mean texture", "mean smoothness", "mean concavity",
+                  "worst area", "worst symmetry")
+
+
+def cancer_frame(seed: int = 0) -> pd.DataFrame:
+    """scikit-learn's bundled breast-cancer data as a team would hold it: six measurements,
+    a text category (``size``: small / medium / large, cut from the mean area), about 3% of
+    the values missing in three columns, and the diagnosis as text (``malignant`` /
+    ``benign``, target column ``diagnosis``)."""
+    from sklearn.datasets import load_breast_cancer
+
+    bunch = load_breast_cancer(as_frame=True)
+    frame = bunch.data[list(CANCER_COLUMNS)].copy()
+    frame["size"] = pd.qcut(bunch.data["mean area"], 3,
+                            labels=["small", "medium", "large"]).astype(str)
+    rng = np.random.default_rng(seed)
+    for column in ("mean texture", "worst symmetry", "size"):
+        frame.loc[rng.random(len(frame)) < 0.03, column] = np.nan
+    frame["diagnosis"] = np.asarray(bunch.target_names)[bunch.target]
+    return frame.sample(frac=1.0, random_state=seed).reset_index(drop=True)
+
+
+def real_data_pipeline(frame: pd.DataFrame, estimator: Any) -> Any:
+    """A team's usual pipeline: numbers imputed and scaled, text imputed and one-hot encoded."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    text = [c for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c])]
+    numbers = [c for c in frame.columns if c not in text]
+    return make_pipeline(ColumnTransformer([
+        ("num", make_pipeline(SimpleImputer(), StandardScaler()), numbers),
+        ("cat", make_pipeline(SimpleImputer(strategy="most_frequent"),
+                              OneHotEncoder(handle_unknown="ignore")), text),
+    ]), estimator)
+
+
+def make_real_scope(root: Path, name: str, frame: pd.DataFrame, target: str, *,
+                    task: str = "binary", models: dict[str, Any] | None = None,
+                    preprocessor: Any = None, scope_extra: dict[str, Any] | None = None
+                    ) -> Path:
+    """A scope over ``frame`` (first half trains, second half is the holdout, written as
+    CSV with its gaps and text). ``models``: name -> unfitted estimator, fitted on the
+    training half (on ``preprocessor``'s output when one is given, which is then fitted too
+    and kept as ``preprocessor.joblib``)."""
+    split = len(frame) // 2
+    train, holdout = frame.iloc[:split], frame.iloc[split:]
+    scope_dir = root / name
+    scope_dir.mkdir(parents=True, exist_ok=True)
+    holdout.to_csv(scope_dir / "holdout.csv", index=False)
+    config = {"task": task, "target": target, "holdout": "holdout.csv", "n_bootstrap": 50,
+              "latency_rows": 10, **(scope_extra or {})}
+    X = train.drop(columns=target)
+    if preprocessor is not None:
+        preprocessor.fit(X)
+        joblib.dump(preprocessor, scope_dir / "preprocessor.joblib")
+        config["preprocessor"] = "preprocessor.joblib"
+        X = preprocessor.transform(X)
+    (scope_dir / "scope.json").write_text(json.dumps(config))
+    for model_name, estimator in (models or {}).items():
+        write_model(scope_dir, model_name, estimator.fit(X, train[target]),
+                    model_type=type(estimator).__name__.lower(), group="linear")
+    return scope_dir

@@ -65,3 +65,22 @@ def test_digits_models_are_real_and_skilled(zoo):
     assert all(m.ok for m in evaluation.models)
     assert board.leader.metrics["accuracy"] > 0.9
     assert board.leader.composite_score > 0.8
+
+
+def test_the_loan_applications_scope_is_built_like_a_real_teams(zoo):
+    import pandas as pd
+
+    scope = load_scope(zoo, "loan_applications")
+    holdout = scope.load_holdout()
+    assert scope.preprocessor_path is not None and scope.preprocessor_path.is_file()
+    assert holdout.classes == ["ok", "default"]  # text labels, the positive class last
+    text = [c for c in holdout.features.columns
+            if not pd.api.types.is_numeric_dtype(holdout.features[c])]
+    assert {"home_ownership", "purpose", "employment", "region"} <= set(text)
+    gaps = holdout.features.isna().mean()
+    assert 0.01 < gaps["annual_income"] < 0.06 and 0.01 < gaps["employment"] < 0.06
+    store = open_store(zoo)
+    board, evaluation = build_leaderboard(zoo, "loan_applications", store)
+    store.close()
+    assert all(m.ok for m in evaluation.models), [m.reason for m in evaluation.models]
+    assert board.leader.metrics["roc_auc"] > 0.7

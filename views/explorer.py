@@ -17,6 +17,7 @@ from promotion.scoring import (
     metric_score_table,
     per_class_accuracy,
     roc_table,
+    threshold_outcome,
 )
 from views._common import (
     GROUP_COLOURS,
@@ -135,6 +136,34 @@ def judge_chart(scope: Scope, row: LeaderboardRow) -> None:
     right.plotly_chart(bars, width="stretch")
 
 
+def threshold_panel(scope: Scope, row: LeaderboardRow) -> None:
+    """What deciding at a chosen threshold gives on the holdout (binary scopes)."""
+    rows = load_row_predictions(store(), model_evaluation(scope, row.model_name))
+    if rows is None:
+        return
+    data = holdout(scope)
+    served = scope.config.decision_threshold
+    st.markdown("**Decision threshold**")
+    threshold = st.slider(
+        f"Call a row '{data.classes[1]}' from this probability on", min_value=0.01,
+        max_value=0.99, value=served, step=0.01, key=f"threshold:{scope.name}:{row.model_name}",
+        help=f"The scope serves at {served:g} (scope.json decision_threshold).")
+    outcome = threshold_outcome(rows, data, threshold, scope.config.error_costs)
+    shown = st.columns(4 if outcome.cost is not None else 3)
+    shown[0].metric("Precision", f"{outcome.precision:.1%}",
+                    help="Of the rows called positive, the share that are.")
+    shown[1].metric("Recall", f"{outcome.recall:.1%}",
+                    help="Of the positive rows, the share called positive.")
+    shown[2].metric("Rows called positive", f"{outcome.flagged:,} of {len(data.y):,}")
+    if outcome.cost is not None:
+        shown[3].metric("Cost on the holdout", f"{outcome.cost:,.2f}",
+                        help=f"{outcome.false_positives} false positives and "
+                             f"{outcome.false_negatives} false negatives at the scope's "
+                             "error_costs.")
+    else:
+        st.caption("Set error_costs in scope.json to see what a threshold costs.")
+
+
 def main() -> None:
     chosen = scope_and_board()
     if chosen is None:
@@ -152,6 +181,8 @@ def main() -> None:
     descriptions(scope, board, row)
     try:
         judge_chart(scope, row)
+        if scope.task == "binary":
+            threshold_panel(scope, row)
     except PromotionError as err:
         show_error(err)
     meta = scope.model(row.model_name).meta

@@ -119,7 +119,8 @@ def drift_panel(scope: Scope, live: LiveData) -> None:
         st.warning(f"{len(flagged)} feature(s) drifted (PSI > {PSI_FLAG}): "
                    + ", ".join(plain(f) for f in flagged["feature"].head(10)))
     st.dataframe(table, hide_index=True, width="stretch", column_config={
-        "psi": st.column_config.NumberColumn("PSI", format="%.4f")})
+        "psi": st.column_config.NumberColumn("PSI", format="%.4f"),
+        "verdict": st.column_config.TextColumn("Verdict")})
 
 
 def main() -> None:

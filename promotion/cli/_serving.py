@@ -46,7 +46,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     try:
         # The whole file's shape first: a ragged row or a repeated id fails before any row
         # is served or logged.
-        requests = RequestsCsv.check(args.input, engine.feature_names)
+        requests = RequestsCsv.check(args.input, engine.feature_names,
+                                       engine.text_features)
         with _output(args.output) as out:
             notes = _serve_in_batches(engine, requests, out)
     finally:
@@ -63,7 +64,6 @@ def _serve_in_batches(engine: PredictionEngine, requests: RequestsCsv, out: IO[s
     """Serve the file batch by batch, writing each batch's answers as soon as it is served:
     memory holds one batch, whatever the file's size. Returns the members' notes, added up
     over the batches."""
-    import numpy as np
     import pandas as pd
 
     columns = ["request_id", "served_by", "prediction",
@@ -73,8 +73,7 @@ def _serve_in_batches(engine: PredictionEngine, requests: RequestsCsv, out: IO[s
     for batch in requests.batches():
         served = engine.serve(batch.features, batch.request_ids)
         answer = pd.DataFrame(served.proba, columns=columns[3:-1])
-        answer.insert(0, "prediction", np.asarray(engine.classes, dtype=object)[
-            served.proba.argmax(axis=1)])
+        answer.insert(0, "prediction", engine.decide(served.proba))
         answer.insert(0, "served_by", served.served_by)
         answer.insert(0, "request_id", served.request_ids)
         answer["failed_models"] = [";".join(names) for names in served.failed_models]
@@ -142,6 +141,7 @@ def cmd_monitor(args: argparse.Namespace) -> int:
     print(f"recommendation: {advice.action} ({advice.rule})"
           + (f"; apply: {advice.plan}" if advice.plan else ""))
     for row in drift(args.models_dir, args.scope, live).itertuples():
-        print(f"  {row.feature:<24} PSI {row.psi:.3f}{'  DRIFT' if row.flagged else ''}")
+        shown = f"PSI {row.psi:.3f}" if row.psi == row.psi else row.verdict  # NaN: no verdict
+        print(f"  {row.feature:<24} {shown}{'  DRIFT' if row.flagged else ''}")
     return 0
 

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..errors import InvalidInputError
 from ._native import NativeClassifier, lightgbm_columns
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 class ClassMismatch(ValueError):
@@ -81,3 +85,27 @@ def require_columns(available: Sequence[str], needed: Sequence[str]) -> None:
             f"input is missing feature column '{missing[0]}'"
             + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else "")
             + f"; the cards need {len(needed)} columns (field feature_names)")
+
+
+def category_code(label: object) -> float:
+    """A text value as a number for the prediction log and drift: a stable 24-bit hash,
+    exact in float32, so a category is matched by value wherever it is counted."""
+    digest = hashlib.blake2b(str(label).encode("utf-8"), digest_size=3).digest()
+    return float(int.from_bytes(digest, "big"))
+
+
+def input_numbers(frame: pd.DataFrame) -> np.ndarray:
+    """The rows as float64: numbers as they are, text and categories by ``category_code``,
+    missing values as NaN."""
+    import pandas as pd
+
+    columns = []
+    for name in frame.columns:
+        series = frame[name]
+        if pd.api.types.is_numeric_dtype(series):
+            columns.append(series.to_numpy(dtype=float, na_value=np.nan))
+            continue
+        index, uniques = pd.factorize(series)
+        codes = np.array([category_code(u) for u in uniques] + [np.nan])
+        columns.append(codes[index])  # index -1 (missing) takes the trailing NaN
+    return np.column_stack(columns) if columns else np.zeros((len(frame), 0))

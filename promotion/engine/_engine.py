@@ -49,9 +49,22 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from pydantic import ValidationError
 
-from ..contract import EXPORT_AREA, MODEL_CARDS, ModelCard, ModelCards, cards_files
+from ..contract import (
+    EXPORT_AREA,
+    MODEL_CARDS,
+    ModelCard,
+    ModelCards,
+    cards_files,
+    feature_stats_path,
+)
 from ..errors import InvalidInputError
-from ._align import ClassMismatch, class_positions, model_columns, require_columns
+from ._align import (
+    ClassMismatch,
+    class_positions,
+    input_numbers,
+    model_columns,
+    require_columns,
+)
 from ._checks import (
     MemberNote,
     MemberOutput,
@@ -61,6 +74,7 @@ from ._checks import (
 )
 from ._loading import load_model_file, meta_classes, scope_trusted_types
 from ._predlog import ENSEMBLE_CODE, LoggedBatch, PredictionLog, log_path
+from ._preprocess import fitted_input, load_preprocessor, transform_features
 
 if TYPE_CHECKING:  # the caller brings its frame, so pandas is loaded by then
     import pandas as pd
@@ -139,15 +153,17 @@ class PredictionEngine:
     """A scope's promoted models, as exported, served in the export's deployment mode."""
 
     def __init__(self, members: Sequence[LoadedModel], source: Path,
-                 log: PredictionLog | None = None) -> None:
+                 log: PredictionLog | None = None, preprocessor: Any = None) -> None:
         self.members = list(members)
         self.source = source
         self.log = log
+        self.preprocessor = preprocessor  # the scope's shared transformer, verified, or None
         first = self.members[0].card
         self.scope = first.scope
         self.feature_names = list(first.feature_names)
         self.classes = list(first.classes)
         self.mode = first.deployment_mode
+        self.text_features = _text_features(source)
         by_role = {m.card.role: m for m in self.members}
         self.champion = by_role["champion"].card.model_name if "champion" in by_role else None
         canary = by_role.get("canary")
@@ -169,8 +185,12 @@ class PredictionEngine:
             raise InvalidInputError(f"{source}: holds cards of scope '{cards[0].scope}', "
                                     f"not '{scope}'")
         trusted = scope_trusted_types(models_dir, scope)  # read scope.json once, not per card
-        members = [_load_member(card, models_dir, source, trusted) for card in cards]
-        return cls(members, source, PredictionLog(log_path(models_dir, scope)) if log else None)
+        preprocessor = _load_preprocessor(cards[0], models_dir, source, trusted)
+        available = (list(cards[0].feature_names) if preprocessor is None
+                     else output_names(preprocessor))
+        members = [_load_member(card, models_dir, source, trusted, available) for card in cards]
+        return cls(members, source, PredictionLog(log_path(models_dir, scope)) if log else None,
+                   preprocessor)
 
     @property
     def cards(self) -> list[ModelCard]:
@@ -192,7 +212,7 @@ class PredictionEngine:
         at = _times(times, rows)
         if rows == 0:  # nothing to ask the models (several refuse 0 rows), nothing to log
             return Served(np.zeros((0, len(self.classes))), ids, [], [], [])
-        outputs, latency = self._score_all(X)
+        outputs, latency = self._score_all(self._model_input(X))
         proba, served, left_out = self._answer(outputs, ids)
         failed = np.stack([out.failed for out in outputs], axis=1)
         if self.log is not None:  # committed before the answer leaves: nothing answered unlogged
@@ -212,7 +232,8 @@ class PredictionEngine:
         X = self._features(frame)
         if len(X) == 0:
             return {m.card.model_name: np.zeros((0, len(self.classes))) for m in self.members}
-        return {m.card.model_name: self._member_output(m, X).proba for m in self.members}
+        given = self._model_input(X)
+        return {m.card.model_name: self._member_output(m, given).proba for m in self.members}
 
     def predict_proba(self, frame: pd.DataFrame, request_ids: Sequence[str] | None = None
                       ) -> np.ndarray:
@@ -222,9 +243,21 @@ class PredictionEngine:
 
     def predict(self, frame: pd.DataFrame, request_ids: Sequence[str] | None = None
                 ) -> np.ndarray:
-        """The most probable class of each row."""
-        proba = self.predict_proba(frame, request_ids)
-        return np.asarray(self.classes, dtype=object)[proba.argmax(axis=1)]
+        """Each row's class: on a binary scope the positive class where its probability
+        reaches the decision threshold, else the most probable class."""
+        return self.decide(self.predict_proba(frame, request_ids))
+
+    def decide(self, proba: np.ndarray) -> np.ndarray:
+        """The classes ``predict`` gives for served probabilities ``proba``."""
+        labels = np.asarray(self.classes, dtype=object)
+        if len(self.classes) != 2 or self.members[0].card.task != "binary":
+            return labels[proba.argmax(axis=1)]
+        first = self.members[0].card
+        positive = first.positive_class if first.positive_class is not None else \
+            self.classes[-1]
+        threshold = first.decision_threshold if first.decision_threshold is not None else 0.5
+        at = self.classes.index(positive)
+        return np.where(proba[:, at] >= threshold, labels[at], labels[1 - at])
 
     def explain(self) -> list[dict[str, Any]]:
         """What each member brings: role, weight, strength and known bias, for display."""
@@ -356,10 +389,18 @@ class PredictionEngine:
         require_columns(frame.columns, self.feature_names)
         return frame[self.feature_names]
 
+    def _model_input(self, X: pd.DataFrame) -> pd.DataFrame:
+        """What the members take: the raw features, or the preprocessor's output on them
+        (computed once per batch, for every member)."""
+        if self.preprocessor is None:
+            return X
+        return transform_features(self.preprocessor, X, f"{self.source}: the preprocessor")
+
     def _member_output(self, member: LoadedModel, X: pd.DataFrame) -> MemberOutput:
         """The member's probabilities for ``X``, checked (see ``promotion.engine._checks``)."""
         try:
-            raw = member.model.predict_proba(X if member.columns is None else X[member.columns])
+            raw = member.model.predict_proba(
+                fitted_input(member.model, X if member.columns is None else X[member.columns]))
         except Exception as err:  # a model's own failure: its rows fail, the rule decides
             return failed_output(len(X), len(self.classes),
                                  f"predict_proba raised {type(err).__name__}: {_first_line(err)}")
@@ -399,16 +440,46 @@ def _times(times: Sequence[float] | Sequence[datetime] | None, rows: int) -> np.
 
 
 def _numeric(X: pd.DataFrame) -> np.ndarray:
-    """The input rows as float32 for the log (drift); non-numeric cells become NaN."""
+    """The input rows as float32 for the log (drift): text by its category code."""
     import pandas as pd
 
     if all(pd.api.types.is_numeric_dtype(dtype) for dtype in X.dtypes):
-        return X.to_numpy(dtype=np.float32)
-    return X.apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float32)
+        return X.to_numpy(dtype=np.float32, na_value=np.nan)
+    return input_numbers(X).astype(np.float32)
+
+
+def _text_features(source: Path) -> list[str]:
+    """The features the export's holdout held as text categories (its feature statistics
+    say so); none for an export without them (older ones had numbers only)."""
+    try:
+        stats = json.loads(feature_stats_path(source).read_text(encoding="utf-8"))
+        return [str(f["name"]) for f in stats["features"] if f.get("kind") == "categories"]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return []
+
+
+def _load_preprocessor(card: ModelCard, models_dir: Path, source: Path,
+                       trusted_types: tuple[str, ...]) -> Any:
+    """The export's preprocessor, verified like a model (root, symlink, sha256), or None."""
+    if card.preprocessor_path is None:
+        return None
+    where = f"{source}: card '{card.model_name}' field 'preprocessor_path'"
+    return load_preprocessor(models_dir.parent / card.preprocessor_path, models_dir,
+                             f"{where}: {card.preprocessor_path}",
+                             expected_sha256=card.preprocessor_sha256, what="card's",
+                             trusted_types=trusted_types).model
+
+
+def output_names(preprocessor: Any) -> list[str] | None:
+    """The preprocessor's output column names, or None when it cannot tell."""
+    try:
+        return [str(name) for name in preprocessor.get_feature_names_out()]
+    except Exception:  # not every transformer names its output
+        return None
 
 
 def _load_member(card: ModelCard, models_dir: Path, source: Path,
-                 trusted_types: tuple[str, ...]) -> LoadedModel:
+                 trusted_types: tuple[str, ...], available: list[str] | None) -> LoadedModel:
     where = f"{source}: card '{card.model_name}' field 'model_path'"
     # Root, symlink and sha256 checks come before a byte is loaded (see promotion.engine._loading).
     path = models_dir.parent / card.model_path
@@ -416,14 +487,15 @@ def _load_member(card: ModelCard, models_dir: Path, source: Path,
                             expected_sha256=card.sha256, what="card's",
                             trusted_types=trusted_types, classes=meta_classes(path)).model
     try:
-        columns = model_columns(model, list(card.feature_names))
+        columns = None if available is None else model_columns(model, available)
         positions = class_positions(model, list(card.classes))
     except KeyError as err:
-        raise InvalidInputError(f"{where}: the model needs column(s) the card lacks: "
+        lacks = "the card" if card.preprocessor_path is None else "the preprocessor's output"
+        raise InvalidInputError(f"{where}: the model needs column(s) {lacks} lacks: "
                                 f"{err.args[0]}") from None
     except ClassMismatch as err:
         raise InvalidInputError(f"{where}: {err}") from None
     in_order = np.array_equal(positions, np.arange(len(card.classes)))
-    same_columns = columns == list(card.feature_names)
+    same_columns = columns is None or columns == available
     return LoadedModel(card, model, None if same_columns else columns,
                        None if in_order else positions)

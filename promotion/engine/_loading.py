@@ -97,8 +97,9 @@ def read_model_bytes(path: Path, models_dir: Path, shown: str,
 
 def load_model_bytes(payload: bytes, file_name: str, shown: str,
                      trusted_types: tuple[str, ...] | list[str] = (),
-                     classes: list | None = None) -> Any:
-    """Build the model from verified bytes; it must have ``predict_proba``.
+                     classes: list | None = None, *, needs: str = "predict_proba") -> Any:
+    """Build the model from verified bytes; it must have the method ``needs`` (a model
+    ``predict_proba``, a preprocessor ``transform``).
 
     ``classes`` (meta.json's) names the output columns of a LightGBM or XGBoost booster.
     """
@@ -129,22 +130,24 @@ def load_model_bytes(payload: bytes, file_name: str, shown: str,
         except Exception as err:  # a broken file is a clear message, never a crash
             raise ModelLoadError(shown, f"cannot be loaded: {type(err).__name__}: "
                                         f"{str(err)[:200]}") from None
-    if not callable(getattr(model, "predict_proba", None)):
+    if not callable(getattr(model, needs, None)):
         hint = (" (only decision_function, whose scores are not probabilities). Hint: wrap "
                 "it in sklearn.calibration.CalibratedClassifierCV, fitted on training data, "
-                "and save that" if callable(getattr(model, "decision_function", None)) else "")
+                "and save that" if needs == "predict_proba"
+                and callable(getattr(model, "decision_function", None)) else "")
         raise ModelLoadError(shown, f"holds a {type(model).__name__}, which has no "
-                                    f"predict_proba{hint}")
+                                    f"{needs}{hint}")
     return model
 
 
 def load_model_file(path: Path, models_dir: Path, shown: str, *,
                     expected_sha256: str | None = None, what: str = "expected",
                     trusted_types: tuple[str, ...] | list[str] = (),
-                    classes: list | None = None) -> LoadedFile:
-    """Check, hash and load one model file (see the module doc)."""
+                    classes: list | None = None, needs: str = "predict_proba") -> LoadedFile:
+    """Check, hash and load one model (or preprocessor) file (see the module doc)."""
     payload = read_model_bytes(path, models_dir, shown, expected_sha256, what)
-    model = load_model_bytes(payload, Path(path).name, shown, trusted_types, classes)
+    model = load_model_bytes(payload, Path(path).name, shown, trusted_types, classes,
+                             needs=needs)
     return LoadedFile(model, hashlib.sha256(payload).hexdigest())
 
 

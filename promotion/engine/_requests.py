@@ -6,8 +6,9 @@ column (pandas alone would take a longer first row's extra fields as an index, s
 feature, and fill a short row with NaN); request ids, when the file has a ``request_id``
 column, must be present and unique across the file. Only then is a row served:
 ``batches`` reads the file again, ``batch_rows`` rows at a time, with pandas' usual parsing
-of values, so memory stays bounded by a batch whatever the file's size. A feature value that
-is not a number is named with its line.
+of values, so memory stays bounded by a batch whatever the file's size. A value that is not
+a number in a numeric feature is named with its line; the scope's text categories
+(``text_features``) are read as text, and an empty value is missing in any column.
 
 Lines are numbered as an editor shows them (the header is line 1); blank lines are skipped,
 as pandas skips them. Values are separated by commas; a quoted value may hold commas and
@@ -106,14 +107,17 @@ def _spanned(taken: list[str], lines: Iterator[str]) -> Iterator[str]:
 class RequestsCsv:
     """A checked CSV of request rows (see the module doc)."""
 
-    def __init__(self, path: Path, header: list[str], features: list[str], rows: int) -> None:
+    def __init__(self, path: Path, header: list[str], features: list[str], rows: int,
+                 text_features: Sequence[str] = ()) -> None:
         self.path = path
         self.header = header
         self.features = features
         self.rows = rows
+        self.text_features = [name for name in features if name in set(text_features)]
 
     @classmethod
-    def check(cls, path: Path | str, features: Sequence[str]) -> RequestsCsv:
+    def check(cls, path: Path | str, features: Sequence[str],
+              text_features: Sequence[str] = ()) -> RequestsCsv:
         """Read ``path`` once and refuse it, naming the line, unless every row is sound."""
         path = Path(path)
         with _opened(path) as handle, _decoding(path):
@@ -129,7 +133,7 @@ class RequestsCsv:
                 rows += 1
         if ids is not None:
             _check_unique(path, np.frombuffer(hashes, dtype=np.int64), ids)
-        return cls(path, header, list(features), rows)
+        return cls(path, header, list(features), rows, text_features)
 
     def batches(self, batch_rows: int = BATCH_ROWS) -> Iterator[RequestBatch]:
         """The rows, ``batch_rows`` at a time, in file order."""
@@ -152,10 +156,12 @@ class RequestsCsv:
 
         # Every record has one value per column (checked), so pandas cannot shift them.
         frame = pd.read_csv(io.StringIO("".join(r.text for r in chunk)), header=None,
-                            names=self.header, index_col=False, usecols=self.features)
+                            names=self.header, index_col=False, usecols=self.features,
+                            dtype=dict.fromkeys(self.text_features, str))
         lines = [r.line for r in chunk]
         for name in self.features:
-            if not pd.api.types.is_numeric_dtype(frame[name].dtype):
+            if name not in self.text_features and \
+                    not pd.api.types.is_numeric_dtype(frame[name].dtype):
                 _refuse_text(self.path, frame[name], name, lines)
         ids = None
         if REQUEST_ID in self.header:

@@ -26,20 +26,36 @@ if TYPE_CHECKING:
 #: Bump when the way metrics are measured changes, or the stored payload's shape: old cache
 #: entries then stop matching. Also when read_holdout's checks change: a scope whose every
 #: model is cached is not read.
-EVALUATION_VERSION = 5
+EVALUATION_VERSION = 6
 
 
-def settings_fingerprint(scope: Scope) -> str:
-    """Everything besides the files that changes what evaluation measures: with the holdout
-    file's sha256 it decides the classes and feature columns read from it."""
+def settings_fingerprint(scope: Scope, preprocessor: str | None) -> str:
+    """Everything besides the model and holdout files that changes what evaluation measures
+    (``preprocessor``: the sha256 of the scope's preprocessor file): with the holdout file's
+    sha256 it decides the classes and feature columns read from it."""
     cfg = scope.config
     settings = {
         "version": EVALUATION_VERSION, "task": cfg.task, "target": cfg.target,
         "classes": cfg.classes, "positive_class": cfg.positive_class, "features": cfg.features,
         "n_bootstrap": cfg.n_bootstrap, "bootstrap_seed": cfg.bootstrap_seed,
         "latency_rows": cfg.latency_rows, "trusted_types": sorted(cfg.trusted_types),
+        "preprocessor": preprocessor,
     }
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
+
+
+def preprocessor_sha256(scope: Scope) -> str | None:
+    """The sha256 of the scope's preprocessor file (None without one; a missing or unreadable
+    file is named when the holdout is prepared)."""
+    from ..scopes._discovery import file_sha256
+
+    path = scope.preprocessor_path
+    if path is None:
+        return None
+    try:
+        return file_sha256(path)
+    except OSError:
+        return "unreadable"
 
 
 def cache_key(model_sha256: str, holdout_sha256: str, fingerprint: str) -> str:

@@ -17,6 +17,7 @@ import numpy as np
 
 from ..engine._align import ClassMismatch, class_positions, declared_feature_count, model_columns
 from ..engine._loading import ModelLoadError, load_model_bytes, meta_classes, read_model_bytes
+from ..engine._preprocess import fitted_input, load_preprocessor, take_rows, transform_features
 from ._bootstrap import bootstrap_replicates, point_metrics
 from ._results import Measurement, RowPredictions, Timing
 
@@ -49,12 +50,31 @@ class MeasureInputs:
         return len(self.classes)
 
     @classmethod
-    def of(cls, scope: Scope, holdout: Holdout) -> MeasureInputs:
+    def of(cls, scope: Scope, holdout: Holdout, preprocessor_sha256: str | None = None
+           ) -> MeasureInputs:
+        """The scope's inputs; its preprocessor, if any, applied here once for every model
+        (refused unless its bytes hash to ``preprocessor_sha256``, when given)."""
         cfg = scope.config
-        return cls(models_dir=scope.models_dir, features=holdout.features,
+        features = model_features(scope, holdout.features, preprocessor_sha256)
+        return cls(models_dir=scope.models_dir, features=features,
                    y_index=holdout.y_index, classes=list(holdout.classes), task=cfg.task,
                    n_bootstrap=cfg.n_bootstrap, seed=cfg.bootstrap_seed,
                    latency_rows=cfg.latency_rows, trusted_types=tuple(cfg.trusted_types))
+
+
+def model_features(scope: Scope, features: pd.DataFrame, expected_sha256: str | None = None
+                   ) -> pd.DataFrame:
+    """What every model of ``scope`` takes: the raw feature columns, or the output of the
+    scope's preprocessor on them (loaded with a model file's checks: the version the results
+    are stored under, ``expected_sha256``)."""
+    path = scope.preprocessor_path
+    if path is None:
+        return features
+    shown = f"{scope.shown(path)} (scope.json field 'preprocessor')"
+    preprocessor = load_preprocessor(path, scope.models_dir, shown,
+                                     expected_sha256=expected_sha256, what="hashed",
+                                     trusted_types=scope.config.trusted_types).model
+    return transform_features(preprocessor, features, shown)
 
 
 @dataclass(frozen=True)
@@ -88,9 +108,10 @@ def measure_model(path: Path, inputs: MeasureInputs, expected_sha256: str | None
     try:
         model, load_seconds, load_peak = _load(payload, path.name, inputs.trusted_types,
                                                 meta_classes(path))
-        X = inputs.features[_model_columns(model, inputs.features)]
+        frame = inputs.features[_model_columns(model, inputs.features)]
+        X = fitted_input(model, frame)
         batch = _predict_batch(model, X, _class_positions(model, inputs.classes),
-                               inputs.n_classes)
+                               inputs.n_classes, frame)
         latency_started = time.perf_counter()
         latencies = _time_single_rows(model, X, inputs.latency_rows, inputs.seed)
         latency_seconds = time.perf_counter() - latency_started
@@ -189,15 +210,16 @@ def _one_line(value: object, limit: int = 300) -> str:
     return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
-def _predict_batch(model: Any, X: pd.DataFrame, class_index: np.ndarray, n_classes: int
-                   ) -> _Batch:
+def _predict_batch(model: Any, X: pd.DataFrame | np.ndarray, class_index: np.ndarray,
+                   n_classes: int, frame: pd.DataFrame) -> _Batch:
     """Class probabilities of every row, predicted in a few equal chunks; a failing chunk is
-    retried row by row."""
+    retried row by row. ``frame`` is ``X`` as a frame (to name the columns a failure may
+    come from)."""
     bounds = np.linspace(0, len(X), min(BATCH_CHUNKS, len(X)) + 1).astype(int)
     raw = np.empty((len(X), len(class_index)))
     seconds = np.empty(len(bounds) - 1)
     for i, (start, stop) in enumerate(zip(bounds[:-1], bounds[1:], strict=True)):
-        chunk = X.iloc[start:stop]
+        chunk = take_rows(X, slice(start, stop))
         started = time.perf_counter()
         try:
             out = np.asarray(model.predict_proba(chunk), dtype=float)
@@ -208,7 +230,8 @@ def _predict_batch(model: Any, X: pd.DataFrame, class_index: np.ndarray, n_class
         except _ModelProblem:
             raise
         except Exception:  # find the rows that fail, one by one
-            out, seconds[i] = _predict_row_by_row(model, chunk, len(class_index))
+            out, seconds[i] = _predict_row_by_row(model, chunk, len(class_index),
+                                                  frame.iloc[start:stop])
         raw[start:stop] = out
     proba = np.zeros((len(X), n_classes))
     proba[:, class_index] = raw
@@ -228,23 +251,50 @@ def _predict_batch(model: Any, X: pd.DataFrame, class_index: np.ndarray, n_class
     return _Batch(proba, errors, seconds, np.diff(bounds))
 
 
-def _predict_row_by_row(model: Any, X: pd.DataFrame, width: int) -> tuple[np.ndarray, float]:
+def _predict_row_by_row(model: Any, X: pd.DataFrame | np.ndarray, width: int,
+                        frame: pd.DataFrame) -> tuple[np.ndarray, float]:
     out = np.full((len(X), width), np.nan)
+    raised = np.zeros(len(X), dtype=bool)
     first_error: Exception | None = None
     started = time.perf_counter()
     for i in range(len(X)):
         try:
-            out[i] = np.asarray(model.predict_proba(X.iloc[[i]]), dtype=float)[0]
+            out[i] = np.asarray(model.predict_proba(take_rows(X, [i])), dtype=float)[0]
         except Exception as err:
             first_error = first_error or err
-    if np.isnan(out).all() and first_error is not None:
-        raise _ModelProblem(f"predict_proba fails: {_one_line(first_error)}")
+            raised[i] = True
+    if first_error is None:
+        return out, time.perf_counter() - started
+    # A model that cannot take missing values fails exactly on the rows that have them: it
+    # is a failed model naming the columns, not a model with a few failed rows.
+    with_missing = frame.isna().any(axis=1).to_numpy()
+    if np.isnan(out).all() or with_missing[raised].all():
+        where = "" if raised.all() else f" on the {int(raised.sum())} rows with missing values"
+        raise _ModelProblem(f"predict_proba fails{where}: {_one_line(first_error)}"
+                            f"{_data_hint(frame)}")
     return out, time.perf_counter() - started
 
 
-def _time_single_rows(model: Any, X: pd.DataFrame, count: int, seed: int) -> np.ndarray:
+def _data_hint(frame: pd.DataFrame) -> str:
+    """The columns a model unable to take real data may have failed on: text categories and
+    missing values (a failure reason names them, so the team knows what to encode or fill)."""
+    import pandas as pd
+
+    said = [f"column '{c}' holds text" for c in frame.columns
+            if not pd.api.types.is_numeric_dtype(frame[c])]
+    missing = frame.isna().sum()
+    said += [f"column '{c}' has {int(n)} missing value(s)" for c, n in missing.items() if n]
+    if not said:
+        return ""
+    more = f" (and {len(said) - 3} more)" if len(said) > 3 else ""
+    return (f". Hint: {'; '.join(said[:3])}{more}; a pipeline with an imputer and an encoder "
+            "takes them")
+
+
+def _time_single_rows(model: Any, X: pd.DataFrame | np.ndarray, count: int, seed: int
+                      ) -> np.ndarray:
     rows = np.random.default_rng(seed).permutation(len(X))[:count]
-    singles = [X.iloc[[i]] for i in rows]  # built before timing: only the model is timed
+    singles = [take_rows(X, [i]) for i in rows]  # built before timing: only the model is timed
     _quietly(model.predict_proba, singles[0])  # warm-up
     timings = np.empty(len(singles))
     for i, single in enumerate(singles):

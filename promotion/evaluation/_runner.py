@@ -19,7 +19,14 @@ from ..errors import InvalidInputError
 from ..metrics import chance_levels
 from ..scopes._discovery import Holdout, ModelEntry, Scope, file_sha256
 from ..settings import setting
-from ._cache import CachedMeasurement, cache_key, read_cached, settings_fingerprint, write_cached
+from ._cache import (
+    CachedMeasurement,
+    cache_key,
+    preprocessor_sha256,
+    read_cached,
+    settings_fingerprint,
+    write_cached,
+)
 from ._isolation import ModelTask, measure_isolated
 from ._measure import MeasureInputs, measure_model
 from ._results import HoldoutSummary, Measurement, ModelEvaluation, Progress, ScopeEvaluation
@@ -61,7 +68,8 @@ def evaluate_scope(scope: Scope, store: Store, *, n_jobs: int = -1,
             read = holdout() if callable(holdout) else scope.load_holdout()
         return read
 
-    fingerprint = settings_fingerprint(scope)
+    preprocessor = preprocessor_sha256(scope)  # the version loaded, if anything is measured
+    fingerprint = settings_fingerprint(scope, preprocessor)
     holdout_sha = read.sha256 if read is not None else _holdout_sha256(scope, rows)
     results: dict[str, ModelEvaluation] = {}
     hashed: list[tuple[ModelEntry, str]] = []
@@ -106,7 +114,7 @@ def evaluate_scope(scope: Scope, store: Store, *, n_jobs: int = -1,
             progress(done, total, name, True)
     # Closed on the way out even when a progress callback raises (the app stopping a run):
     # that ends the worker processes at once.
-    with closing(_run_parallel(todo, scope, rows, n_jobs)) as measured_now:
+    with closing(_run_parallel(todo, scope, rows, n_jobs, preprocessor)) as measured_now:
         for job, measured in measured_now:
             # A failure of the model is kept like a success: the same file fails the same way.
             # Transient ones are not: the file changed under us, or the process measuring it
@@ -167,7 +175,8 @@ def _failed(entry: ModelEntry, reason: str, sha: str | None, key: str | None, *,
 # --- running ---------------------------------------------------------------------------------
 
 def _run_parallel(todo: list[_Job], scope: Scope, holdout: Callable[[], Holdout],
-                  n_jobs: int) -> Iterator[tuple[_Job, Measurement]]:
+                  n_jobs: int, preprocessor: str | None
+                  ) -> Iterator[tuple[_Job, Measurement]]:
     """Each job with its measurement, as models finish (fastest first).
 
     Always in worker processes, one model at a time each, even with one job or one CPU: a
@@ -176,7 +185,7 @@ def _run_parallel(todo: list[_Job], scope: Scope, holdout: Callable[[], Holdout]
     """
     if not todo:
         return  # everything came from the cache
-    inputs = MeasureInputs.of(scope, holdout())
+    inputs = MeasureInputs.of(scope, holdout(), preprocessor)
     if setting(DASK_SCHEDULER_SETTING):
         import joblib  # here: a served leaderboard reads the cache and never needs it
 

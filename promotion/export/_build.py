@@ -208,7 +208,31 @@ def _card(promoted: PromotedSet, row: LeaderboardRow, proba: np.ndarray, weight:
         metrics=row.metric_values(), **texts,
         model_path=shown_path(scope.model(row.model_name).model_path, scope.models_dir),
         sha256=row.sha256, feature_names=list(holdout.features.columns),
-        classes=list(holdout.classes), holdout=holdout_info, generated_at=now)
+        classes=served_classes(holdout.classes), **_binary_fields(scope, holdout),
+        **_preprocessor_fields(scope), holdout=holdout_info, generated_at=now)
+
+
+def served_classes(classes: list) -> list:
+    """The classes in the order of the models' predict_proba columns: scikit-learn (and
+    every library following its API) sorts ``classes_``. So the consumer loop's
+    ``model.predict_proba(X)`` columns are the cards' ``classes``, whatever order the scope
+    keeps them in (a binary scope keeps its positive class last)."""
+    return sorted(classes)
+
+
+def _binary_fields(scope: Scope, holdout: Holdout) -> dict:
+    if scope.task != "binary":
+        return {}
+    return {"positive_class": holdout.classes[-1],
+            "decision_threshold": scope.config.decision_threshold}
+
+
+def _preprocessor_fields(scope: Scope) -> dict:
+    path = scope.preprocessor_path
+    if path is None:
+        return {}
+    return {"preprocessor_path": shown_path(path, scope.models_dir),
+            "preprocessor_sha256": model_version(path, scope.shown(path))}
 
 
 def _serving(promoted: PromotedSet, deployment: DeploymentRecord) -> dict[str, dict]:

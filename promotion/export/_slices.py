@@ -1,8 +1,9 @@
 """Strength, known bias and recommended use, derived from evidence on the holdout.
 
 A slice is the rows of one true class or of one bin of one feature (quartiles; each value for
-a feature with few values). A slice is a finding when the model's loss there differs from its
-own overall loss by at least 5% (relative), on at least 20 rows, and the difference is
+a feature with few values or of a category; the rows where it is missing). A slice is a
+finding when the model's loss there differs from its own overall loss by at least 5%
+(relative), on at least 20 rows, and the difference is
 significant (Holm-corrected over every slice tested, p < 0.05). The loss is the error rate for
 multiclass scopes, tested with Fisher's exact test of the slice against the other rows, and
 the log loss for binary ones, tested with Welch's t-test. Slices hold at most half of the rows:
@@ -52,18 +53,35 @@ def _slices(holdout: Holdout) -> list[tuple[str, np.ndarray]]:
     found = [(f"true class {label}", holdout.y_index == i)
              for i, label in enumerate(holdout.classes)]
     for column in holdout.features.columns:
-        values = holdout.features[column].to_numpy(dtype=float)
-        distinct = np.unique(values)
-        if len(distinct) <= 1:
-            continue
-        if len(distinct) <= 12:
-            found += [(f"{column} = {value:g}", values == value) for value in distinct]
-            continue
-        edges = np.unique(np.quantile(values, np.linspace(0, 1, MAX_FEATURE_BINS + 1)))
-        bins = np.clip(np.searchsorted(edges, values, side="right") - 1, 0, len(edges) - 2)
-        found += [(f"{column} in [{edges[b]:.4g}, {edges[b + 1]:.4g}]", bins == b)
-                  for b in range(len(edges) - 1)]
+        found += _feature_slices(str(column), holdout.features[column])
     return found
+
+
+def _feature_slices(column: str, series: pd.Series) -> list[tuple[str, np.ndarray]]:
+    """One feature's slices: each value of a category (or of a feature with few values),
+    else quartile bins; missing values are a slice of their own."""
+    import pandas as pd
+
+    missing = series.isna().to_numpy()
+    found = [(f"{column} is missing", missing)] if missing.any() else []
+    if not pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series):
+        labels = series.astype(str).to_numpy(dtype=object)
+        distinct = sorted(set(labels[~missing].tolist()))
+        if len(distinct) > 1:
+            found += [(f"{column} = {value}", ~missing & (labels == value))
+                      for value in distinct]
+        return found
+    values = series.to_numpy(dtype=float)
+    present = values[~missing]
+    distinct = np.unique(present)
+    if len(distinct) <= 1:
+        return found
+    if len(distinct) <= 12:
+        return found + [(f"{column} = {value:g}", values == value) for value in distinct]
+    edges = np.unique(np.quantile(present, np.linspace(0, 1, MAX_FEATURE_BINS + 1)))
+    bins = np.clip(np.searchsorted(edges, values, side="right") - 1, 0, len(edges) - 2)
+    return found + [(f"{column} in [{edges[b]:.4g}, {edges[b + 1]:.4g}]", ~missing & (bins == b))
+                    for b in range(len(edges) - 1)]
 
 
 def slice_findings(rows: RowPredictions, holdout: Holdout, task: str) -> list[SliceFinding]:

@@ -1,9 +1,14 @@
 """Feature statistics saved at export, and the population stability index on logged inputs.
 
 At export each feature of the holdout gets bins: up to ten quantile bins for a numeric
-feature with many values, one bin per value for a feature with few (integer codes), plus a
-bin for missing values. The expected share of each bin is saved beside the cards; the PSI of
-logged inputs against it is ``sum((actual - expected) * ln(actual / expected))``.
+feature with many values, one bin per value for a feature with few (integer codes) and for a
+text category (by its ``category_code``), plus a bin for missing values. The expected share of
+each bin is saved beside the cards; the PSI of logged inputs against it is
+``sum((actual - expected) * ln(actual / expected))``.
+
+Logged inputs are float32, the holdout float64: a value within ``MATCH_TOLERANCE`` (relative)
+of a bin's value or cut point counts as that value. Below ``MIN_DRIFT_ROWS`` logged rows no
+verdict is given ("not enough rows"): a handful of requests moves any share.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..contract import cards_files, feature_stats_path
+from ..engine._align import category_code, input_numbers
 from ..errors import InvalidInputError
 
 if TYPE_CHECKING:  # pandas loads where a frame is built; a cached leaderboard needs none
@@ -27,6 +33,13 @@ if TYPE_CHECKING:  # pandas loads where a frame is built; a cached leaderboard n
 N_BINS = 10
 MAX_CATEGORIES = 12
 PSI_FLAG = 0.2
+#: Fewer logged rows than this give no drift verdict.
+MIN_DRIFT_ROWS = 100
+#: Relative distance within which a logged value counts as a bin's value (float32 keeps ~7
+#: digits; a holdout value and its logged float32 copy differ by less than 1e-7 relative).
+MATCH_TOLERANCE = 1e-6
+NOT_ENOUGH_ROWS = "not enough rows"
+DRIFT_COLUMNS = ["feature", "psi", "flagged", "verdict", "rows", "bins"]
 #: Empty bins are floored at this share so the logarithm stays finite.
 _FLOOR = 1e-4
 
@@ -37,9 +50,12 @@ class FeatureBins(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str
-    kind: Literal["quantile", "values"]
-    edges: list[float] = Field(description="Quantile: inner cut points; values: the values.")
+    kind: Literal["quantile", "values", "categories"]
+    edges: list[float] = Field(description="Quantile: inner cut points; values: the values; "
+                                           "categories: their codes.")
     expected: list[float]
+    labels: list[str] | None = Field(default=None,
+                                     description="Categories: each code's text, in order.")
 
 
 class FeatureStats(BaseModel):
@@ -58,10 +74,15 @@ def feature_stats(scope: str, features: pd.DataFrame, now: datetime) -> FeatureS
     """Bins and expected shares of every feature column of ``features``."""
     import pandas as pd
 
-    numeric = features.apply(pd.to_numeric, errors="coerce")
-    return FeatureStats(scope=scope, generated_at=now, rows=len(features),
-                        features=[_bins(str(c), numeric[c].to_numpy(float))
-                                  for c in numeric.columns])
+    numbers = input_numbers(features)
+    binned = []
+    for k, column in enumerate(features.columns):
+        series = features[column]
+        if pd.api.types.is_numeric_dtype(series):
+            binned.append(_bins(str(column), numbers[:, k]))
+        else:
+            binned.append(_category_bins(str(column), series, numbers[:, k]))
+    return FeatureStats(scope=scope, generated_at=now, rows=len(features), features=binned)
 
 
 def _bins(name: str, values: np.ndarray) -> FeatureBins:
@@ -76,6 +97,14 @@ def _bins(name: str, values: np.ndarray) -> FeatureBins:
     return bins
 
 
+def _category_bins(name: str, series: pd.Series, codes: np.ndarray) -> FeatureBins:
+    labels = sorted({str(v) for v in series.dropna().tolist()}, key=category_code)
+    bins = FeatureBins(name=name, kind="categories", edges=[category_code(v) for v in labels],
+                       expected=[], labels=labels)
+    bins.expected = bin_shares(bins, codes).tolist()
+    return bins
+
+
 def bin_shares(bins: FeatureBins, values: np.ndarray) -> np.ndarray:
     """The share of ``values`` in each of ``bins`` (the last entry: missing values)."""
     return bin_counts(bins, values) / max(len(values), 1)
@@ -86,19 +115,31 @@ def bin_counts(bins: FeatureBins, values: np.ndarray) -> np.ndarray:
     values = np.asarray(values, dtype=float)
     finite = np.isfinite(values)
     edges = np.asarray(bins.edges, dtype=float)
+    present = values[finite] if bins.kind == "categories" else _snapped(values[finite], edges)
     if bins.kind == "quantile":
-        index = np.searchsorted(edges, values[finite], side="right")
-        slots = len(edges) + 1
+        index = np.searchsorted(edges, present, side="right")
     else:  # a value never seen in the holdout counts in an extra "other" bin
-        position = np.searchsorted(edges, values[finite])
+        position = np.searchsorted(edges, present)
         # A holdout column with no finite value has no edges: every live value is "other".
         known = (position < len(edges)) & (edges[np.minimum(position, len(edges) - 1)]
-                                           == values[finite]) if len(edges) else (
+                                           == present) if len(edges) else (
             np.zeros(len(position), dtype=bool))
         index = np.where(known, position, len(edges))
-        slots = len(edges) + 1
-    counts = np.bincount(index, minlength=slots).astype(float)
+    counts = np.bincount(index, minlength=len(edges) + 1).astype(float)
     return np.append(counts, float((~finite).sum()))
+
+
+def _snapped(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """``values``, each replaced by the nearest of ``edges`` (sorted) when within
+    ``MATCH_TOLERANCE`` of it: a logged float32 copy of a holdout value is that value."""
+    if not len(edges) or not len(values):
+        return values
+    at = np.searchsorted(edges, values)
+    below = edges[np.clip(at - 1, 0, len(edges) - 1)]
+    above = edges[np.clip(at, 0, len(edges) - 1)]
+    nearest = np.where(np.abs(values - below) <= np.abs(above - values), below, above)
+    close = np.abs(values - nearest) <= MATCH_TOLERANCE * np.maximum(1.0, np.abs(nearest))
+    return np.where(close, nearest, values)
 
 
 def psi(expected: np.ndarray, actual: np.ndarray) -> float:
@@ -131,11 +172,15 @@ def _streamed_table(stats: FeatureStats, chunks: Iterable[np.ndarray],
     records = []
     for total, bins in zip(counts, used, strict=True):
         value = psi(np.asarray(bins.expected), total / max(rows, 1))
-        records.append({"feature": bins.name, "psi": value, "flagged": value > PSI_FLAG,
-                        "rows": rows, "bins": len(bins.expected)})
-    frame = pd.DataFrame.from_records(records, columns=["feature", "psi", "flagged", "rows",
-                                                        "bins"])
-    return frame.sort_values("psi", ascending=False, kind="stable").reset_index(drop=True)
+        if rows < MIN_DRIFT_ROWS:
+            value, verdict = float("nan"), f"{NOT_ENOUGH_ROWS} ({rows} < {MIN_DRIFT_ROWS})"
+        else:
+            verdict = "drifted" if value > PSI_FLAG else "stable"
+        records.append({"feature": bins.name, "psi": value, "flagged": verdict == "drifted",
+                        "verdict": verdict, "rows": rows, "bins": len(bins.expected)})
+    frame = pd.DataFrame.from_records(records, columns=DRIFT_COLUMNS)
+    return frame.sort_values("psi", ascending=False, kind="stable",
+                             na_position="last").reset_index(drop=True)
 
 
 def read_feature_stats(path: Path) -> FeatureStats:
@@ -160,7 +205,7 @@ def drift(models_dir: Path, scope: str, live: LiveData) -> pd.DataFrame:
 
     files = cards_files(Path(models_dir), scope)
     if live.empty or not files:
-        return pd.DataFrame(columns=["feature", "psi", "flagged", "rows", "bins"])
+        return pd.DataFrame(columns=DRIFT_COLUMNS)
     newest = files[-1]
     stats = read_feature_stats(feature_stats_path(newest))
     logged = bool((live.requests["export"] == newest.name).any())

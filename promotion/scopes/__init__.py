@@ -2,6 +2,7 @@
 
 from ._config import (
     DeploymentSettings,
+    ErrorCosts,
     GateSettings,
     MlflowMirror,
     MlflowOrigin,
@@ -20,6 +21,7 @@ from ._discovery import (
 )
 from ._fingerprint import folder_fingerprint
 
-__all__ = ["DeploymentSettings", "GateSettings", "Holdout", "MlflowMirror", "MlflowOrigin",
-           "ModelEntry", "ModelMeta", "Scope", "ScopeConfig", "ScopeProblem", "discover_scopes",
-           "file_sha256", "folder_fingerprint", "load_scope", "scope_folders"]
+__all__ = ["DeploymentSettings", "ErrorCosts", "GateSettings", "Holdout", "MlflowMirror",
+           "MlflowOrigin", "ModelEntry", "ModelMeta", "Scope", "ScopeConfig", "ScopeProblem",
+           "discover_scopes", "file_sha256", "folder_fingerprint", "load_scope",
+           "scope_folders"]

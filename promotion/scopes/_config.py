@@ -20,6 +20,7 @@ from pydantic import (
     model_validator,
 )
 
+from ..engine._preprocess import PREPROCESSOR_SUFFIXES
 from ..errors import InvalidInputError
 from ..metrics import validate_weights
 from ..vocabulary import Group, Mode, Task
@@ -66,6 +67,15 @@ class MlflowMirror(BaseModel):
                                   "decisions made here.")
 
 
+class ErrorCosts(BaseModel):
+    """``scope.json`` field ``error_costs`` (binary): what each kind of wrong decision costs."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    false_positive: float = Field(ge=0, description="Cost of calling a negative row positive.")
+    false_negative: float = Field(ge=0, description="Cost of missing a positive row.")
+
+
 class DeploymentSettings(BaseModel):
     """``scope.json`` field ``deployment``: how the engine serves the promoted set until a
     decision on the Lifecycle page (or ``python -m promotion deploy``) replaces it."""
@@ -110,6 +120,19 @@ class ScopeConfig(BaseModel):
     features: list[str] | None = Field(
         default=None, description="Feature columns; default: every holdout column but the target."
     )
+    preprocessor: str | None = Field(
+        default=None,
+        description="A fitted transformer (`.joblib` or `.skops`, relative to the scope folder) "
+                    "applied to the feature columns before every model; see *Real data*.")
+    decision_threshold: float = Field(
+        default=0.5, gt=0, lt=1,
+        description="Binary only: `predict` says the positive class when its probability is "
+                    "at least this.")
+    error_costs: ErrorCosts | None = Field(
+        default=None,
+        description="Binary only: cost of a false positive and of a false negative (keys "
+                    "`false_positive`, `false_negative`); the Explorer shows a threshold's "
+                    "cost with them.")
     weights: dict[str, float] | None = Field(
         default=None,
         description="Composite-score weights by metric name; default: see *Composite score*.",
@@ -152,6 +175,19 @@ class ScopeConfig(BaseModel):
         path = Path(value)
         if path.is_absolute() or ".." in path.parts:
             raise ValueError("must be a path inside the scope folder, like 'holdout.csv'")
+        return value
+
+    @field_validator("preprocessor")
+    @classmethod
+    def _preprocessor_in_scope(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        path = Path(value)
+        if path.is_absolute() or ".." in path.parts:
+            raise ValueError("must be a path inside the scope folder, like "
+                             "'preprocessor.joblib'")
+        if path.suffix not in PREPROCESSOR_SUFFIXES:
+            raise ValueError("must be a .joblib or .skops file")
         return value
 
     @field_validator("weights")

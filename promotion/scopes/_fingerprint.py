@@ -15,8 +15,8 @@ _FINGERPRINTED = frozenset({META_FILE, *MODEL_FILES})
 
 def folder_fingerprint(folder: Path) -> str:
     """Cheap fingerprint (names, sizes, mtimes) of a scope folder's files, of each model
-    folder's meta.json and model files, and of the holdout wherever scope.json puts it. Any
-    file added, removed, replaced or rewritten changes it.
+    folder's meta.json and model files, and of the holdout and the preprocessor wherever
+    scope.json puts them. Any file added, removed, replaced or rewritten changes it.
 
     A digest, not the listing itself: a cache that takes it as a key (Streamlit hashes
     arguments element by element in Python on every call) stays cheap on 1,000 models."""
@@ -40,17 +40,20 @@ def folder_fingerprint(folder: Path) -> str:
                 signature.append((file.name, child.name, stat.st_size, stat.st_mtime_ns))
         except OSError:  # vanished or unreadable meanwhile: that is a change too
             signature.append(("", child.name, -1, -1))
-    signature.append(_holdout_stat(folder))
+    signature += [_named_stat(folder, "holdout"), _named_stat(folder, "preprocessor")]
     return hashlib.blake2b(repr(signature).encode(), digest_size=16).hexdigest()
 
 
-def _holdout_stat(folder: Path) -> tuple[str, str, int, int]:
-    """The holdout file's size and mtime, also when it lies outside the folder's top level
-    (scope.json may name ``data/holdout.csv``): a cached evaluation, which hashes the holdout
-    but may not read it, and the rows the pages read must come from the same file."""
+def _named_stat(folder: Path, key: str) -> tuple[str, str, int, int]:
+    """The size and mtime of the file scope.json names under ``key`` (the holdout, the
+    preprocessor), also when it lies outside the folder's top level (``data/holdout.csv``): a
+    cached evaluation, which hashes the holdout but may not read it, and the rows the pages
+    read must come from the same file."""
     try:
-        named = json.loads((folder / SCOPE_FILE).read_bytes()).get("holdout")
+        named = json.loads((folder / SCOPE_FILE).read_bytes()).get(key)
+        if named is None:
+            return (key, "", 0, 0)
         stat = (folder / str(named)).stat()
     except (OSError, ValueError, AttributeError):  # missing or bad: loading says so
-        return ("holdout", "", -1, -1)
-    return ("holdout", str(named), stat.st_size, stat.st_mtime_ns)
+        return (key, "", -1, -1)
+    return (key, str(named), stat.st_size, stat.st_mtime_ns)

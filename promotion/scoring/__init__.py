@@ -8,9 +8,11 @@ from ._diagnostics import (
     pareto_front,
     per_class_accuracy,
     roc_table,
+    threshold_outcome,
 )
 from ._gates import Gate, GateReport, gate_report, gate_reports
 
 __all__ = ["Gate", "GateReport", "Leaderboard", "LeaderboardRow", "confusion_table",
            "gate_report", "gate_reports", "group_summary", "metric_score_table", "pareto_front",
-           "per_class_accuracy", "rank_models", "resolve_weights", "roc_table"]
+           "per_class_accuracy", "rank_models", "resolve_weights", "roc_table",
+           "threshold_outcome"]

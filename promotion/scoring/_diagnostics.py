@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -14,6 +15,7 @@ if TYPE_CHECKING:  # pandas and scikit-learn load where a table is built, not wi
     import pandas as pd
 
     from ..evaluation._results import RowPredictions
+    from ..scopes._config import ErrorCosts
     from ..scopes._discovery import Holdout
 
 
@@ -54,6 +56,46 @@ def roc_table(rows: RowPredictions, holdout: Holdout) -> pd.DataFrame:
     fpr, tpr, thresholds = roc_curve(holdout.y_index, rows.proba[:, 1])
     return pd.DataFrame({"false_positive_rate": fpr, "true_positive_rate": tpr,
                          "threshold": thresholds})
+
+
+@dataclass(frozen=True)
+class ThresholdOutcome:
+    """What a binary model's decisions at one threshold give on the holdout."""
+
+    threshold: float
+    positive_class: object
+    true_positives: int
+    false_positives: int
+    false_negatives: int
+    true_negatives: int
+    cost: float | None  # total, with the scope's error_costs; None without them
+
+    @property
+    def precision(self) -> float:
+        flagged = self.true_positives + self.false_positives
+        return self.true_positives / flagged if flagged else float("nan")
+
+    @property
+    def recall(self) -> float:
+        actual = self.true_positives + self.false_negatives
+        return self.true_positives / actual if actual else float("nan")
+
+    @property
+    def flagged(self) -> int:
+        return self.true_positives + self.false_positives
+
+
+def threshold_outcome(rows: RowPredictions, holdout: Holdout, threshold: float,
+                      costs: ErrorCosts | None = None) -> ThresholdOutcome:
+    """Precision, recall and (with ``costs``) the cost of calling a holdout row positive where
+    the positive class's probability reaches ``threshold`` (the positive class is the last of
+    the holdout's classes)."""
+    predicted = rows.proba[:, 1] >= threshold
+    actual = holdout.y_index == 1
+    tp, fp = int((predicted & actual).sum()), int((predicted & ~actual).sum())
+    fn, tn = int((~predicted & actual).sum()), int((~predicted & ~actual).sum())
+    cost = None if costs is None else fp * costs.false_positive + fn * costs.false_negative
+    return ThresholdOutcome(threshold, holdout.classes[1], tp, fp, fn, tn, cost)
 
 
 def pareto_front(scores: Sequence[float], costs: Sequence[float]) -> np.ndarray:

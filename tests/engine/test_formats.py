@@ -106,11 +106,13 @@ def _write_scope(root: Path, fitted, scope: str = "formats") -> Path:
     return folder
 
 
-def _expected(model, holdout: pd.DataFrame, names: list[str]) -> np.ndarray:
-    """The library's own predict_proba, its columns put in the scope's class order."""
+def _expected(model, holdout: pd.DataFrame, names: list[str],
+              order: list[str] | None = None) -> np.ndarray:
+    """The library's own predict_proba, its columns put in ``order`` (the scope's class order
+    by default). A booster's integer classes index ``names``, as meta.json's ``classes``."""
     proba = model.predict_proba(holdout.drop(columns="label"))
     own = [names[c] if isinstance(c, int | np.integer) else str(c) for c in model.classes_]
-    return proba[:, [own.index(n) for n in names]]
+    return proba[:, [own.index(n) for n in order or names]]
 
 
 def test_each_format_loads_without_unpickling_and_matches_its_library(models_root, fitted):
@@ -148,10 +150,11 @@ def test_native_formats_are_measured_ranked_exported_and_served(models_root, fit
     cards = json.loads(paths.model_cards.read_text())
     assert {c["model_name"]: Path(c["model_path"]).name for c in cards} == NATIVE
     engine = PredictionEngine.load("formats", models_dir=models_root, log=False)
-    assert engine.classes == names
+    assert engine.classes == sorted(names)  # the cards' order: scikit-learn's classes_
     breakdown = engine.predict_breakdown(holdout.drop(columns="label"))
     for name in NATIVE:
-        np.testing.assert_allclose(breakdown[name], _expected(models[name], holdout, names),
+        np.testing.assert_allclose(breakdown[name],
+                                   _expected(models[name], holdout, names, engine.classes),
                                    atol=1e-6, err_msg=name)
     served = engine.predict_proba(holdout.drop(columns="label").iloc[:5])
     np.testing.assert_allclose(served, np.mean([b[:5] for b in breakdown.values()], axis=0),

@@ -48,7 +48,7 @@ def test_an_export_records_the_decisions_it_was_built_from(models_root, exported
     mark = marks.pop()
     assert mark.transition_id == store.history("tiny")[-1].id
     assert mark.deployment_id == store.deployments("tiny")[-1].id
-    assert {c["schema_version"] for c in json.loads(paths.model_cards.read_text())} == {3}
+    assert {c["schema_version"] for c in json.loads(paths.model_cards.read_text())} == {4}
     assert exported.cards[0].decisions.deployment_id is None  # no deployment decided then
 
 

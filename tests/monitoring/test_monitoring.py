@@ -52,8 +52,8 @@ def champion_export(models_root, tiny_scope, store):
     return models_root
 
 
-def holdout(models_root: Path) -> pd.DataFrame:
-    return pd.read_csv(models_root / "tiny" / "holdout.csv")
+def holdout(models_root: Path, scope: str = "tiny") -> pd.DataFrame:
+    return pd.read_csv(models_root / scope / "holdout.csv")
 
 
 def log_rows(models_root: Path, sql: str) -> list:
@@ -368,6 +368,27 @@ def test_a_version_1_cards_file_still_loads_and_serves_the_ensemble(models_root,
     assert engine.mode == "ensemble"
 
 
+def test_a_version_3_binary_file_keeps_its_class_order_and_decides_by_argmax(models_root):
+    """Version 3 cards listed a binary scope's positive class last (here 0: classes [1, 0])
+    and had no positive_class nor decision_threshold: they serve as they did."""
+    from factories import make_scope
+
+    make_scope(models_root, "bin", task="binary", models=("logreg", "tree_d3"),
+               scope_extra={"positive_class": 0})
+    cards = json.loads((FIXTURES / "model_cards_v3_binary.json").read_text())
+    assert {c["schema_version"] for c in cards} == {3} and cards[0]["classes"] == [1, 0]
+    for card in cards:  # the fixture's hashes are of another build of the same models
+        card["sha256"] = file_sha256(models_root.parent / card["model_path"])
+    path = models_root / "advanced" / "model_cards" / "model_cards_bin_20250101T000000000000Z.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps(cards))
+    engine = PredictionEngine.load("bin", models_root, log=False)
+    frame = holdout(models_root, "bin").drop(columns="label")
+    proba = engine.predict_proba(frame)
+    assert engine.classes == [1, 0]
+    np.testing.assert_array_equal(engine.predict(frame), np.asarray([1, 0])[proba.argmax(axis=1)])
+
+
 def test_export_carries_the_mode_roles_and_shares(champion_export, store):
     deploy(champion_export, "tiny", store, "canary", canary="bayes",
                      canary_share=0.10, actor="ana", reason="start")
@@ -504,7 +525,7 @@ def test_a_holdout_feature_without_any_value_counts_live_values_as_other():
     assert empty.edges == [] and empty.expected == [0.0, 1.0]  # "other", missing
     live = np.array([[1.0, 1.0], [2.0, 2.0], [3.0, 3.0], [np.nan, 1.0]])
     np.testing.assert_allclose(bin_shares(empty, live[:, 0]), [0.75, 0.25])
-    table = drift_table(stats, live, ["f0", "f1"])
+    table = drift_table(stats, np.tile(live, (25, 1)), ["f0", "f1"])  # 100 rows: a verdict
     assert table["feature"].tolist() == ["f0", "f1"]
     assert table["flagged"].tolist() == [True, False]
 

@@ -178,7 +178,7 @@ def test_first_start_on_an_empty_root_builds_the_demo_zoo(first_start):
     at = first_start.app
     assert not at.exception
     assert {s.name for s in discover_scopes(first_start.root)} == {
-        "credit_default", "digits", "lotto_6_49"}
+        "credit_default", "digits", "loan_applications", "lotto_6_49"}
     assert at.title[0].value.startswith("📈 Leaderboard")
     assert len(buttons(at, "promote:")) == 12
 
@@ -486,3 +486,64 @@ def test_a_holdout_in_a_subfolder_replaced_while_the_app_is_open_is_read_again(a
     at.run()
     assert not at.exception, at.exception
     assert not errors(at)
+
+
+# --- the real-data demo scope: text categories, gaps, a shared preprocessor ------------------
+
+@pytest.fixture(scope="module")
+def loans_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from demo import build_demo_zoo
+
+    root = tmp_path_factory.mktemp("loans") / "models"
+    build_demo_zoo(root, scopes=("loan_applications",), progress=lambda _: None)
+    return root
+
+
+@pytest.fixture
+def loans_app(loans_root, monkeypatch) -> Path:
+    monkeypatch.setenv("PROMOTION_MODELS_DIR", str(loans_root))
+    monkeypatch.setenv("PROMOTION_USER", "ana")
+    monkeypatch.delenv("PROMOTION_DB_URL", raising=False)
+    return loans_root
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_the_real_data_demo_scope_works_on_every_page(loans_app, page):
+    at = open_app("loan_applications", page)
+    assert not at.error, errors(at)
+    assert at.title[0].value.replace("\\", "").endswith("loan_applications")  # markdown-escaped
+
+
+def _called_positive(at: AppTest) -> int:
+    shown = {m.label: m.value for m in at.metric}["Rows called positive"]
+    return int(shown.split(" of ")[0].replace(",", ""))
+
+
+def test_the_explorer_shows_what_a_threshold_gives(loans_app):
+    at = open_app("loan_applications", "views/explorer.py")
+    [slider] = [s for s in at.slider if s.key and s.key.startswith("threshold:")]
+    assert slider.value == pytest.approx(0.3)  # the scope's decision_threshold
+    labels = {m.label for m in at.metric}
+    assert {"Precision", "Recall", "Rows called positive", "Cost on the holdout"} <= labels
+    at_served = _called_positive(at)
+    slider.set_value(0.6).run()
+    assert not at.exception
+    assert _called_positive(at) < at_served
+
+
+def test_the_real_data_demo_scope_is_monitored_in_raw_feature_terms(loans_app):
+    store = open_store(loans_app)
+    try:
+        for name in ("logistic_regression", "hist_gradient_boosting"):
+            change_stage(loans_app, "loan_applications", store, name, "production", actor="ana",
+                         reason="real data on every page", override=True)
+        deploy(loans_app, "loan_applications", store, "ensemble", actor="ana",
+               reason="serve the ensemble")
+    finally:
+        store.close()
+    simulate(loans_app, "loan_applications", 400, seed=2)
+    at = open_app("loan_applications", "views/monitoring.py")
+    assert not at.error, errors(at)
+    table = next(df.value for df in at.dataframe if "verdict" in df.value.columns)
+    assert {"purpose", "employment", "risk_rating"} <= set(table["feature"])
+    assert not table["flagged"].any()
