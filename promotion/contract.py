@@ -18,10 +18,11 @@ from pydantic import BaseModel, ConfigDict, Field, RootModel, field_validator, m
 
 from .vocabulary import Mode, Task, WeightsMethod
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 #: Versions this module still reads (version 1 cards predate deployment modes: ensemble;
-#: versions 1 and 2 predate ``decisions``: such a file counts as older than any that has them).
-READABLE_VERSIONS = (1, 2, 3)
+#: versions 1 and 2 predate ``decisions``: such a file counts as older than any that has them;
+#: versions 1 to 3 predate compiled members: every member is served from its own file).
+READABLE_VERSIONS = (1, 2, 3, 4)
 WEIGHT_TOLERANCE = 1e-9
 
 #: Where exports live under the models root, and how their files are named.
@@ -133,7 +134,7 @@ class HoldoutInfo(_Strict):
 class ModelCard(_Strict):
     """One promoted model as the prediction engine and people read it."""
 
-    schema_version: Literal[1, 2, 3] = SCHEMA_VERSION
+    schema_version: Literal[1, 2, 3, 4] = SCHEMA_VERSION
     model_name: str = Field(min_length=1)
     model_type: str
     game: str = Field(description="The scope (the seed's name for it).")
@@ -182,6 +183,27 @@ class ModelCard(_Strict):
                     "serves the export of the newest decisions. The same on every card of a "
                     "file. Null in version 1 and 2 files and cards written by hand: such a "
                     "file counts as older than any export that records its decisions.")
+    compiled_path: str | None = Field(
+        default=None,
+        description="The member compiled to ONNX, verified on the holdout, relative to the "
+                    "folder that holds the models root; the engine serves it with onnxruntime "
+                    "instead of model_path. Null: served from model_path (see compiled_note).")
+    compiled_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$",
+                                        description="sha256 of the compiled file.")
+    compiled_max_delta: float | None = Field(
+        default=None, ge=0,
+        description="Largest |difference| between the compiled and the native probabilities "
+                    "over every holdout row.")
+    compiled_note: str | None = Field(
+        default=None,
+        description="How the member was compiled, or why it stays native. Null in version "
+                    "1 to 3 files.")
+
+    @model_validator(mode="after")
+    def _compiled_pair(self) -> ModelCard:
+        if (self.compiled_path is None) != (self.compiled_sha256 is None):
+            raise ValueError("compiled_path and compiled_sha256 go together")
+        return self
 
     @field_validator("classes")
     @classmethod
@@ -289,7 +311,7 @@ class LeaderboardEntry(_Strict):
 class LeaderboardExport(_Strict):
     """A leaderboard file: every model of a scope, ranked, with what it was measured on."""
 
-    schema_version: Literal[1, 2, 3] = SCHEMA_VERSION
+    schema_version: Literal[1, 2, 3, 4] = SCHEMA_VERSION
     scope: str
     task: Task
     generated_at: datetime

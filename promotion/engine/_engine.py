@@ -60,6 +60,7 @@ from ._checks import (
     renormalized_detail,
 )
 from ._loading import load_model_file, scope_trusted_types
+from ._onnx import OnnxModel
 from ._predlog import ENSEMBLE_CODE, LoggedBatch, PredictionLog, log_path
 
 if TYPE_CHECKING:  # the caller brings its frame, so pandas is loaded by then
@@ -122,6 +123,8 @@ class LoadedModel:
     model: Any
     columns: list[str] | None  # None when the model takes the cards' feature order as is
     positions: np.ndarray | None  # None when predict_proba already follows the card's classes
+    #: Takes one float32 array (an ONNX model): the batch's array, built once for all of them.
+    takes_array: bool = False
 
 
 @dataclass(frozen=True)
@@ -262,9 +265,16 @@ class PredictionEngine:
     def _score_all(self, X: pd.DataFrame) -> tuple[list[MemberOutput], dict[str, float]]:
         """Every member's checked output on every row, and its time per row."""
         outputs, latency = [], {}
+        arrays: dict[tuple[str, ...] | None, np.ndarray] = {}
         for member in self.members:
             started = time.perf_counter()
-            outputs.append(self._member_output(member, X))
+            if member.takes_array:  # one conversion per column order, shared by the members
+                key = None if member.columns is None else tuple(member.columns)
+                if key not in arrays:
+                    arrays[key] = _float32(X if key is None else X[list(key)])
+                outputs.append(self._member_output(member, arrays[key]))
+            else:
+                outputs.append(self._member_output(member, X))
             latency[member.card.model_name] = (time.perf_counter() - started) * 1000 / len(X)
         return outputs, latency
 
@@ -356,10 +366,12 @@ class PredictionEngine:
         require_columns(frame.columns, self.feature_names)
         return frame[self.feature_names]
 
-    def _member_output(self, member: LoadedModel, X: pd.DataFrame) -> MemberOutput:
-        """The member's probabilities for ``X``, checked (see ``promotion.engine._checks``)."""
+    def _member_output(self, member: LoadedModel, X: pd.DataFrame | np.ndarray) -> MemberOutput:
+        """The member's probabilities for ``X`` (an array already holds the member's columns),
+        checked (see ``promotion.engine._checks``)."""
         try:
-            raw = member.model.predict_proba(X if member.columns is None else X[member.columns])
+            raw = member.model.predict_proba(
+                X if member.columns is None or isinstance(X, np.ndarray) else X[member.columns])
         except Exception as err:  # a model's own failure: its rows fail, the rule decides
             return failed_output(len(X), len(self.classes),
                                  f"predict_proba raised {type(err).__name__}: {_first_line(err)}")
@@ -398,6 +410,11 @@ def _times(times: Sequence[float] | Sequence[datetime] | None, rows: int) -> np.
     return np.asarray(values, dtype=float)
 
 
+def _float32(X: pd.DataFrame) -> np.ndarray:
+    """The rows as the float32 array compiled members take."""
+    return X.to_numpy(dtype=np.float32)
+
+
 def _numeric(X: pd.DataFrame) -> np.ndarray:
     """The input rows as float32 for the log (drift); non-numeric cells become NaN."""
     import pandas as pd
@@ -409,11 +426,14 @@ def _numeric(X: pd.DataFrame) -> np.ndarray:
 
 def _load_member(card: ModelCard, models_dir: Path, source: Path,
                  trusted_types: tuple[str, ...]) -> LoadedModel:
-    where = f"{source}: card '{card.model_name}' field 'model_path'"
+    # A compiled member is served from its ONNX file: nothing of it is unpickled.
+    field = "compiled_path" if card.compiled_path else "model_path"
+    path, sha256 = ((card.compiled_path, card.compiled_sha256) if card.compiled_path
+                    else (card.model_path, card.sha256))
+    where = f"{source}: card '{card.model_name}' field '{field}'"
     # Root, symlink and sha256 checks come before a byte is loaded (see promotion.engine._loading).
-    model = load_model_file(models_dir.parent / card.model_path, models_dir,
-                            f"{where}: {card.model_path}", expected_sha256=card.sha256,
-                            what="card's",
+    model = load_model_file(models_dir.parent / path, models_dir, f"{where}: {path}",
+                            expected_sha256=sha256, what="card's",
                             trusted_types=trusted_types).model
     try:
         columns = model_columns(model, list(card.feature_names))
@@ -426,4 +446,5 @@ def _load_member(card: ModelCard, models_dir: Path, source: Path,
     in_order = np.array_equal(positions, np.arange(len(card.classes)))
     same_columns = columns == list(card.feature_names)
     return LoadedModel(card, model, None if same_columns else columns,
-                       None if in_order else positions)
+                       None if in_order else positions, isinstance(model, OnnxModel)
+                       and model.takes_array)

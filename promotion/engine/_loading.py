@@ -18,10 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InvalidInputError
+from ._onnx import ONNX_FILE
 
 JOBLIB_FILE = "model.joblib"
 SKOPS_FILE = "model.skops"
-MODEL_FILES: tuple[str, ...] = (JOBLIB_FILE, SKOPS_FILE)
+MODEL_FILES: tuple[str, ...] = (JOBLIB_FILE, SKOPS_FILE, ONNX_FILE)
 
 #: Types beyond skops' own defaults (scikit-learn estimators, numpy, scipy) that the models
 #: this project ships need. Each is plain fitted state of a scikit-learn estimator.
@@ -91,6 +92,13 @@ def read_model_bytes(path: Path, models_dir: Path, shown: str,
 def load_model_bytes(payload: bytes, file_name: str, shown: str,
                      trusted_types: tuple[str, ...] | list[str] = ()) -> Any:
     """Build the model from verified bytes; it must have ``predict_proba``."""
+    if file_name.endswith(".onnx"):  # a graph of built-in operators: nothing is unpickled
+        from ._onnx import OnnxModelError, load_onnx
+
+        try:
+            return load_onnx(payload, shown)
+        except OnnxModelError as err:
+            raise ModelLoadError(shown, str(err).removeprefix(f"{shown}: ")) from None
     if file_name.endswith(".skops"):
         model = _load_skops(payload, shown, tuple(trusted_types))
     else:

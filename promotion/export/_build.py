@@ -36,6 +36,7 @@ from ..scoring._composite import Leaderboard, LeaderboardRow
 from ..store._abstract import Store
 from ..store._entities import DeploymentRecord, StageRecord
 from ..vocabulary import DEFAULT_WEIGHTS_METHOD, PROMOTED_STAGES, WeightsMethod, key_metric
+from ._compile import compile_members
 from ._ensemble import DEFAULT_ENSEMBLE_SIZE, EnsembleReport, compare_methods, ensemble_weights
 from ._slices import describe_findings, recommended_use, slice_findings
 
@@ -253,10 +254,11 @@ def export_results(promoted: PromotedSet, store: Store,
                    cards: list[ModelCard] | None = None) -> ExportPaths:
     """Write the leaderboard and the model cards atomically; return their paths.
 
-    The leaderboard and the feature statistics are written first and the cards last: a reader
-    that finds a cards file finds the export complete. The cards carry the deployment in force
-    and the decisions ``promoted`` was read under; the export is refused (nothing left
-    written) when a decision landed since.
+    Each member a converter handles is compiled to ONNX and verified first (see
+    ``promotion.export._compile``). The leaderboard and the feature statistics are written
+    next and the cards last: a reader that finds a cards file finds the export complete. The
+    cards carry the deployment in force and the decisions ``promoted`` was read under; the
+    export is refused (nothing left written) when a decision landed since.
     """
     scope = promoted.scope
     built_from = promoted.decisions or decision_mark(store, scope.name)
@@ -268,6 +270,10 @@ def export_results(promoted: PromotedSet, store: Store,
     cards = ([card.model_copy(update={"generated_at": now}) for card in cards] if cards
              else build_cards(promoted, store, method, now=now))
     cards = [card.model_copy(update={"decisions": built_from}) for card in cards]
+    cards = compile_members(cards, scope.models_dir, promoted.holdout.features,
+                            promoted.evaluation.holdout_sha256,
+                            trusted_types=tuple(scope.config.trusted_types),
+                            timeout_s=scope.config.model_timeout_s)
     board_path, cards_path = export_paths(scope.models_dir, scope.name, now)
     board = leaderboard_export(scope, promoted.evaluation, promoted.board,
                                store.stages(scope.name), now)

@@ -185,9 +185,9 @@ class ModelMeta(BaseModel):
     mlflow: MlflowOrigin | None = Field(
         default=None, description="Where an imported model came from (written by "
                                   "`mlflow-import`).")
-    model_file: Literal["model.joblib", "model.skops"] | None = Field(
+    model_file: Literal["model.joblib", "model.skops", "model.onnx"] | None = Field(
         default=None,
-        description="Which file holds the model; default: the one of the two present.")
+        description="Which file holds the model; default: the only one present.")
 
 
 def read_json_model(path: Path, model: type[BaseModel], shown: str) -> Any:

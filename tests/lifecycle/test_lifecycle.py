@@ -38,8 +38,8 @@ from promotion.scopes import GateSettings, Scope, file_sha256, load_scope
 from promotion.scoring import gate_report, rank_models
 from promotion.scoring._gates import gate_reports
 from promotion.store import open_store
-from promotion.vocabulary import PROMOTED_STAGES
 from promotion.usecases import change_stage, deploy, export_scope, scope_state
+from promotion.vocabulary import PROMOTED_STAGES
 
 ROOT = Path(__file__).resolve().parents[2]
 STORE_BACKENDS = ("sqlite", "postgresql")
