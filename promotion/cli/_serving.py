@@ -145,3 +145,41 @@ def cmd_monitor(args: argparse.Namespace) -> int:
         print(f"  {row.feature:<24} PSI {row.psi:.3f}{'  DRIFT' if row.flagged else ''}")
     return 0
 
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import socket
+
+    try:
+        import uvicorn
+
+        from ..serving import served_app
+    except ImportError as err:  # pragma: no cover - pinned in requirements.txt
+        from ..errors import MissingDependencyError
+
+        raise MissingDependencyError(f"serve needs {err.name} (pip install -r "
+                                     "requirements.txt)") from None
+    load_scope(args.models_dir, args.scope)
+    # The export first (a scope never exported is one line), then the port (one in use is
+    # one line too, not uvicorn's own report).
+    app, followed = served_app(args.scope, args.models_dir, replica=args.replica,
+                               log=not args.no_log)
+    family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((args.host, args.port))
+    except OSError as err:
+        followed.stop()
+        sock.close()
+        raise OSError(err.errno, err.strerror, f"{args.host}:{args.port}") from None
+    say(f"serving {args.scope} (export {followed.current.source.name}) on "
+        f"http://{args.host}:{sock.getsockname()[1]}")
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False,
+                                           lifespan="off"))
+    try:
+        server.run(sockets=[sock])
+    finally:
+        followed.stop()
+        followed.current.close()
+    return 0

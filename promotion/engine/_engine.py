@@ -189,8 +189,8 @@ class PredictionEngine:
         A member's failed rows follow the rule of the module docstring; when no healthy model
         is left to answer a row this raises ``InvalidInputError`` and logs nothing.
         """
-        X = self._features(frame)
-        rows = len(X)
+        X = _Inputs(self._features(frame), self.feature_names)
+        rows = X.rows
         ids = _request_ids(request_ids, rows)
         at = _times(times, rows)
         if rows == 0:  # nothing to ask the models (several refuse 0 rows), nothing to log
@@ -212,8 +212,8 @@ class PredictionEngine:
     def predict_breakdown(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
         """Each member's checked class probabilities (columns in ``classes`` order),
         unweighted; NaN on the rows it failed."""
-        X = self._features(frame)
-        if len(X) == 0:
+        X = _Inputs(self._features(frame), self.feature_names)
+        if X.rows == 0:
             return {m.card.model_name: np.zeros((0, len(self.classes))) for m in self.members}
         return {m.card.model_name: self._member_output(m, X).proba for m in self.members}
 
@@ -242,11 +242,11 @@ class PredictionEngine:
         if self.log is not None:
             self.log.close()
 
-    def _log(self, X: pd.DataFrame, at: np.ndarray, ids: list[str], probas: list[np.ndarray],
+    def _log(self, X: _Inputs, at: np.ndarray, ids: list[str], probas: list[np.ndarray],
              latency: dict[str, float], served: np.ndarray, failed: np.ndarray) -> None:
         """Write one served batch to the prediction log: all the work logging adds is here."""
         assert self.log is not None
-        rows = len(X)
+        rows = X.rows
         self.log.append(LoggedBatch(
             at=at, export=self.source.name, mode=self.mode, canary=self.canary,
             canary_share=self.canary_share if self.canary else None,
@@ -254,7 +254,7 @@ class PredictionEngine:
             features=self.feature_names, latency_ms=latency, request_ids=ids, served=served,
             probas=np.stack(probas, axis=1, dtype=np.float32) if probas else np.zeros(
                 (rows, 0, 0), dtype=np.float32),
-            inputs=_numeric(X), failed=failed))
+            inputs=X.logged(), failed=failed))
 
     def _decides(self, member: LoadedModel) -> bool:
         """Whether the member's output can be (part of) an answer."""
@@ -262,20 +262,13 @@ class PredictionEngine:
             return member.card.ensemble_weight > 0
         return member.card.role in ("champion", "canary")
 
-    def _score_all(self, X: pd.DataFrame) -> tuple[list[MemberOutput], dict[str, float]]:
+    def _score_all(self, X: _Inputs) -> tuple[list[MemberOutput], dict[str, float]]:
         """Every member's checked output on every row, and its time per row."""
         outputs, latency = [], {}
-        arrays: dict[tuple[str, ...] | None, np.ndarray] = {}
         for member in self.members:
             started = time.perf_counter()
-            if member.takes_array:  # one conversion per column order, shared by the members
-                key = None if member.columns is None else tuple(member.columns)
-                if key not in arrays:
-                    arrays[key] = _float32(X if key is None else X[list(key)])
-                outputs.append(self._member_output(member, arrays[key]))
-            else:
-                outputs.append(self._member_output(member, X))
-            latency[member.card.model_name] = (time.perf_counter() - started) * 1000 / len(X)
+            outputs.append(self._member_output(member, X))
+            latency[member.card.model_name] = (time.perf_counter() - started) * 1000 / X.rows
         return outputs, latency
 
     def _answer(self, outputs: list[MemberOutput], ids: list[str]
@@ -360,22 +353,80 @@ class PredictionEngine:
         return "answered by the canary" if member.card.role == "champion" else \
             "answered by the champion"
 
-    def _features(self, frame: pd.DataFrame) -> pd.DataFrame:
+    def _features(self, frame: pd.DataFrame | np.ndarray) -> pd.DataFrame | np.ndarray:
+        if isinstance(frame, np.ndarray):
+            if frame.ndim != 2 or frame.shape[1] != len(self.feature_names):
+                raise InvalidInputError(
+                    f"an input array of shape {frame.shape}; the cards need (rows, "
+                    f"{len(self.feature_names)}) in their feature order (field feature_names)")
+            return frame
         if list(frame.columns) == self.feature_names:  # already right: no copy
             return frame
         require_columns(frame.columns, self.feature_names)
         return frame[self.feature_names]
 
-    def _member_output(self, member: LoadedModel, X: pd.DataFrame | np.ndarray) -> MemberOutput:
-        """The member's probabilities for ``X`` (an array already holds the member's columns),
-        checked (see ``promotion.engine._checks``)."""
+    def _member_output(self, member: LoadedModel, X: _Inputs) -> MemberOutput:
+        """The member's probabilities for the batch, checked (see
+        ``promotion.engine._checks``)."""
         try:
-            raw = member.model.predict_proba(
-                X if member.columns is None or isinstance(X, np.ndarray) else X[member.columns])
+            raw = member.model.predict_proba(X.of(member))
         except Exception as err:  # a model's own failure: its rows fail, the rule decides
-            return failed_output(len(X), len(self.classes),
+            return failed_output(X.rows, len(self.classes),
                                  f"predict_proba raised {type(err).__name__}: {_first_line(err)}")
-        return check_output(raw, len(X), member.positions, len(self.classes))
+        return check_output(raw, X.rows, member.positions, len(self.classes))
+
+
+class _Inputs:
+    """One batch in each form its members take, each built once: the caller's frame (or a
+    frame of the caller's array, for models that take frames) and float32 arrays (for
+    compiled members, and the log)."""
+
+    def __init__(self, X: pd.DataFrame | np.ndarray, feature_names: list[str]) -> None:
+        self.X = X
+        self.rows = len(X)
+        self.feature_names = feature_names
+        self._frame: pd.DataFrame | None = None
+        self._arrays: dict[tuple[str, ...] | None, np.ndarray] = {}
+
+    def of(self, member: LoadedModel) -> pd.DataFrame | np.ndarray:
+        """The rows as ``member`` takes them."""
+        if member.takes_array:
+            try:
+                return self.array(member.columns)
+            except (TypeError, ValueError):  # cells that are no numbers: the model says so
+                pass
+        frame = self.frame()
+        return frame if member.columns is None else frame[member.columns]
+
+    def frame(self) -> pd.DataFrame:
+        if self._frame is None:
+            if isinstance(self.X, np.ndarray):
+                import pandas as pd
+
+                self._frame = pd.DataFrame(self.X, columns=self.feature_names)
+            else:
+                self._frame = self.X
+        return self._frame
+
+    def array(self, columns: list[str] | None) -> np.ndarray:
+        """float32 rows of ``columns`` (None: the cards' feature order)."""
+        key = None if columns is None else tuple(columns)
+        if key not in self._arrays:
+            if isinstance(self.X, np.ndarray):
+                chosen = self.X if key is None else self.X[
+                    :, [self.feature_names.index(c) for c in key]]
+                self._arrays[key] = np.asarray(chosen, dtype=np.float32)
+            else:
+                self._arrays[key] = (self.X if key is None else self.X[list(key)]
+                                     ).to_numpy(dtype=np.float32)
+        return self._arrays[key]
+
+    def logged(self) -> np.ndarray:
+        """The rows as the log keeps them: float32, cells that are no numbers NaN."""
+        try:
+            return self.array(None)
+        except (TypeError, ValueError):
+            return _numeric(self.frame())
 
 
 def _first_line(err: Exception) -> str:
@@ -408,11 +459,6 @@ def _times(times: Sequence[float] | Sequence[datetime] | None, rows: int) -> np.
     if len(values) != rows:
         raise InvalidInputError(f"{len(values)} times for {rows} rows (field times)")
     return np.asarray(values, dtype=float)
-
-
-def _float32(X: pd.DataFrame) -> np.ndarray:
-    """The rows as the float32 array compiled members take."""
-    return X.to_numpy(dtype=np.float32)
 
 
 def _numeric(X: pd.DataFrame) -> np.ndarray:

@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
+from glob import escape as glob_escape
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +29,9 @@ import numpy as np
 from ..errors import InvalidInputError
 
 LOG_AREA = "prediction_log"
+#: Between a scope and a replica's id in a replica's log file name; ids are REPLICA_ID.
+REPLICA_MARK = "@"
+REPLICA_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 PAGE_SIZE = 65536
 CHECKPOINT_BYTES = 80 * 2**20
 
@@ -65,9 +70,20 @@ BEGIN SELECT RAISE(ABORT, 'the prediction log is append-only'); END;
 ENSEMBLE_CODE = -1
 
 
-def log_path(models_dir: Path | str, scope: str) -> Path:
-    """Where the prediction log of ``scope`` lives under the models root."""
-    return Path(models_dir) / "advanced" / LOG_AREA / f"{scope}.sqlite"
+def log_path(models_dir: Path | str, scope: str, replica: str | None = None) -> Path:
+    """Where the prediction log of ``scope`` lives under the models root; a server replica
+    (``serve --replica``) writes its own file beside it, ``<scope>@<replica>.sqlite``."""
+    name = scope if replica is None else f"{scope}{REPLICA_MARK}{replica}"
+    return Path(models_dir) / "advanced" / LOG_AREA / f"{name}.sqlite"
+
+
+def log_paths(models_dir: Path | str, scope: str) -> list[Path]:
+    """Every prediction-log file of ``scope`` that exists: the scope's own, then each
+    replica's, by name."""
+    main = log_path(models_dir, scope)
+    replicas = sorted(p for p in main.parent.glob(f"{glob_escape(scope)}{REPLICA_MARK}*.sqlite")
+                      if REPLICA_ID.fullmatch(p.name[len(scope) + 1:-len(".sqlite")]))
+    return [p for p in (main, *replicas) if p.exists()]
 
 
 @contextmanager

@@ -270,10 +270,11 @@ def export_results(promoted: PromotedSet, store: Store,
     cards = ([card.model_copy(update={"generated_at": now}) for card in cards] if cards
              else build_cards(promoted, store, method, now=now))
     cards = [card.model_copy(update={"decisions": built_from}) for card in cards]
-    cards = compile_members(cards, scope.models_dir, promoted.holdout.features,
-                            promoted.evaluation.holdout_sha256,
-                            trusted_types=tuple(scope.config.trusted_types),
-                            timeout_s=scope.config.model_timeout_s)
+    if scope.config.compile_members:
+        cards = compile_members(cards, scope.models_dir, promoted.holdout.features,
+                                promoted.evaluation.holdout_sha256,
+                                trusted_types=tuple(scope.config.trusted_types),
+                                timeout_s=scope.config.model_timeout_s)
     board_path, cards_path = export_paths(scope.models_dir, scope.name, now)
     board = leaderboard_export(scope, promoted.evaluation, promoted.board,
                                store.stages(scope.name), now)

@@ -14,6 +14,8 @@ from __future__ import annotations
 import hashlib
 import json
 import multiprocessing
+import os
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,7 +63,7 @@ def compile_members(cards: list[ModelCard], models_dir: Path, features: pd.DataF
     jobs = [_Job(c.model_name, models_dir.parent / c.model_path, c.sha256, models_dir,
                  trusted_types) for c in cards if known[c.model_name] is None]
     if jobs:
-        for job, result in zip(jobs, _run_isolated(jobs, features, timeout_s), strict=True):
+        for job, result in zip(jobs, _COMPILER.run(jobs, features, timeout_s), strict=True):
             known[job.model_name] = _keep(folder, stems[job.model_name], result)
     return [card.model_copy(update=known[card.model_name]) for card in cards]
 
@@ -102,42 +104,77 @@ def _keep(folder: Path, stem: str, result: _Result) -> dict[str, Any]:
     return fields
 
 
-def _run_isolated(jobs: list[_Job], features: pd.DataFrame, timeout_s: float) -> list[_Result]:
-    """Compile every job in one worker process; a job that crashes it or runs past
-    ``timeout_s`` stays native, and so do the ones after it."""
-    context = multiprocessing.get_context("forkserver")
-    receive, send = context.Pipe(duplex=False)
-    worker = context.Process(target=_compile_all, args=(send, jobs, features), daemon=True)
-    _start_without_main(worker)  # the app's script must not run in it
-    send.close()
-    results: list[_Result] = []
-    try:
-        for job in jobs:
-            if not receive.poll(timeout_s):
-                why = (f"compiling took longer than {timeout_s:g} s" if worker.is_alive()
-                       else f"the compiling process ended (exit code {worker.exitcode})")
-                results.append(_Result(None, None, f"stays native: {why}"))
-                break
+class _Compiler:
+    """The worker process compiling members, kept between exports: the converters are
+    imported once per process, not once per export. One export uses it at a time."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._process: Any = None
+        self._conn: Any = None
+        os.register_at_fork(after_in_child=self._forget)  # a forked copy has no worker
+
+    def run(self, jobs: list[_Job], features: pd.DataFrame, timeout_s: float
+            ) -> list[_Result]:
+        """Every job's result; a job that crashes the worker or runs past ``timeout_s``
+        stays native, and so do the ones after it (the worker is then replaced)."""
+        with self._lock:
+            if self._process is None or not self._process.is_alive():
+                self._start()
+            results: list[_Result] = []
             try:
-                results.append(receive.recv())
-            except EOFError:
-                results.append(_Result(None, None, "stays native: the compiling process "
-                                                   f"ended while compiling '{job.model_name}'"))
-                break
-    finally:
-        if worker.is_alive():
-            worker.kill()
-        worker.join()
-        receive.close()
-    left = _Result(None, None, "stays native: an earlier member stopped the compiling process")
-    return results + [left] * (len(jobs) - len(results))
+                self._conn.send((jobs, features))
+                for job in jobs:
+                    if not self._conn.poll(timeout_s):
+                        why = (f"compiling '{job.model_name}' took longer than {timeout_s:g} s"
+                               if self._process.is_alive() else "the compiling process ended")
+                        raise _Stopped(why)
+                    results.append(self._conn.recv())
+            except (_Stopped, EOFError, OSError) as err:
+                self._stop()
+                why = str(err) if isinstance(err, _Stopped) else (
+                    "the compiling process ended while compiling "
+                    f"'{jobs[len(results)].model_name}'")
+                results += [_Result(None, None, f"stays native: {why}")] * (
+                    len(jobs) - len(results))
+            return results
+
+    def _start(self) -> None:
+        context = multiprocessing.get_context("forkserver")
+        self._conn, child = context.Pipe()
+        self._process = context.Process(target=_compile_loop, args=(child,), daemon=True)
+        _start_without_main(self._process)  # the app's script must not run in it
+        child.close()
+
+    def _stop(self) -> None:
+        if self._process is not None:
+            self._process.kill()
+            self._process.join()
+            self._conn.close()
+        self._process = self._conn = None
+
+    def _forget(self) -> None:
+        self._lock = threading.Lock()
+        self._process = self._conn = None
 
 
-def _compile_all(send: Any, jobs: list[_Job], features: pd.DataFrame) -> None:
-    """In the worker: compile, verify and send each job's result in turn."""
-    for job in jobs:
-        send.send(_compile_one(job, features))
-    send.close()
+class _Stopped(Exception):
+    """The worker stopped answering; the message says why."""
+
+
+_COMPILER = _Compiler()
+
+
+def _compile_loop(conn: Any) -> None:
+    """In the worker: for each batch of jobs received, compile, verify and send each result
+    in turn; end when the exporting process closes its end."""
+    while True:
+        try:
+            jobs, features = conn.recv()
+        except EOFError:
+            return
+        for job in jobs:
+            conn.send(_compile_one(job, features))
 
 
 def _compile_one(job: _Job, features: pd.DataFrame) -> _Result:

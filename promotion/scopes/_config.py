@@ -136,6 +136,11 @@ class ScopeConfig(BaseModel):
     deployment: DeploymentSettings = Field(
         default_factory=DeploymentSettings,
         description="Default serving mode; see *Production* (unknown keys refused).")
+    compile_members: bool = Field(
+        default=True,
+        description="Compile each promoted member to ONNX at export, verified on the holdout, "
+                    "and serve it with onnxruntime; `false` serves every member from its own "
+                    "file. See *Compiled members*.")
 
     @field_validator("holdout")
     @classmethod
