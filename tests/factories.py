@@ -132,3 +132,30 @@ def edit_cards(path: Path, model: str | None = None, **changes: Any) -> None:
         if model is None or card["model_name"] == model:
             card.update(changes)
     path.write_text(json.dumps(cards))
+
+
+def write_onnx_member(scope: Path, name: str, *, per_column: bool = False) -> object:
+    """A real scikit-learn model fitted here, converted with skl2onnx (ZipMap output, as the
+    converter writes by default) and saved as ``<name>/model.onnx``; returns the native
+    model."""
+    from skl2onnx import convert_sklearn
+    from skl2onnx.common.data_types import FloatTensorType
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    X, y = make_data("multiclass", 600)
+    native = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500)).fit(
+        X.iloc[:300], y[:300])
+    if per_column:  # one input per feature column, named after it
+        types = [(c, FloatTensorType([None, 1])) for c in X.columns]
+    else:
+        types = [("features", FloatTensorType([None, X.shape[1]]))]
+    onx = convert_sklearn(native, initial_types=types)
+    folder = scope / name
+    folder.mkdir(parents=True)
+    (folder / "model.onnx").write_bytes(onx.SerializeToString())
+    (folder / "meta.json").write_text(json.dumps({"model_type": "logistic_regression",
+                                                  "group": "linear",
+                                                  "model_file": "model.onnx"}))
+    return native

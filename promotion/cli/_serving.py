@@ -169,6 +169,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((args.host, args.port))
+        sock.listen(2048)  # connections wait from now on, while uvicorn starts
     except OSError as err:
         followed.stop()
         sock.close()

@@ -40,6 +40,9 @@ def create_app(followed: FollowedEngine) -> FastAPI:
     @app.exception_handler(RequestValidationError)
     async def _bad_body(_: Request, err: RequestValidationError) -> JSONResponse:
         first = err.errors()[0]
+        if first.get("type") == "json_invalid":
+            return _error(422, "request body: not valid JSON "
+                               f"({first.get('ctx', {}).get('error', 'cannot be parsed')})")
         where = ".".join(str(part) for part in first.get("loc", ()) if part != "body")
         return _error(422, f"field '{where}': {first.get('msg')}" if where
                       else f"request body: {first.get('msg')}")

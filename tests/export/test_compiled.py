@@ -10,7 +10,13 @@ import joblib
 import numpy as np
 import pandas as pd
 import pytest
-from factories import make_data, make_scope, write_marker_pickle, write_model
+from factories import (
+    make_data,
+    make_scope,
+    write_marker_pickle,
+    write_model,
+    write_onnx_member,
+)
 from misbehaving import Centroid, write_misbehaving
 from xgboost import XGBClassifier
 
@@ -125,33 +131,6 @@ def test_cards_of_versions_3_and_4_are_read(models_root, compiled_scope, compile
 
 
 # --- an ONNX file as a member -------------------------------------------------------------
-
-def write_onnx_member(scope: Path, name: str, *, per_column: bool = False) -> object:
-    """A real scikit-learn model fitted here, converted with skl2onnx (ZipMap output, as the
-    converter writes by default) and saved as ``<name>/model.onnx``; returns the native
-    model."""
-    from skl2onnx import convert_sklearn
-    from skl2onnx.common.data_types import FloatTensorType
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    X, y = make_data("multiclass", 600)
-    native = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500)).fit(
-        X.iloc[:300], y[:300])
-    if per_column:  # one input per feature column, named after it
-        types = [(c, FloatTensorType([None, 1])) for c in X.columns]
-    else:
-        types = [("features", FloatTensorType([None, X.shape[1]]))]
-    onx = convert_sklearn(native, initial_types=types)
-    folder = scope / name
-    folder.mkdir()
-    (folder / "model.onnx").write_bytes(onx.SerializeToString())
-    (folder / "meta.json").write_text(json.dumps({"model_type": "logistic_regression",
-                                                  "group": "linear",
-                                                  "model_file": "model.onnx"}))
-    return native
-
 
 @pytest.mark.parametrize("per_column", [False, True], ids=["one-tensor", "per-column"])
 def test_an_onnx_file_is_measured_ranked_exported_and_served(models_root, tiny_scope, store,
