@@ -32,7 +32,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     finally:
         store.close()
     for card in paths.cards:
-        say(f"{card.model_name}: weight {card.ensemble_weight:.4f} ({card.weights_method})")
+        say(f"{card.model_name}: weight {card.ensemble_weight:.4f} ({card.weights_method})"
+            + (f"; {card.compiled_note}" if card.compiled_note else ""))
     print(paths.leaderboard)
     print(paths.model_cards)
     return 0
@@ -165,7 +166,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     app, followed = served_app(args.scope, args.models_dir, replica=args.replica,
                                log=not args.no_log)
     family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP named: asyncio sets TCP_NODELAY on accepted connections only then, and
+    # without it a response's headers and body wait ~40 ms for the client's delayed ACK.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((args.host, args.port))
