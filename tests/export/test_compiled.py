@@ -149,3 +149,17 @@ def test_an_onnx_file_is_measured_ranked_exported_and_served(models_root, tiny_s
     frame = _frame(tiny_scope)
     served = engine.predict_proba(frame)
     assert np.abs(served - native.predict_proba(frame)).max() <= 1e-5
+
+
+def test_xgboost_fitted_on_named_columns_compiles_with_its_names_mapped():
+    """onnxmltools reads splits as f0, f1, ...: a booster fitted on a frame with other column
+    names is converted under those names, and gives the same probabilities."""
+    from promotion.engine._onnx import compile_model, load_onnx
+
+    X, y = make_data("multiclass", 400)
+    X.columns = [f"pixel_{c}" for c in X.columns]
+    native = XGBClassifier(n_estimators=15, max_depth=3, n_jobs=1).fit(X, y)
+    onnx = load_onnx(compile_model(native, list(X.columns), native.classes_.tolist()), "x")
+    assert list(onnx.feature_names_in_) == list(X.columns)
+    assert native.get_booster().feature_names == list(X.columns)  # the fitted model untouched
+    assert np.abs(onnx.predict_proba(X) - native.predict_proba(X)).max() <= 1e-5
