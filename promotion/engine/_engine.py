@@ -156,6 +156,7 @@ class PredictionEngine:
         canary = by_role.get("canary")
         self.canary = canary.card.model_name if canary else None
         self.canary_share = canary.card.traffic_share if canary else 0.0
+        self._checked_columns: Any = None  # the last frame columns found in the cards' order
 
     @classmethod
     def load(cls, scope: str, models_dir: Path | str = "models", *,
@@ -360,7 +361,10 @@ class PredictionEngine:
                     f"an input array of shape {frame.shape}; the cards need (rows, "
                     f"{len(self.feature_names)}) in their feature order (field feature_names)")
             return frame
+        if frame.columns is self._checked_columns:  # an Index never changes: checked before
+            return frame
         if list(frame.columns) == self.feature_names:  # already right: no copy
+            self._checked_columns = frame.columns
             return frame
         require_columns(frame.columns, self.feature_names)
         return frame[self.feature_names]
