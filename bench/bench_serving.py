@@ -254,6 +254,7 @@ def server_side(root: Path, store, records: list[dict]) -> dict:
 
 
 def main() -> dict:
+    load_before = os.getloadavg()[0]
     root, store = promoted_digits("bench-serving-", MEMBERS, "serving benchmark")
     started = time.perf_counter()
     paths = export_scope(root, "digits", store)  # compiles the three
@@ -273,6 +274,7 @@ def main() -> dict:
         "members": list(MEMBERS), "export_first_s": first_export_s,
         "export_second_s": second_export_s, "mlflow": mlflow, "project": ours,
         "member_files": members, "server": server,
+        "load_average": [round(load_before, 1), round(os.getloadavg()[0], 1)],
         "engine_p95_target_ms": 0.5, "http_p95_target_ms": 3.0,
         "ratio_single_row_p95": mlflow["single_row_p95_ms"] / ours["single_row_p95_ms"],
         "ratio_load": ours["load_three_s"] / mlflow["load_three_s"],
