@@ -67,7 +67,9 @@ def mlflow_side(root: Path, cards: list[dict], singles: list[pd.DataFrame]) -> d
 
     folder = Path(tempfile.mkdtemp(prefix="bench-serving-mlflow-"))
     mlflow.set_tracking_uri(f"sqlite:///{folder / 'mlflow.db'}")
-    mlflow.set_experiment("serving")
+    # Artifacts in the temporary folder too (the default is ./mlruns in the working folder).
+    mlflow.set_experiment(experiment_id=mlflow.create_experiment(
+        "serving", artifact_location=(folder / "artifacts").as_uri()))
     client = MlflowClient()
     weights = {}
     for card in cards:
