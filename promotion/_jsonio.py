@@ -36,8 +36,8 @@ def dumps(value: Any) -> str:
 STALE_TEMP_SECONDS = 3600
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename, durably.
+def write_atomic(path: Path, text: str | bytes) -> None:
+    """Write ``text`` (or bytes) to ``path`` through a temporary file and a rename, durably.
 
     The file gets the permissions of any new file (0666 less the umask, typically 0644), so
     the other users of a shared models root can read it. A failed write (a full disk) is an
@@ -49,7 +49,8 @@ def write_atomic(path: Path, text: str) -> None:
     except OSError as err:
         raise OSError(err.errno, err.strerror, str(path)) from None
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        with (os.fdopen(fd, "wb") if isinstance(text, bytes)
+              else os.fdopen(fd, "w", encoding="utf-8")) as handle:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())

@@ -21,7 +21,8 @@ from .vocabulary import Mode, Task, WeightsMethod
 SCHEMA_VERSION = 4
 #: Versions this module still reads (version 1 cards predate deployment modes: ensemble;
 #: versions 1 and 2 predate ``decisions``: such a file counts as older than any that has them;
-#: versions 1 to 3 predate the preprocessor, positive class and decision threshold fields).
+#: versions 1 to 3 predate the preprocessor, positive class and decision threshold fields
+#: and compiled members: every member is served from its own file).
 READABLE_VERSIONS = (1, 2, 3, 4)
 WEIGHT_TOLERANCE = 1e-9
 
@@ -200,6 +201,27 @@ class ModelCard(_Strict):
                     "serves the export of the newest decisions. The same on every card of a "
                     "file. Null in version 1 and 2 files and cards written by hand: such a "
                     "file counts as older than any export that records its decisions.")
+    compiled_path: str | None = Field(
+        default=None,
+        description="The member compiled to ONNX, verified on the holdout, relative to the "
+                    "folder that holds the models root; the engine serves it with onnxruntime "
+                    "instead of model_path. Null: served from model_path (see compiled_note).")
+    compiled_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$",
+                                        description="sha256 of the compiled file.")
+    compiled_max_delta: float | None = Field(
+        default=None, ge=0,
+        description="Largest |difference| between the compiled and the native probabilities "
+                    "over every holdout row.")
+    compiled_note: str | None = Field(
+        default=None,
+        description="How the member was compiled, or why it stays native. Null in version "
+                    "1 to 3 files.")
+
+    @model_validator(mode="after")
+    def _compiled_pair(self) -> ModelCard:
+        if (self.compiled_path is None) != (self.compiled_sha256 is None):
+            raise ValueError("compiled_path and compiled_sha256 go together")
+        return self
 
     @field_validator("classes")
     @classmethod

@@ -60,8 +60,10 @@ def make_scope(root: Path, name: str = "tiny", *, task: str = "multiclass",
     scope_dir.mkdir(parents=True, exist_ok=True)
     holdout = X.iloc[split:].assign(label=y[split:])
     holdout.to_csv(scope_dir / "holdout.csv", index=False)
+    # Served from the native files: these scopes' tests compare the engine's numbers with
+    # their models' exactly (compiled members: tests/export/test_compiled.py).
     config = {"task": task, "target": "label", "holdout": "holdout.csv", "n_bootstrap": 200,
-              "latency_rows": 20, **(scope_extra or {})}
+              "latency_rows": 20, "compile_members": False, **(scope_extra or {})}
     (scope_dir / "scope.json").write_text(json.dumps(config))
     for model_name in models:
         factory, model_type, group = TINY_MODELS[model_name]
@@ -187,7 +189,7 @@ def make_real_scope(root: Path, name: str, frame: pd.DataFrame, target: str, *,
     scope_dir.mkdir(parents=True, exist_ok=True)
     holdout.to_csv(scope_dir / "holdout.csv", index=False)
     config = {"task": task, "target": target, "holdout": "holdout.csv", "n_bootstrap": 50,
-              "latency_rows": 10, **(scope_extra or {})}
+              "latency_rows": 10, "compile_members": False, **(scope_extra or {})}
     X = train.drop(columns=target)
     if preprocessor is not None:
         preprocessor.fit(X)
@@ -199,3 +201,28 @@ def make_real_scope(root: Path, name: str, frame: pd.DataFrame, target: str, *,
         write_model(scope_dir, model_name, estimator.fit(X, train[target]),
                     model_type=type(estimator).__name__.lower(), group="linear")
     return scope_dir
+def write_onnx_member(scope: Path, name: str, *, per_column: bool = False) -> object:
+    """A real scikit-learn model fitted here, converted with skl2onnx (ZipMap output, as the
+    converter writes by default) and saved as ``<name>/model.onnx``; returns the native
+    model."""
+    from skl2onnx import convert_sklearn
+    from skl2onnx.common.data_types import FloatTensorType
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    X, y = make_data("multiclass", 600)
+    native = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500)).fit(
+        X.iloc[:300], y[:300])
+    if per_column:  # one input per feature column, named after it
+        types = [(c, FloatTensorType([None, 1])) for c in X.columns]
+    else:
+        types = [("features", FloatTensorType([None, X.shape[1]]))]
+    onx = convert_sklearn(native, initial_types=types)
+    folder = scope / name
+    folder.mkdir(parents=True)
+    (folder / "model.onnx").write_bytes(onx.SerializeToString())
+    (folder / "meta.json").write_text(json.dumps({"model_type": "logistic_regression",
+                                                  "group": "linear",
+                                                  "model_file": "model.onnx"}))
+    return native

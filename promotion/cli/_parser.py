@@ -34,7 +34,14 @@ from ._common import (
 )
 from ._decisions import cmd_demote, cmd_deploy, cmd_history, cmd_list, cmd_promote, cmd_rollback
 from ._ranking import cmd_gates, cmd_leaderboard, cmd_scopes
-from ._serving import cmd_export, cmd_monitor, cmd_outcomes, cmd_predict, cmd_simulate
+from ._serving import (
+    cmd_export,
+    cmd_monitor,
+    cmd_outcomes,
+    cmd_predict,
+    cmd_serve,
+    cmd_simulate,
+)
 from ._team import (
     add_request_answers,
     cmd_approve,
@@ -97,6 +104,18 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--no-log", action="store_true",
                          help="do not write the prediction log (default: logged)")
     predict.set_defaults(run=cmd_predict)
+
+    serve = commands.add_parser("serve", parents=[common],
+                                help="answer predictions over HTTP, following new exports")
+    serve.add_argument("--scope", required=True)
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--replica", type=replica_id, default=None,
+                       help="this server's id when several serve one models root: its "
+                            "prediction log is <scope>@<id>.sqlite (default: the scope's own)")
+    serve.add_argument("--no-log", action="store_true",
+                       help="do not write the prediction log (default: logged)")
+    serve.set_defaults(run=cmd_serve)
 
     deploy = commands.add_parser("deploy", parents=[common],
                                  help="choose the serving mode (recorded) and export it")
@@ -237,6 +256,15 @@ def build_parser() -> argparse.ArgumentParser:
     schemas.add_argument("--out", type=Path, default=Path("schemas"))
     schemas.set_defaults(run=cmd_schemas, models_dir=None)
     return parser
+
+
+def replica_id(text: str) -> str:
+    from ..engine._predlog import REPLICA_ID
+
+    if not REPLICA_ID.fullmatch(text):
+        raise argparse.ArgumentTypeError(f"'{text}' is not a replica id (letters, digits, "
+                                         "'.', '_' and '-', at most 64)")
+    return text
 
 
 def version_list(text: str) -> list[int]:

@@ -32,7 +32,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     finally:
         store.close()
     for card in paths.cards:
-        say(f"{card.model_name}: weight {card.ensemble_weight:.4f} ({card.weights_method})")
+        say(f"{card.model_name}: weight {card.ensemble_weight:.4f} ({card.weights_method})"
+            + (f"; {card.compiled_note}" if card.compiled_note else ""))
     print(paths.leaderboard)
     print(paths.model_cards)
     return 0
@@ -145,3 +146,44 @@ def cmd_monitor(args: argparse.Namespace) -> int:
         print(f"  {row.feature:<24} {shown}{'  DRIFT' if row.flagged else ''}")
     return 0
 
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import socket
+
+    try:
+        import uvicorn
+
+        from ..serving import served_app
+    except ImportError as err:  # pragma: no cover - pinned in requirements.txt
+        from ..errors import MissingDependencyError
+
+        raise MissingDependencyError(f"serve needs {err.name} (pip install -r "
+                                     "requirements.txt)") from None
+    load_scope(args.models_dir, args.scope)
+    # The export first (a scope never exported is one line), then the port (one in use is
+    # one line too, not uvicorn's own report).
+    app, followed = served_app(args.scope, args.models_dir, replica=args.replica,
+                               log=not args.no_log)
+    family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
+    # IPPROTO_TCP named: asyncio sets TCP_NODELAY on accepted connections only then, and
+    # without it a response's headers and body wait ~40 ms for the client's delayed ACK.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((args.host, args.port))
+        sock.listen(2048)  # connections wait from now on, while uvicorn starts
+    except OSError as err:
+        followed.stop()
+        sock.close()
+        raise OSError(err.errno, err.strerror, f"{args.host}:{args.port}") from None
+    say(f"serving {args.scope} (export {followed.current.source.name}) on "
+        f"http://{args.host}:{sock.getsockname()[1]}")
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False,
+                                           lifespan="off"))
+    try:
+        server.run(sockets=[sock])
+    finally:
+        followed.stop()
+        followed.current.close()
+    return 0

@@ -73,10 +73,17 @@ def check_output(raw: Any, rows: int, positions: np.ndarray | None,
     if values.shape != (rows, width):
         return failed_output(rows, n_classes, f"predict_proba returned shape {values.shape}, "
                                               f"expected {(rows, width)}")
-    not_finite = ~np.isfinite(values).all(axis=1)
-    negative = (values < 0).any(axis=1) & ~not_finite
     with np.errstate(invalid="ignore", over="ignore"):
         sums = values.sum(axis=1)
+        # The usual case in few operations: every row a distribution within the tolerance
+        # (a NaN or an infinity fails both comparisons).
+        healthy = bool((np.abs(sums - 1.0) <= SUM_TOLERANCE).all()
+                       and values.min(initial=0) >= 0)
+    if healthy:
+        placed = values if positions is None else _placed(values, positions, n_classes)
+        return MemberOutput(placed, np.zeros(rows, dtype=bool), None)
+    not_finite = ~np.isfinite(values).all(axis=1)
+    negative = (values < 0).any(axis=1) & ~not_finite
     zero = (sums <= 0) & ~not_finite & ~negative
     failed = not_finite | negative | zero
     reasons = [text for text, rows_of in (("NaN or infinite values", not_finite),
@@ -87,16 +94,20 @@ def check_output(raw: Any, rows: int, positions: np.ndarray | None,
         values = values.copy()
         values[off] /= sums[off, None]
     values[failed] = np.nan
-    if positions is None:
-        proba = values
-    else:
-        proba = np.zeros((rows, n_classes))
-        proba[:, positions] = values
-        proba[failed] = np.nan
+    proba = values if positions is None else _placed(values, positions, n_classes)
     return MemberOutput(proba, failed,
                         "predict_proba returned " + ", ".join(reasons) if reasons else None,
                         int(off.sum()),
                         (float(sums[off].min()), float(sums[off].max())) if off.any() else None)
+
+
+def _placed(values: np.ndarray, positions: np.ndarray, n_classes: int) -> np.ndarray:
+    """The model's columns moved to the cards' class order (classes it lacks: 0; a row
+    failed before, NaN throughout, stays NaN)."""
+    proba = np.zeros((len(values), n_classes))
+    proba[:, positions] = values
+    proba[np.isnan(values).any(axis=1)] = np.nan
+    return proba
 
 
 def renormalized_detail(sums: tuple[float, float]) -> str:

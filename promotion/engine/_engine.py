@@ -73,6 +73,7 @@ from ._checks import (
     renormalized_detail,
 )
 from ._loading import load_model_file, meta_classes, scope_trusted_types
+from ._onnx import OnnxModel
 from ._predlog import ENSEMBLE_CODE, LoggedBatch, PredictionLog, log_path
 from ._preprocess import fitted_input, load_preprocessor, transform_features
 
@@ -136,6 +137,8 @@ class LoadedModel:
     model: Any
     columns: list[str] | None  # None when the model takes the cards' feature order as is
     positions: np.ndarray | None  # None when predict_proba already follows the card's classes
+    #: Takes one float32 array (an ONNX model): the batch's array, built once for all of them.
+    takes_array: bool = False
 
 
 @dataclass(frozen=True)
@@ -169,6 +172,7 @@ class PredictionEngine:
         canary = by_role.get("canary")
         self.canary = canary.card.model_name if canary else None
         self.canary_share = canary.card.traffic_share if canary else 0.0
+        self._checked_columns: Any = None  # the last frame columns found in the cards' order
 
     @classmethod
     def load(cls, scope: str, models_dir: Path | str = "models", *,
@@ -206,8 +210,8 @@ class PredictionEngine:
         A member's failed rows follow the rule of the module docstring; when no healthy model
         is left to answer a row this raises ``InvalidInputError`` and logs nothing.
         """
-        X = self._features(frame)
-        rows = len(X)
+        X = _Inputs(self._features(frame), self.feature_names)
+        rows = X.rows
         ids = _request_ids(request_ids, rows)
         at = _times(times, rows)
         if rows == 0:  # nothing to ask the models (several refuse 0 rows), nothing to log
@@ -229,8 +233,8 @@ class PredictionEngine:
     def predict_breakdown(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
         """Each member's checked class probabilities (columns in ``classes`` order),
         unweighted; NaN on the rows it failed."""
-        X = self._features(frame)
-        if len(X) == 0:
+        X = _Inputs(self._features(frame), self.feature_names)
+        if X.rows == 0:
             return {m.card.model_name: np.zeros((0, len(self.classes))) for m in self.members}
         given = self._model_input(X)
         return {m.card.model_name: self._member_output(m, given).proba for m in self.members}
@@ -272,11 +276,11 @@ class PredictionEngine:
         if self.log is not None:
             self.log.close()
 
-    def _log(self, X: pd.DataFrame, at: np.ndarray, ids: list[str], probas: list[np.ndarray],
+    def _log(self, X: _Inputs, at: np.ndarray, ids: list[str], probas: list[np.ndarray],
              latency: dict[str, float], served: np.ndarray, failed: np.ndarray) -> None:
         """Write one served batch to the prediction log: all the work logging adds is here."""
         assert self.log is not None
-        rows = len(X)
+        rows = X.rows
         self.log.append(LoggedBatch(
             at=at, export=self.source.name, mode=self.mode, canary=self.canary,
             canary_share=self.canary_share if self.canary else None,
@@ -284,7 +288,7 @@ class PredictionEngine:
             features=self.feature_names, latency_ms=latency, request_ids=ids, served=served,
             probas=np.stack(probas, axis=1, dtype=np.float32) if probas else np.zeros(
                 (rows, 0, 0), dtype=np.float32),
-            inputs=_numeric(X), failed=failed))
+            inputs=X.logged(), failed=failed))
 
     def _decides(self, member: LoadedModel) -> bool:
         """Whether the member's output can be (part of) an answer."""
@@ -292,13 +296,13 @@ class PredictionEngine:
             return member.card.ensemble_weight > 0
         return member.card.role in ("champion", "canary")
 
-    def _score_all(self, X: pd.DataFrame) -> tuple[list[MemberOutput], dict[str, float]]:
+    def _score_all(self, X: _Inputs) -> tuple[list[MemberOutput], dict[str, float]]:
         """Every member's checked output on every row, and its time per row."""
         outputs, latency = [], {}
         for member in self.members:
             started = time.perf_counter()
             outputs.append(self._member_output(member, X))
-            latency[member.card.model_name] = (time.perf_counter() - started) * 1000 / len(X)
+            latency[member.card.model_name] = (time.perf_counter() - started) * 1000 / X.rows
         return outputs, latency
 
     def _answer(self, outputs: list[MemberOutput], ids: list[str]
@@ -383,28 +387,92 @@ class PredictionEngine:
         return "answered by the canary" if member.card.role == "champion" else \
             "answered by the champion"
 
-    def _features(self, frame: pd.DataFrame) -> pd.DataFrame:
+    def _features(self, frame: pd.DataFrame | np.ndarray) -> pd.DataFrame | np.ndarray:
+        if isinstance(frame, np.ndarray):
+            if frame.ndim != 2 or frame.shape[1] != len(self.feature_names):
+                raise InvalidInputError(
+                    f"an input array of shape {frame.shape}; the cards need (rows, "
+                    f"{len(self.feature_names)}) in their feature order (field feature_names)")
+            return frame
+        if frame.columns is self._checked_columns:  # an Index never changes: checked before
+            return frame
         if list(frame.columns) == self.feature_names:  # already right: no copy
+            self._checked_columns = frame.columns
             return frame
         require_columns(frame.columns, self.feature_names)
         return frame[self.feature_names]
 
-    def _model_input(self, X: pd.DataFrame) -> pd.DataFrame:
+    def _model_input(self, X: _Inputs) -> _Inputs:
         """What the members take: the raw features, or the preprocessor's output on them
         (computed once per batch, for every member)."""
         if self.preprocessor is None:
             return X
-        return transform_features(self.preprocessor, X, f"{self.source}: the preprocessor")
+        out = transform_features(self.preprocessor, X.frame(), f"{self.source}: the preprocessor")
+        return _Inputs(out, [str(c) for c in out.columns])
 
-    def _member_output(self, member: LoadedModel, X: pd.DataFrame) -> MemberOutput:
-        """The member's probabilities for ``X``, checked (see ``promotion.engine._checks``)."""
+    def _member_output(self, member: LoadedModel, X: _Inputs) -> MemberOutput:
+        """The member's probabilities for the batch, checked (see
+        ``promotion.engine._checks``)."""
         try:
-            raw = member.model.predict_proba(
-                fitted_input(member.model, X if member.columns is None else X[member.columns]))
+            raw = member.model.predict_proba(X.of(member))
         except Exception as err:  # a model's own failure: its rows fail, the rule decides
-            return failed_output(len(X), len(self.classes),
+            return failed_output(X.rows, len(self.classes),
                                  f"predict_proba raised {type(err).__name__}: {_first_line(err)}")
-        return check_output(raw, len(X), member.positions, len(self.classes))
+        return check_output(raw, X.rows, member.positions, len(self.classes))
+
+
+class _Inputs:
+    """One batch in each form its members take, each built once: the caller's frame (or a
+    frame of the caller's array, for models that take frames) and float32 arrays (for
+    compiled members, and the log)."""
+
+    def __init__(self, X: pd.DataFrame | np.ndarray, feature_names: list[str]) -> None:
+        self.X = X
+        self.rows = len(X)
+        self.feature_names = feature_names
+        self._frame: pd.DataFrame | None = None
+        self._arrays: dict[tuple[str, ...] | None, np.ndarray] = {}
+
+    def of(self, member: LoadedModel) -> pd.DataFrame | np.ndarray:
+        """The rows as ``member`` takes them."""
+        if member.takes_array:
+            try:
+                return self.array(member.columns)
+            except (TypeError, ValueError):  # cells that are no numbers: the model says so
+                pass
+        frame = self.frame()
+        return fitted_input(member.model, frame if member.columns is None
+                            else frame[member.columns])
+
+    def frame(self) -> pd.DataFrame:
+        if self._frame is None:
+            if isinstance(self.X, np.ndarray):
+                import pandas as pd
+
+                self._frame = pd.DataFrame(self.X, columns=self.feature_names)
+            else:
+                self._frame = self.X
+        return self._frame
+
+    def array(self, columns: list[str] | None) -> np.ndarray:
+        """float32 rows of ``columns`` (None: the cards' feature order)."""
+        key = None if columns is None else tuple(columns)
+        if key not in self._arrays:
+            if isinstance(self.X, np.ndarray):
+                chosen = self.X if key is None else self.X[
+                    :, [self.feature_names.index(c) for c in key]]
+                self._arrays[key] = np.asarray(chosen, dtype=np.float32)
+            else:
+                self._arrays[key] = (self.X if key is None else self.X[list(key)]
+                                     ).to_numpy(dtype=np.float32)
+        return self._arrays[key]
+
+    def logged(self) -> np.ndarray:
+        """The rows as the log keeps them: float32, cells that are no numbers NaN."""
+        try:
+            return self.array(None)
+        except (TypeError, ValueError):
+            return _numeric(self.frame())
 
 
 def _first_line(err: Exception) -> str:
@@ -480,12 +548,16 @@ def output_names(preprocessor: Any) -> list[str] | None:
 
 def _load_member(card: ModelCard, models_dir: Path, source: Path,
                  trusted_types: tuple[str, ...], available: list[str] | None) -> LoadedModel:
-    where = f"{source}: card '{card.model_name}' field 'model_path'"
+    # A compiled member is served from its ONNX file: nothing of it is unpickled.
+    field = "compiled_path" if card.compiled_path else "model_path"
+    path, sha256 = ((card.compiled_path, card.compiled_sha256) if card.compiled_path
+                    else (card.model_path, card.sha256))
+    where = f"{source}: card '{card.model_name}' field '{field}'"
     # Root, symlink and sha256 checks come before a byte is loaded (see promotion.engine._loading).
-    path = models_dir.parent / card.model_path
-    model = load_model_file(path, models_dir, f"{where}: {card.model_path}",
-                            expected_sha256=card.sha256, what="card's",
-                            trusted_types=trusted_types, classes=meta_classes(path)).model
+    file = models_dir.parent / path
+    model = load_model_file(file, models_dir, f"{where}: {path}",
+                            expected_sha256=sha256, what="card's", trusted_types=trusted_types,
+                            classes=None if card.compiled_path else meta_classes(file)).model
     try:
         columns = None if available is None else model_columns(model, available)
         positions = class_positions(model, list(card.classes))
@@ -498,4 +570,5 @@ def _load_member(card: ModelCard, models_dir: Path, source: Path,
     in_order = np.array_equal(positions, np.arange(len(card.classes)))
     same_columns = columns is None or columns == available
     return LoadedModel(card, model, None if same_columns else columns,
-                       None if in_order else positions)
+                       None if in_order else positions, isinstance(model, OnnxModel)
+                       and model.takes_array)

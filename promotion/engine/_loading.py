@@ -21,12 +21,13 @@ from typing import Any
 
 from ..errors import InvalidInputError
 from ._native import NATIVE_LOADERS, NativeFormatError, not_installed
+from ._onnx import ONNX_FILE
 
 JOBLIB_FILE = "model.joblib"
 SKOPS_FILE = "model.skops"
 #: Native booster files, each parsed by its own library (see ``_native``), never unpickled.
 NATIVE_FILES: tuple[str, ...] = ("model.txt", "model.ubj", "model.json", "model.cbm")
-MODEL_FILES: tuple[str, ...] = (JOBLIB_FILE, SKOPS_FILE, *NATIVE_FILES)
+MODEL_FILES: tuple[str, ...] = (JOBLIB_FILE, SKOPS_FILE, ONNX_FILE, *NATIVE_FILES)
 #: Files that hold no class labels: meta.json ``classes`` names their output columns.
 LABELLED_BY_META: frozenset[str] = frozenset({".txt", ".ubj", ".json"})
 
@@ -108,6 +109,13 @@ def load_model_bytes(payload: bytes, file_name: str, shown: str,
         raise ModelLoadError(shown, "keeps its own class labels (classes_): meta.json field "
                                     "'classes' is for LightGBM and XGBoost boosters only. "
                                     "Hint: remove it")
+    if suffix == ".onnx":  # a graph of built-in operators: nothing is unpickled
+        from ._onnx import OnnxModelError, load_onnx
+
+        try:
+            return load_onnx(payload, shown)
+        except OnnxModelError as err:
+            raise ModelLoadError(shown, str(err).removeprefix(f"{shown}: ")) from None
     if suffix in NATIVE_LOADERS:
         try:
             return NATIVE_LOADERS[suffix](payload, classes)

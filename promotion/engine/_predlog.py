@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
+from glob import escape as glob_escape
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +29,9 @@ import numpy as np
 from ..errors import InvalidInputError
 
 LOG_AREA = "prediction_log"
+#: Between a scope and a replica's id in a replica's log file name; ids are REPLICA_ID.
+REPLICA_MARK = "@"
+REPLICA_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 PAGE_SIZE = 65536
 CHECKPOINT_BYTES = 80 * 2**20
 
@@ -65,9 +70,20 @@ BEGIN SELECT RAISE(ABORT, 'the prediction log is append-only'); END;
 ENSEMBLE_CODE = -1
 
 
-def log_path(models_dir: Path | str, scope: str) -> Path:
-    """Where the prediction log of ``scope`` lives under the models root."""
-    return Path(models_dir) / "advanced" / LOG_AREA / f"{scope}.sqlite"
+def log_path(models_dir: Path | str, scope: str, replica: str | None = None) -> Path:
+    """Where the prediction log of ``scope`` lives under the models root; a server replica
+    (``serve --replica``) writes its own file beside it, ``<scope>@<replica>.sqlite``."""
+    name = scope if replica is None else f"{scope}{REPLICA_MARK}{replica}"
+    return Path(models_dir) / "advanced" / LOG_AREA / f"{name}.sqlite"
+
+
+def log_paths(models_dir: Path | str, scope: str) -> list[Path]:
+    """Every prediction-log file of ``scope`` that exists: the scope's own, then each
+    replica's, by name."""
+    main = log_path(models_dir, scope)
+    replicas = sorted(p for p in main.parent.glob(f"{glob_escape(scope)}{REPLICA_MARK}*.sqlite")
+                      if REPLICA_ID.fullmatch(p.name[len(scope) + 1:-len(".sqlite")]))
+    return [p for p in (main, *replicas) if p.exists()]
 
 
 @contextmanager
@@ -223,13 +239,40 @@ def read_batches(path: Path) -> list[BatchRecord]:
 @contextmanager
 def reading(path: Path) -> Iterator[sqlite3.Connection]:
     """A read connection to the log that sees one snapshot of it until the block ends, so
-    several queries agree with each other while the engine keeps appending."""
+    several queries agree with each other while the engine keeps appending.
+
+    When server replicas log beside it (``<scope>@<replica>.sqlite``), their batches are
+    read with the scope's own through one ``batch`` view (ids made unique per file), and
+    outcomes stay in the scope's own file: every reader sees every replica.
+    """
     with guarded(path), closing(connect(path)) as conn:
+        _with_replicas(conn, path)
         conn.execute("BEGIN")  # deferred: the first read fixes the snapshot
         try:
             yield conn
         finally:
             conn.execute("COMMIT")
+
+
+#: Low bits of a batch id read through the replicas' view: which file it came from.
+_FILE_BITS = 8
+
+
+def _with_replicas(conn: sqlite3.Connection, path: Path) -> None:
+    """Attach the replicas' logs of ``path`` and shadow ``batch`` with a view of them all."""
+    stem = path.name.removesuffix(".sqlite")
+    replicas = sorted(p for p in path.parent.glob(f"{glob_escape(stem)}{REPLICA_MARK}*.sqlite")
+                      if REPLICA_ID.fullmatch(p.name[len(stem) + 1:-len(".sqlite")]))
+    if not replicas:
+        return
+    columns = [row[1] for row in conn.execute("PRAGMA main.table_info(batch)")][1:]
+    arms = [f"SELECT (id << {_FILE_BITS}) AS id, {', '.join(columns)} FROM main.batch"]
+    for k, replica in enumerate(replicas, start=1):
+        conn.execute(f"ATTACH DATABASE ? AS replica{k}", (str(replica),))
+        arms.append(f"SELECT (id << {_FILE_BITS}) | {k} AS id, {', '.join(columns)} "
+                    f"FROM replica{k}.batch")
+    # A temporary view is found before the main table of the same name.
+    conn.execute(f"CREATE TEMP VIEW batch AS {' UNION ALL '.join(arms)}")
 
 
 def iter_batches(conn: sqlite3.Connection, parts: Sequence[str] = PARTS, *,
@@ -364,9 +407,9 @@ def writing_outcomes(path: Path) -> Iterator[OutcomeWriter]:
 def log_fingerprint(models_dir: Path | str, scope: str) -> tuple[tuple[int, int], ...]:
     """Size and modification time of the scope's log and of its write-ahead file: together
     they change whenever a batch or an outcome lands."""
-    path = log_path(models_dir, scope)
     found = []
-    for candidate in (path, path.with_name(path.name + "-wal")):
+    paths = log_paths(models_dir, scope) or [log_path(models_dir, scope)]
+    for candidate in [c for p in paths for c in (p, p.with_name(p.name + "-wal"))]:
         try:
             stat = candidate.stat()
             found.append((stat.st_size, stat.st_mtime_ns))

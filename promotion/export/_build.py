@@ -7,6 +7,7 @@ before its cards are written; the engine serves the export of the newest decisio
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -28,6 +29,7 @@ from ..contract import (
 )
 from ..errors import InvalidInputError
 from ..evaluation._cache import load_row_predictions
+from ..evaluation._measure import model_features
 from ..evaluation._results import ModelEvaluation, RowPredictions, ScopeEvaluation
 from ..lifecycle._deployment import deployment_of
 from ..monitoring._drift import feature_stats
@@ -36,6 +38,7 @@ from ..scoring._composite import Leaderboard, LeaderboardRow
 from ..store._abstract import Store
 from ..store._entities import DeploymentRecord, StageRecord
 from ..vocabulary import DEFAULT_WEIGHTS_METHOD, PROMOTED_STAGES, WeightsMethod, key_metric
+from ._compile import compile_members
 from ._ensemble import DEFAULT_ENSEMBLE_SIZE, EnsembleReport, compare_methods, ensemble_weights
 from ._slices import describe_findings, recommended_use, slice_findings
 
@@ -277,10 +280,11 @@ def export_results(promoted: PromotedSet, store: Store,
                    cards: list[ModelCard] | None = None) -> ExportPaths:
     """Write the leaderboard and the model cards atomically; return their paths.
 
-    The leaderboard and the feature statistics are written first and the cards last: a reader
-    that finds a cards file finds the export complete. The cards carry the deployment in force
-    and the decisions ``promoted`` was read under; the export is refused (nothing left
-    written) when a decision landed since.
+    Each member a converter handles is compiled to ONNX and verified first (see
+    ``promotion.export._compile``). The leaderboard and the feature statistics are written
+    next and the cards last: a reader that finds a cards file finds the export complete. The
+    cards carry the deployment in force and the decisions ``promoted`` was read under; the
+    export is refused (nothing left written) when a decision landed since.
     """
     scope = promoted.scope
     built_from = promoted.decisions or decision_mark(store, scope.name)
@@ -292,6 +296,16 @@ def export_results(promoted: PromotedSet, store: Store,
     cards = ([card.model_copy(update={"generated_at": now}) for card in cards] if cards
              else build_cards(promoted, store, method, now=now))
     cards = [card.model_copy(update={"decisions": built_from}) for card in cards]
+    if scope.config.compile_members:  # on what the members take: the preprocessor's output
+        pre_sha256 = cards[0].preprocessor_sha256
+        inputs_sha256 = (promoted.evaluation.holdout_sha256 if pre_sha256 is None else
+                         hashlib.sha256(f"{promoted.evaluation.holdout_sha256} {pre_sha256}"
+                                        .encode()).hexdigest())
+        cards = compile_members(cards, scope.models_dir,
+                                model_features(scope, promoted.holdout.features, pre_sha256),
+                                inputs_sha256,
+                                trusted_types=tuple(scope.config.trusted_types),
+                                timeout_s=scope.config.model_timeout_s)
     board_path, cards_path = export_paths(scope.models_dir, scope.name, now)
     board = leaderboard_export(scope, promoted.evaluation, promoted.board,
                                store.stages(scope.name), now)

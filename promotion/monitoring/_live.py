@@ -24,6 +24,7 @@ from ..engine._predlog import (
     iter_batches,
     labels_of,
     log_path,
+    log_paths,
     reading,
     summarize,
 )
@@ -88,7 +89,7 @@ class LiveData:
 def load_live(models_dir: Path, scope: str) -> LiveData:
     """Everything logged for ``scope``, in time order (empty when nothing was served yet)."""
     path = log_path(models_dir, scope)
-    if not path.exists():
+    if not log_paths(models_dir, scope):  # read with the replicas' files, if any
         return _nothing_logged()
     with reading(path) as conn:
         summary = summarize(conn)

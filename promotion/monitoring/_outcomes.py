@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..engine._predlog import iter_batches, log_path, reading, writing_outcomes
+from ..engine._predlog import iter_batches, log_path, log_paths, reading, writing_outcomes
 from ..errors import InvalidInputError
 
 if TYPE_CHECKING:  # pandas loads where a labels file is read
@@ -71,7 +71,7 @@ def record_outcomes(models_dir: Path, scope: str, labels: pd.DataFrame, *,
     classes: set[str] = set()
     logged: Counter[str] = Counter()  # of the labelled ids only: the log is streamed
     seen = False
-    if path.exists():
+    if log_paths(models_dir, scope):  # the replicas' requests too; outcomes stay in ``path``
         with reading(path) as conn:
             for batch in iter_batches(conn, ("request_ids",)):
                 seen = True

@@ -168,6 +168,11 @@ class ScopeConfig(BaseModel):
         description="Four-eyes approval of changes that reach production (a new champion, "
                     "gates overridden, a rollback, a deployment mode change, a canary above "
                     "50%); default: on in team mode, off in local mode. See *Teams*.")
+    compile_members: bool = Field(
+        default=True,
+        description="Compile each promoted member to ONNX at export, verified on the holdout, "
+                    "and serve it with onnxruntime; `false` serves every member from its own "
+                    "file. See *Compiled members*.")
 
     @field_validator("holdout")
     @classmethod
@@ -230,8 +235,8 @@ class ModelMeta(BaseModel):
     mlflow: MlflowOrigin | None = Field(
         default=None, description="Where an imported model came from (written by "
                                   "`mlflow-import`).")
-    model_file: Literal["model.joblib", "model.skops", "model.txt", "model.ubj", "model.json",
-                        "model.cbm"] | None = Field(
+    model_file: Literal["model.joblib", "model.skops", "model.onnx", "model.txt", "model.ubj",
+                        "model.json", "model.cbm"] | None = Field(
         default=None,
         description="Which file holds the model; default: the only model file present.")
     classes: list[str | int] | None = Field(

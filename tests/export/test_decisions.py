@@ -12,7 +12,7 @@ import pytest
 from factories import edit_cards
 
 from promotion import InvalidInputError
-from promotion.contract import cards_files, feature_stats_path
+from promotion.contract import SCHEMA_VERSION, cards_files, feature_stats_path
 from promotion.engine import PredictionEngine, newest_cards_file, read_cards
 from promotion.export import build_cards, export_results, promoted_set
 from promotion.scopes import file_sha256
@@ -48,7 +48,8 @@ def test_an_export_records_the_decisions_it_was_built_from(models_root, exported
     mark = marks.pop()
     assert mark.transition_id == store.history("tiny")[-1].id
     assert mark.deployment_id == store.deployments("tiny")[-1].id
-    assert {c["schema_version"] for c in json.loads(paths.model_cards.read_text())} == {4}
+    assert {c["schema_version"] for c in json.loads(paths.model_cards.read_text())} == {
+        SCHEMA_VERSION}
     assert exported.cards[0].decisions.deployment_id is None  # no deployment decided then
 
 
