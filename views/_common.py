@@ -365,8 +365,7 @@ def _derived_texts(root: str, scope_name: str, signature: str, weights: tuple,
     scope = _load_scope(root, scope_name, signature)
     result = evaluation(scope)
     board = rank_models(result, dict(weights))
-    model = next(m for m in result.models if m.model_name == model_name)
-    return export.derived_texts(scope, store(), model, holdout(scope), board, None)
+    return export.derived_texts(scope, store(), result, model_name, holdout(scope), board, None)
 
 
 def derived_texts(scope: Scope, board: Leaderboard, model_name: str

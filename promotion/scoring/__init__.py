@@ -9,8 +9,17 @@ from ._diagnostics import (
     per_class_accuracy,
     roc_table,
 )
-from ._gates import Gate, GateReport, gate_report, gate_reports
+from ._gates import (
+    Gate,
+    GateReport,
+    gate_report,
+    gate_reports,
+    skill_p_values,
+    skilled_models,
+    tested_together,
+)
 
 __all__ = ["Gate", "GateReport", "Leaderboard", "LeaderboardRow", "confusion_table",
            "gate_report", "gate_reports", "group_summary", "metric_score_table", "pareto_front",
-           "per_class_accuracy", "rank_models", "resolve_weights", "roc_table"]
+           "per_class_accuracy", "rank_models", "resolve_weights", "roc_table", "skill_p_values",
+           "skilled_models", "tested_together"]
