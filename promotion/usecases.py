@@ -10,7 +10,7 @@ from .errors import InvalidInputError, InvalidTransitionError, PromotionError
 from .evaluation._results import Progress, ScopeEvaluation
 from .evaluation._runner import evaluate_scope
 from .export._build import TEXT_FIELDS, ExportPaths, export_results, promoted_set
-from .lifecycle._deployment import set_deployment
+from .lifecycle._deployment import deployment_of, describe_serving, set_deployment
 from .lifecycle._transitions import demote, rollback, transition_model
 from .metrics import default_weights
 from .scopes._discovery import Scope, load_scope
@@ -95,6 +95,32 @@ def keep_serving_decisions(models_dir: Path, scope_name: str, store: Store,
         return None
     return export_scope(models_dir, scope_name, store,
                         latest_weights_method(models_dir, scope_name))
+
+
+def stale_export(models_dir: Path, scope_name: str, store: Store) -> str | None:
+    """How the served export (the newest cards file) differs from the decisions in force, in
+    words; None when it serves what was decided, or when nothing was exported yet."""
+    from .engine._engine import read_cards  # only pydantic and the cards: light
+
+    found = cards_files(Path(models_dir), scope_name)
+    if not found:
+        return None
+    try:
+        cards = read_cards(found[-1])
+    except PromotionError as err:
+        return str(err)
+    served = {c.model_name: c.stage for c in cards}
+    decided = {n: r.stage for n, r in store.stages(scope_name).items()
+               if r.stage in PROMOTED_STAGES}
+    deployment = deployment_of(store, load_scope(models_dir, scope_name))
+    canary = next((c for c in cards if c.role == "canary"), None)
+    in_file = (cards[0].deployment_mode, canary.model_name if canary else None,
+               canary.traffic_share if canary else None)
+    wanted = (deployment.mode, deployment.canary_model, deployment.canary_share)
+    if served == decided and in_file == wanted:
+        return None
+    return (f"{found[-1].name} serves {describe_serving(in_file[0], served, *in_file[1:])}; "
+            f"decided: {describe_serving(wanted[0], decided, *wanted[1:])}")
 
 
 def _refuse_emptying(models_dir: Path, scope: Scope, store: Store, model_name: str,

@@ -10,11 +10,12 @@ import streamlit as st
 from promotion import PromotionError
 from promotion.contract import ModelCard
 from promotion.export import TEXT_FIELDS, PromotedSet, ensemble_table, export_results
-from promotion.lifecycle import demote, promote
+from promotion.lifecycle import serving_after
 from promotion.metrics import get_metric, get_metric_names
 from promotion.scopes import Scope
-from promotion.scoring import Leaderboard, LeaderboardRow
+from promotion.scoring import Leaderboard, LeaderboardRow, skilled_models
 from promotion.store import StageRecord
+from promotion.usecases import change_stage, demote_model, stale_export
 from promotion.usecases import save_weights as keep_weights
 from promotion.vocabulary import (
     DEFAULT_WEIGHTS_METHOD,
@@ -32,7 +33,6 @@ from views._common import (
     current_user,
     evaluation,
     group_order,
-    leaderboard,
     model_cards,
     page_title,
     plain,
@@ -53,24 +53,53 @@ def reason_given() -> bool:
 
 
 def decide(action: str, scope: Scope, model_name: str) -> None:
-    """Button callback: record a promotion or demotion in the store, then say so."""
-    reason = str(st.session_state.get("decision_reason") or "")
-    result, board = evaluation(scope), leaderboard(scope)
-    if board is None:
-        return
+    """Button callback: promote or demote (a served scope is exported again in the same
+    action), then say so beside the row."""
+    state = st.session_state
+    state.pop(f"confirm_row:{scope.name}", None)
+    reason = str(state.get("decision_reason") or "")
     try:
         with store_write():
             if action == "promote":
-                promote(store(), scope, result, board, model_name, actor=current_user(),
-                        reason=reason, override=bool(st.session_state.get("override")))
+                moved = change_stage(scope.models_dir, scope.name, store(), model_name,
+                                     "production", actor=current_user(), reason=reason,
+                                     override=bool(state.get("override")))
             else:
-                demote(store(), scope, result, board, model_name, actor=current_user(),
-                       reason=reason)
+                moved = demote_model(scope.models_dir, scope.name, store(), model_name,
+                                     actor=current_user(), reason=reason)
     except PromotionError as err:
-        st.session_state["notice"] = ("error", plain(err))
+        state[f"said_row:{scope.name}"] = (model_name, "error", plain(err))
         return
-    verb = "Promoted" if action == "promote" else "Demoted"
-    st.session_state["notice"] = ("ok", f"{verb} {plain(model_name)}.")
+    state["decision_reason"] = ""  # each decision has its own reason
+    state["override"] = False
+    done = ("nothing changed" if moved is None else f"{moved.from_stage} → {moved.to_stage}"
+            + (" (gates overridden)" if moved.overridden else ""))
+    stale = stale_export(scope.models_dir, scope.name, store())
+    served = f" The served export lags behind: {stale}" if stale else ""
+    state[f"said_row:{scope.name}"] = (model_name, "ok", f"{plain(model_name)}: {done}."
+                                       + plain(served))
+
+
+def row_message(scope: Scope, model_name: str) -> None:
+    """The result of a click on this row, shown under it."""
+    said = st.session_state.get(f"said_row:{scope.name}")
+    if said and said[0] == model_name:
+        st.session_state.pop(f"said_row:{scope.name}")
+        (st.success if said[1] == "ok" else st.error)(said[2])
+
+
+def confirm_demotion(scope: Scope, model_name: str) -> None:
+    """Demoting the champion takes it out of serving: say what is served after, then ask."""
+    if st.session_state.get(f"confirm_row:{scope.name}") != model_name:
+        return
+    after = serving_after(store(), scope, [(model_name, "archived")])
+    st.warning(f"Demote the champion {plain(model_name)}? After it, the engine serves: "
+               f"{plain(after)}", icon=":material/warning:")
+    yes, no, _ = st.columns([1, 1, 4])
+    yes.button("Confirm demotion", key=f"confirm_demote:{scope.name}", type="primary",
+               on_click=decide, args=("demote", scope, model_name))
+    no.button("Cancel", key=f"cancel_demote:{scope.name}",
+              on_click=lambda: st.session_state.pop(f"confirm_row:{scope.name}", None))
 
 
 def save_weights(scope: Scope, names: list[str]) -> None:
@@ -89,12 +118,14 @@ def header(scope: Scope, board: Leaderboard, evaluation_note: str) -> None:
     weights = ", ".join(f"{n} {w:g}" for n, w in board.weights.items())
     st.caption(f"{board.task} · {board.n_rows} holdout rows · composite = weighted mean of "
                f"{weights} (each scored 0 at chance level, 1 at perfect) · {evaluation_note}")
-    leader = board.leader
-    if leader is not None and leader.health_score is not None and leader.health_score <= 0.0:
+    alpha = scope.config.gates.alpha
+    if board.ranked and not skilled_models(board, evaluation(scope), alpha):
         st.warning(
-            "**No model shows skill on this scope.** Even the leader's 95% interval reaches the "
-            "chance level (composite 0), so the ranking order here is noise. Promoting any of "
-            "these models buys no predictive skill.", icon=":material/casino:")
+            f"**No model shows skill on this scope**: none is significantly better than "
+            f"chance level (paired bootstrap, Holm-corrected over {len(board.ranked)} models, "
+            f"p ≥ {alpha:g}), so the ranking order here is noise. "
+            "Promoting any of these models buys no predictive skill.",
+            icon=":material/casino:")
 
 
 def filters(board: Leaderboard) -> list[LeaderboardRow]:
@@ -144,12 +175,25 @@ def table(scope: Scope, board: Leaderboard,
         cells[8].text((STAGE_BADGES.get(stage, stage) or "–") + (" · 🔄 new file" if newer
                                                                 else ""))
         action = "demote" if promoted else "promote"
-        cells[9].button("❌ Demote" if promoted else "✅ Promote",
-                        key=f"{action}:{scope.name}:{row.model_name}",
-                        on_click=decide, args=(action, scope, row.model_name),
-                        disabled=not (current_user() and reason_given()),
-                        help=None if current_user() and reason_given()
-                        else "Enter your name in the sidebar and a reason above first")
+        ready = bool(current_user() and reason_given())
+        asks_first = stage == "champion"  # taking the champion away is confirmed first
+        cells[9].button(
+            "Demote" if promoted else "Promote", key=f"{action}:{scope.name}:{row.model_name}",
+            icon=":material/remove_circle:" if promoted else ":material/check_circle:",
+            width="stretch",
+            on_click=(lambda n: st.session_state.__setitem__(f"confirm_row:{scope.name}", n))
+            if asks_first else decide,
+            args=(row.model_name,) if asks_first else (action, scope, row.model_name),
+            disabled=not ready, help=None if ready else why_disabled())
+        confirm_demotion(scope, row.model_name)
+        row_message(scope, row.model_name)
+
+
+def why_disabled() -> str:
+    """Why the decision buttons are greyed out, in words."""
+    if not current_user():
+        return "Enter your name in the sidebar first: it is recorded with each decision."
+    return "Type a reason above first: each decision is recorded with its own reason."
 
 
 def failed(board: Leaderboard) -> None:
@@ -294,6 +338,8 @@ def main() -> None:
     right.checkbox("Override failing gates", key="override",
                    help="Promote even when a gate fails; recorded as an override with your "
                         "reason.")
+    if not (current_user() and reason_given()):
+        st.caption(f"Promote and Demote are greyed out until then. {why_disabled()}")
     stages = store().stages(scope.name)
     table(scope, board, filters(board), stages)
     failed(board)

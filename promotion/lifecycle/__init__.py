@@ -6,7 +6,7 @@ from ._deployment import (
     deployment_of,
     describe_serving,
     next_canary_share,
-    serving_after_move,
+    serving_after,
     set_deployment,
 )
 from ._hooks import Committed, subscribe, unsubscribe
@@ -26,5 +26,5 @@ from ._transitions import (
 __all__ = ["ALLOWED_FROM", "CANARY_STEPS", "Committed", "GateFailure", "RollbackPlan",
            "champion_of", "demote", "deployment_of", "describe_serving", "make_champion",
            "next_canary_share", "previous_champion", "promote", "promoted_models", "rollback",
-           "rollback_plan", "serving_after_move", "set_deployment", "subscribe",
+           "rollback_plan", "serving_after", "set_deployment", "subscribe",
            "transition_model", "unsubscribe"]

@@ -7,7 +7,8 @@ no move or deployment change made meanwhile can slip between the check and the r
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from ..errors import InvalidTransitionError
@@ -116,19 +117,24 @@ def describe_serving(mode: str, stages: Mapping[str, str], canary: str | None = 
     return f"champion {champion} answers every request{shadow}"
 
 
-def serving_after_move(store: Store, scope: Scope, name: str, to_stage: str) -> str:
-    """What the engine will serve after moving ``name`` to ``to_stage`` (and exporting)."""
+def serving_after(store: Store, scope: Scope, moves: Sequence[tuple[str, str]]) -> str:
+    """What the engine will serve after the stage ``moves`` (model, stage) in this order, with
+    the deployment following each one as the lifecycle makes it (and the export that
+    follows); a new champion archives the old one."""
     stages = {n: r.stage for n, r in store.stages(scope.name).items()}
     current = deployment_of(store, scope)
-    from_stage = stages.get(name, stage_of({}, name))
-    old_champion = next((n for n, s in stages.items() if s == "champion"), None)
-    if to_stage == "champion" and old_champion not in (None, name):
-        stages[str(old_champion)] = "archived"
-    stages[name] = to_stage
-    followed = mode_after_move(current, name, from_stage, to_stage)
-    if followed is not None:
-        return describe_serving(followed[0], stages)
-    return describe_serving(current.mode, stages, current.canary_model, current.canary_share)
+    mode, canary, share = current.mode, current.canary_model, current.canary_share
+    for name, to_stage in moves:
+        old_champion = next((n for n, s in stages.items() if s == "champion"), None)
+        if to_stage == "champion" and old_champion not in (None, name):
+            stages[str(old_champion)] = "archived"
+        followed = mode_after_move(replace(current, mode=mode, canary_model=canary,
+                                           canary_share=share),
+                                   name, stages.get(name, stage_of({}, name)), to_stage)
+        stages[name] = to_stage
+        if followed is not None:
+            mode, canary, share = followed[0], None, None
+    return describe_serving(mode, stages, canary, share)
 
 
 def _check_canary(current: DeploymentRecord, stages: dict[str, StageRecord],

@@ -176,6 +176,12 @@ class RollbackPlan:
     displaced: str | None
     displaced_to: Stage
 
+    @property
+    def moves(self) -> list[tuple[str, str]]:
+        """The rollback as stage moves, in the order they are recorded."""
+        first = [] if self.displaced is None else [(self.displaced, self.displaced_to)]
+        return [*first, (self.restored, "champion")]
+
     def describe(self) -> str:
         back = (f"; {self.displaced} goes back to {self.displaced_to}"
                 if self.displaced is not None else "")

@@ -28,6 +28,11 @@ if TYPE_CHECKING:
 QUALITY_GATES = ("min_composite", "latency_p95", "error_rate")
 ALL_GATES = ("min_composite", "improvement", "significance", "latency_p95", "resources",
              "error_rate")
+#: How each gate is named to people.
+GATE_LABELS: dict[str, str] = {"min_composite": "Minimum composite", "improvement":
+                               "Improvement", "significance": "Significance (Holm)",
+                               "latency_p95": "Latency p95", "resources": "Resources",
+                               "error_rate": "Error rate", "evaluation": "Evaluation"}
 #: The stages a move to is gated, with their gates.
 GATED_STAGES: dict[Stage, tuple[str, ...]] = {"production": QUALITY_GATES,
                                               "champion": ALL_GATES}

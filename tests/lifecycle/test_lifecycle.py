@@ -30,7 +30,7 @@ from promotion.lifecycle import (
     next_canary_share,
     rollback,
     rollback_plan,
-    serving_after_move,
+    serving_after,
     set_deployment,
     subscribe,
 )
@@ -432,7 +432,7 @@ def test_the_champion_leaving_production_falls_back_to_the_ensemble(models_root,
 
 def test_demoting_the_served_champion_exports_again(models_root, tiny_scope, store):
     scope = canary_running(models_root, store)
-    assert serving_after_move(store, scope, "logreg", "archived") == (
+    assert serving_after(store, scope, [("logreg", "archived")]) == (
         "ensemble of 2 promoted model(s): bayes, tree_d3")
     demote_model(models_root, "tiny", store, "logreg", actor="ops", reason="bad data source")
     engine = PredictionEngine.load("tiny", models_root, log=False)  # no export by hand

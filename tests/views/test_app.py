@@ -59,6 +59,15 @@ def buttons(at: AppTest, prefix: str) -> dict[str, object]:
     return {b.key.split(":", 2)[2]: b for b in at.button if b.key and b.key.startswith(prefix)}
 
 
+def decide_row(at: AppTest, action: str, model: str, reason: str = "chosen in a test") -> None:
+    """Click a row's Promote or Demote with a reason: each decision takes its own (the field
+    is cleared after every decision)."""
+    if not at.text_input(key="decision_reason").value:
+        at.text_input(key="decision_reason").input(reason)
+        at.run()
+    buttons(at, f"{action}:")[model].click()
+
+
 @pytest.mark.parametrize("scope", ["tiny", "bin"])
 @pytest.mark.parametrize("page", PAGES)
 def test_every_page_runs_without_exception(app_root, page, scope):
@@ -70,13 +79,15 @@ def test_every_page_runs_without_exception(app_root, page, scope):
 def test_promote_summary_demote_flow_persists_in_the_store(app_root):
     at = open_app()
     assert "**Total Promoted: 0**" in [m.value for m in at.markdown]
-    buttons(at, "promote:")["logreg"].click()
+    decide_row(at, "promote", "logreg")
     at.run()
-    assert "❌ Demote" == buttons(at, "demote:")["logreg"].label
+    assert "Demote" == buttons(at, "demote:")["logreg"].label
+    assert at.text_input(key="decision_reason").value == ""  # one reason, one decision
+    assert any(s.value.startswith("logreg: development → production") for s in at.success)
     assert "**Total Promoted: 1**" in [m.value for m in at.markdown]
     assert [m.value for m in at.metric][:1] == ["1"]
 
-    buttons(at, "promote:")["bayes"].click()
+    decide_row(at, "promote", "bayes")
     at.run()
     assert "**Total Promoted: 2**" in [m.value for m in at.markdown]
 
@@ -86,7 +97,7 @@ def test_promote_summary_demote_flow_persists_in_the_store(app_root):
     record = open_store(app_root).stages("tiny")["logreg"]
     assert (record.stage, record.updated_by) == ("production", "ana")
 
-    buttons(fresh, "demote:")["logreg"].click()
+    decide_row(fresh, "demote", "logreg")
     fresh.run()
     assert set(buttons(fresh, "demote:")) == {"bayes"}
     assert "**Total Promoted: 1**" in [m.value for m in fresh.markdown]
@@ -104,7 +115,7 @@ def test_a_reason_is_recorded_with_the_decision(app_root):
     at = open_app()
     at.text_input(key="decision_reason").input("best linear baseline")
     at.run()
-    buttons(at, "promote:")["logreg"].click()
+    decide_row(at, "promote", "logreg")
     at.run()
     assert open_store(app_root).stages("tiny")["logreg"].reason == (
         "best linear baseline")
@@ -134,7 +145,7 @@ def test_a_broken_model_shows_as_failed_while_others_still_promote(app_root):
     failed = [t.value for t in at.text if "tree_d1" in t.value and "cannot be loaded" in t.value]
     assert failed and "tiny/tree_d1/model.joblib" in failed[0]
     assert "tree_d1" not in buttons(at, "promote:")
-    buttons(at, "promote:")["logreg"].click()
+    decide_row(at, "promote", "logreg")
     at.run()
     assert "logreg" in buttons(at, "demote:")
 
@@ -146,7 +157,7 @@ def test_html_in_a_model_name_is_shown_as_text(app_root):
     shutil.copytree(app_root / "tiny" / "logreg", app_root / "tiny" / hostile)
     at = open_app()
     assert hostile in [t.value for t in at.text]
-    buttons(at, "promote:")[hostile].click()
+    decide_row(at, "promote", hostile)
     at.run()
     assert any(hostile in t.value for t in at.text if "Score" in t.value)
 
@@ -187,7 +198,7 @@ def test_generate_cards_is_enabled_only_with_a_promoted_model(app_root):
     at = open_app()
     generate = [b for b in at.button if b.label == "🎫 Generate Model Cards"][0]
     assert generate.disabled
-    buttons(at, "promote:")["logreg"].click()
+    decide_row(at, "promote", "logreg")
     at.run()
     generate = [b for b in at.button if b.label == "🎫 Generate Model Cards"][0]
     assert not generate.disabled
@@ -196,7 +207,7 @@ def test_generate_cards_is_enabled_only_with_a_promoted_model(app_root):
 def test_cards_are_reviewed_edited_and_exported(app_root):
     at = open_app()
     for name in ("logreg", "bayes"):
-        buttons(at, "promote:")[name].click()
+        decide_row(at, "promote", name)
         at.run()
     at.segmented_control(key="method:tiny").set_value("equal")
     [b for b in at.button if b.label == "🎫 Generate Model Cards"][0].click()
@@ -249,6 +260,10 @@ def test_lifecycle_champion_gates_override_and_rollback(app_root):
     at.run()
     verdicts = at.dataframe[1].value
     assert "❌ fail" in set(verdicts["verdict"])
+    assert "Significance (Holm)" in set(verdicts["gate"])
+    assert any("Type a reason above first" in c.value for c in at.caption)
+    at.text_input(key="lifecycle_reason").input("worth a try")
+    at.run()
     [b for b in at.button if b.key == "move:tiny"][0].click()
     at.run()
     assert any("cannot move to champion: gates fail" in e for e in errors(at))
@@ -258,11 +273,20 @@ def test_lifecycle_champion_gates_override_and_rollback(app_root):
 
     at.text_input(key="rollback_reason").input("bayes misbehaves live")
     at.run()
+    assert any("Rolling back: logreg becomes champion again; bayes goes back to production"
+               in t.value for t in at.text)  # said before the click
     [b for b in at.button if b.key == "rollback:tiny"][0].click()
+    at.run()
+    assert open_store(app_root).stages("tiny")["bayes"].stage == "champion"  # not yet
+    [b for b in at.button if b.key == "confirm_yes:tiny"][0].click()
     at.run()
     assert not at.exception
     store = open_store(app_root)
-    assert store.stages("tiny")["logreg"].stage == "champion"
+    assert (store.stages("tiny")["logreg"].stage, store.stages("tiny")["bayes"].stage) == (
+        "champion", "production")
+    assert any(s.value.startswith("Rolled back: logreg becomes champion again") for s in
+               at.success)
+    assert at.text_input(key="rollback_reason").value == ""
     history = store.history("tiny")
     assert [t.overridden for t in history if t.to_stage == "champion"] == [False, True, False]
     assert history[-1].action == "rollback" and "bayes misbehaves live" in history[-1].reason
@@ -272,14 +296,14 @@ def test_lifecycle_champion_gates_override_and_rollback(app_root):
 
 def test_two_sessions_see_each_others_decisions_on_their_next_rerun(app_root):
     first, second = open_app(), open_app()
-    buttons(first, "promote:")["logreg"].click()
+    decide_row(first, "promote", "logreg")
     first.run()
     assert "logreg" in buttons(first, "demote:")
     assert "logreg" not in buttons(second, "demote:")  # not yet rerun: the old page
     second.run()
     assert "logreg" in buttons(second, "demote:")
     assert "**Total Promoted: 1**" in [m.value for m in second.markdown]
-    buttons(second, "demote:")["logreg"].click()
+    decide_row(second, "demote", "logreg")
     second.run()
     first.run()
     assert "logreg" in buttons(first, "promote:")
