@@ -11,6 +11,7 @@ import pytest
 from factories import make_scope
 from streamlit.testing.v1 import AppTest
 
+from promotion.contract import cards_files
 from promotion.engine import log_path
 from promotion.evaluation import evaluate_scope
 from promotion.lifecycle import set_deployment
@@ -510,3 +511,37 @@ def test_a_holdout_in_a_subfolder_replaced_while_the_app_is_open_is_read_again(a
     at.run()
     assert not at.exception, at.exception
     assert not errors(at)
+
+
+def test_monitoring_replays_traffic_and_refuses_to_apply_twice(app_root):
+    """Traffic from the page (the simulate function), then Apply; the same recommendation
+    applied from a page that was not rerun is refused, with nothing recorded or exported."""
+    store = crowned(app_root, "tree_d3")
+    deploy(app_root, "tiny", store, "canary", canary="tree_d3", canary_share=0.10,
+           actor="ana", reason="try tree_d3")
+    at = open_app(page="views/monitoring.py")
+    assert any("No prediction logged yet" in i.value for i in at.info)
+    at.number_input(key="sim_requests:tiny").set_value(1200)
+    [b for b in at.button if b.key == "simulate:tiny"][0].click()
+    at.run()
+    assert any("1200 requests served and logged" in s.value for s in at.success)
+    assert any("1,200 requests logged, 1,200 with outcomes" in t.value for t in at.text)
+    heading = [h.value for h in at.subheader if h.value.startswith("Recommendation")][0]
+    assert "Wait" not in heading  # 1,200 outcomes over 8 days: a decision is due
+    stale = open_app(page="views/monitoring.py")  # a second tab, not rerun after the apply
+    for page in (at, stale):
+        page.text_input(key="monitoring_reason").input("weekly review")
+        page.run()
+    [b for b in at.button if b.key == "apply:tiny"][0].click()
+    at.run()
+    assert any(s.value.startswith("Applied:") for s in at.success)
+    # The recommendation is for the allocation now in force: nothing served at it yet.
+    heading = [h.value for h in at.subheader if h.value.startswith("Recommendation")][0]
+    assert "Wait" in heading and not [b for b in at.button if b.key == "apply:tiny"]
+    before = (len(store.history("tiny")), len(store.deployments("tiny")),
+              len(cards_files(app_root, "tiny")))
+    [b for b in stale.button if b.key == "apply:tiny"][0].click()
+    stale.run()
+    assert any("no longer current" in e for e in errors(stale))
+    assert (len(store.history("tiny")), len(store.deployments("tiny")),
+            len(cards_files(app_root, "tiny"))) == before
