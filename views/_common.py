@@ -59,7 +59,7 @@ GROUP_LABELS: dict[str, str] = {
     "linear": "Linear",
 }
 STAGE_BADGES: dict[str, str] = {
-    "development": "", "candidate": "🧪 candidate", "production": "✅ promoted",
+    "development": "", "candidate": "🧪 candidate", "production": "✅ production",
     "champion": "👑 champion", "archived": "🗄️ archived",
 }
 

@@ -45,7 +45,8 @@ from views._common import (
 )
 
 PAGE_SIZE = 25
-COLUMNS = [0.35, 2.0, 1.0, 1.5, 1.5, 0.95, 0.9, 0.75, 1.1, 1.55]
+#: Widths of the table's columns; at 1280×720 with the sidebar open every cell fits one line.
+COLUMNS = [0.85, 1.75, 0.9, 1.2, 1.4, 0.8, 0.75, 1.1, 1.15]
 
 
 def reason_given() -> bool:
@@ -148,38 +149,37 @@ def table(scope: Scope, board: Leaderboard,
           rows: list[LeaderboardRow], stages: dict[str, StageRecord]
           ) -> None:
     key, key_label = task_rules(board.task).key_metric, task_rules(board.task).key_label
-    labels = ["#", "Model", "Group", "Composite", "95% interval", "vs leader", key_label,
-              "p95 ms", "Stage", "Decision"]
-    for column, label in zip(st.columns(COLUMNS), labels, strict=True):
+    labels = ["Rank", "Model", "Phase", "Composite", "95% interval", key_label, "p95 ms",
+              "Stage", "Decision"]
+    for column, label in zip(st.columns(COLUMNS, gap="xsmall"), labels, strict=True):
         column.markdown(f"**{label}**")
     if not rows:
         st.info("No model matches these filters.")
     for row in rows:
         stage = stage_of(stages, row.model_name)
         promoted = stage in PROMOTED_STAGES
-        cells = st.columns(COLUMNS, vertical_alignment="center")
-        cells[0].text(f"{row.rank}")
+        cells = st.columns(COLUMNS, vertical_alignment="center", gap="xsmall")
+        cells[0].text(f"{row.rank} 🏆" if row.rank == 1 else
+                      (f"{row.rank} 🤝 tied" if row.tied_with_leader else f"{row.rank}"),
+                      help="🏆 the leader; 🤝 tied: its interval overlaps the leader's")
         cells[1].text(row.model_name)
-        cells[2].text(f"{row.group} · {row.phase}")
+        cells[2].text(row.phase, help=GROUP_LABELS.get(row.group, row.group))
         score = row.composite_score or 0.0
         cells[3].progress(min(max(score, 0.0), 1.0), text=f"{score:.4f}")
         low, high = row.composite_interval or (0.0, 0.0)
         cells[4].text(f"[{low:.3f}, {high:.3f}]")
-        cells[5].text("🏆 leader" if row.rank == 1 else ("🤝 tied" if row.tied_with_leader
-                                                         else "below"))
         value = row.metrics.get(key, float("nan"))
-        cells[6].text(f"{value:.1%}" if key == "top_5_accuracy" else f"{value:.4f}")
-        cells[7].text(f"{row.metrics.get('latency_p95_ms', float('nan')):.2f}")
+        cells[5].text(f"{value:.1%}" if key == "top_5_accuracy" else f"{value:.4f}")
+        cells[6].text(f"{row.metrics.get('latency_p95_ms', float('nan')):.1f}")
         record = stages.get(row.model_name)
         newer = record is not None and record.model_sha256 not in (None, row.sha256)
-        cells[8].text((STAGE_BADGES.get(stage, stage) or "–") + (" · 🔄 new file" if newer
+        cells[7].text((STAGE_BADGES.get(stage, stage) or "–") + (" · 🔄 new file" if newer
                                                                 else ""))
         action = "demote" if promoted else "promote"
         ready = bool(current_user() and reason_given())
         asks_first = stage == "champion"  # taking the champion away is confirmed first
-        cells[9].button(
+        cells[8].button(
             "Demote" if promoted else "Promote", key=f"{action}:{scope.name}:{row.model_name}",
-            icon=":material/remove_circle:" if promoted else ":material/check_circle:",
             width="stretch",
             on_click=(lambda n: st.session_state.__setitem__(f"confirm_row:{scope.name}", n))
             if asks_first else decide,
@@ -234,6 +234,7 @@ def summary(board: Leaderboard, stages: dict[str, StageRecord]) -> None:
     promoted = [row for row in board.rows if row.model_name in stages
                 and stages[row.model_name].stage in PROMOTED_STAGES]
     st.markdown(f"**Total Promoted: {len(promoted)}**")
+    st.caption("The promoted set is the models in the production stage, champion included.")
     if not promoted:
         st.caption("Nothing promoted yet: click ✅ Promote on the models you choose.")
         return
@@ -332,10 +333,10 @@ def main() -> None:
     show_notice()
     header(scope, board, f"{len(board.rows)} models")
     weights_editor(scope, board)
-    left, right = st.columns([4, 1], vertical_alignment="bottom")
+    left, right = st.columns([3, 1], vertical_alignment="bottom")
     left.text_input("Reason for your decisions (required, recorded with each)",
                     key="decision_reason", placeholder="e.g. best tree model, fast enough")
-    right.checkbox("Override failing gates", key="override",
+    right.checkbox("Override gates", key="override",
                    help="Promote even when a gate fails; recorded as an override with your "
                         "reason.")
     if not (current_user() and reason_given()):

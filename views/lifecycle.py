@@ -134,8 +134,8 @@ def stages_table(scope: Scope, board: Leaderboard,
         records.append({
             "model": entry.name, "stage": STAGE_LABELS[stage_of(stages, entry.name)],
             "composite": row.composite_score, "rank": row.rank,
-            "version": (record.model_sha256 or "")[:12] if record else "",
-            "since": record.updated_at if record else None,
+            "version": (record.model_sha256 or "")[:8] if record else "",
+            "since": f"{record.updated_at:%Y-%m-%d %H:%M}" if record else "",
             "by": record.updated_by if record else "", "reason": record.reason if record else "",
         })
     frame = pd.DataFrame.from_records(records)
@@ -144,11 +144,11 @@ def stages_table(scope: Scope, board: Leaderboard,
                               else c)
     st.dataframe(frame, hide_index=True, width="stretch", column_config={
         "model": st.column_config.TextColumn("Model", width="medium"),
-        "stage": st.column_config.TextColumn("Stage", width="small"),
+        "stage": st.column_config.TextColumn("Stage", width="medium"),
         "composite": st.column_config.NumberColumn("Composite", format="%.4f", width="small"),
         "rank": st.column_config.NumberColumn("Rank", width="small"),
         "version": st.column_config.TextColumn("Version", width="small"),
-        "since": st.column_config.DatetimeColumn("Since (UTC)", format="YYYY-MM-DD HH:mm"),
+        "since": st.column_config.TextColumn("Since (UTC)", width="medium"),
         "by": st.column_config.TextColumn("By", width="small"),
         "reason": st.column_config.TextColumn("Reason", width="large"),
     })

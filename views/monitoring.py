@@ -113,10 +113,10 @@ def simulate_now(scope: Scope) -> None:
     state["said:simulate"] = ("ok", plain(f"{report.summary()}. {report.outcomes.summary()}"))
 
 
-def traffic_panel(scope: Scope, features: list[str]) -> None:
+def traffic_panel(scope: Scope, features: list[str], *, expanded: bool) -> None:
     """Simulated traffic: holdout rows replayed through the served export, with outcomes."""
     with st.expander("🧪 Simulate traffic (replay holdout rows through the served export)",
-                     expanded=False):
+                     expanded=expanded):
         st.caption("Each row is answered by the engine as deployed now, logged with every "
                    "model's prediction, and its true label joined as the outcome. Same as "
                    "`python -m promotion simulate`.")
@@ -194,15 +194,16 @@ def main() -> None:
         return
     st.caption(f"Export {plain(source.name)} ({cards[0].deployment_mode} mode) · decided: "
                f"{plain(deployment_summary(store(), scope))}")
-    traffic_panel(scope, list(cards[0].feature_names))
     try:
         live = live_data(scope)
     except PromotionError as err:  # a locked, damaged or unreadable log
         show_error(err)
         return
+    traffic_panel(scope, list(cards[0].feature_names),
+                  expanded=live.empty or "said:simulate" in st.session_state)
     if live.empty:
-        st.info("No prediction logged yet: replay holdout rows as traffic above (Simulate "
-                "traffic), or serve real requests with the engine.")
+        st.info("No prediction logged yet: replay holdout rows as traffic above, or serve "
+                "real requests with the engine.")
         return
     st.text(f"{len(live.requests):,} requests logged, {(live.y >= 0).sum():,} with outcomes")
     recommendation_panel(scope, recommend(live, cards, scope.task))

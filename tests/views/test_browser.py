@@ -51,13 +51,13 @@ def test_promote_survives_a_reload(browser, served):
         "best linear baseline")
     page.keyboard.press("Enter")
     wait_for_app(page, "Promoted Models Summary")
-    page.get_by_role("button", name="✅ Promote").first.click()
-    page.get_by_role("button", name="❌ Demote").first.wait_for(timeout=30_000)
+    page.get_by_role("button", name="Promote").first.click()
+    page.get_by_role("button", name="Demote").first.wait_for(timeout=30_000)
     wait_for_app(page, "Total Promoted: 1")
 
     page.reload()
     wait_for_app(page, "Promoted Models Summary")
-    page.get_by_role("button", name="❌ Demote").first.wait_for(timeout=30_000)
+    page.get_by_role("button", name="Demote").first.wait_for(timeout=30_000)
     assert page.get_by_text("Total Promoted: 1").count() == 1
     page.screenshot(path=str(ARTIFACTS / "leaderboard.png"), full_page=True)
 
