@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 
 import pytest
-from browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, running_app
+from browser import ARTIFACTS, launched_chromium, running_app
 from factories import make_scope
 
 from promotion.engine import PredictionEngine
@@ -53,12 +53,7 @@ def walked(tmp_path_factory: pytest.TempPathFactory):
 
 @pytest.fixture(scope="module")
 def browser():
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: ./scripts/test installs it with apt-get")
-    with playwright_api.sync_playwright() as p:
-        launched = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
+    yield from launched_chromium()
 
 
 def settled(page, text: str, timeout: float = 120_000) -> None:
