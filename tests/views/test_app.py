@@ -191,8 +191,9 @@ def test_first_start_on_an_empty_root_builds_the_demo_zoo(first_start):
     assert not at.exception
     assert {s.name for s in discover_scopes(first_start.root)} == {
         "credit_default", "digits", "lotto_6_49"}
-    assert at.title[0].value.startswith("📈 Leaderboard")
+    assert at.title[0].value == "📈 Leaderboard · digits"  # built and ranked first
     assert len(buttons(at, "promote:")) == 12
+    assert at.session_state["demo_waiting"]  # the bar of the scopes built behind it was up
 
 
 def test_generate_cards_is_enabled_only_with_a_promoted_model(app_root):
