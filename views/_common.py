@@ -339,6 +339,18 @@ def plain(text: object) -> str:
     return "".join("\\" + ch if ch in _MARKDOWN_SPECIALS else ch for ch in joined)
 
 
+def percents_to_100(shares: list[float], digits: int = 1) -> list[str]:
+    """Shares that sum to 1 as percentages that add up to exactly 100% when read (largest
+    remainders get the last unit), e.g. three thirds as 33.4%, 33.3%, 33.3%."""
+    unit = 10 ** digits * 100
+    raw = [share * unit for share in shares]
+    whole = [int(value) for value in raw]
+    short = round(sum(raw)) - sum(whole)
+    for i in sorted(range(len(raw)), key=lambda i: whole[i] - raw[i])[:max(short, 0)]:
+        whole[i] += 1
+    return [f"{value / 10 ** digits:.{digits}f}%" for value in whole]
+
+
 def chart_text(text: object) -> str:
     """``text`` for a Plotly chart (legend, hover, axis labels, annotations): Plotly reads a
     few HTML tags (``<b>``, ``<a href>``, ``<br>``) and entities there, so they are escaped."""

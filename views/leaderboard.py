@@ -35,6 +35,7 @@ from views._common import (
     group_order,
     model_cards,
     page_title,
+    percents_to_100,
     plain,
     scope_and_board,
     scope_problems,
@@ -276,14 +277,15 @@ def cards_section(scope: Scope, board: Leaderboard,
                 "selection did not see:")
     st.dataframe(ensemble_table(reports, singles, scope.task), hide_index=True,
                  width="stretch")
-    for card in cards:
-        review_card(scope, card)
+    for card, weight in zip(cards, percents_to_100([c.ensemble_weight for c in cards]),
+                            strict=True):
+        review_card(scope, card, weight)
     export_buttons(scope, chosen, cards, method)
 
 
-def review_card(scope: Scope, card: ModelCard) -> None:
+def review_card(scope: Scope, card: ModelCard, weight: str) -> None:
     title = (f"{'👑 ' if card.is_champion else ''}{plain(card.model_name)} · weight "
-             f"{card.ensemble_weight:.1%} · composite {card.composite_score:.4f}")
+             f"{weight} · composite {card.composite_score:.4f}")
     with st.expander(title):
         facts = st.columns(4)
         facts[0].metric("Ensemble weight", f"{card.ensemble_weight:.4f}")

@@ -157,7 +157,8 @@ def _improvement(row: LeaderboardRow, base: LeaderboardRow | None, base_point: f
         return Gate("improvement", True, 0.0, s.min_improvement, "is the champion already")
     if base_point > 0:
         gain = (value - base_point) / base_point
-        text = f"{gain:+.1%} over {base.model_name if base else 'baseline'} ({base_point:.4f})"
+        shown = f"{gain:+.1%}".replace("-0.0%", "+0.0%")  # no negative zero in words
+        text = f"{shown} over {base.model_name if base else 'baseline'} ({base_point:.4f})"
     else:
         gain = value - base_point
         text = f"{gain:+.4f} over chance level (composite 0)"

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 from factories import make_scope
+from hypothesis import given
+from hypothesis import strategies as st
 from streamlit.testing.v1 import AppTest
 
 from promotion.contract import cards_files
@@ -546,3 +548,14 @@ def test_monitoring_replays_traffic_and_refuses_to_apply_twice(app_root):
     assert any("no longer current" in e for e in errors(stale))
     assert (len(store.history("tiny")), len(store.deployments("tiny")),
             len(cards_files(app_root, "tiny"))) == before
+
+
+@given(st.lists(st.floats(0.001, 1.0), min_size=1, max_size=12))
+def test_weights_shown_as_percentages_add_up_to_100(raw):
+    from views._common import percents_to_100
+
+    shares = [value / sum(raw) for value in raw]
+    shown = percents_to_100(shares)
+    assert round(sum(float(p.rstrip("%")) for p in shown), 1) == 100.0
+    assert all(abs(float(p.rstrip("%")) - 100 * s) < 0.1 + 1e-9 for p, s in zip(
+        shown, shares, strict=True))
