@@ -461,6 +461,16 @@ def scope_and_board() -> tuple[Scope, Leaderboard] | None:
     return None if board is None else (scope, board)
 
 
+def serving_now(scope: Scope) -> str:
+    """What the engine serves after a decision: the decisions, or how the export lags."""
+    from promotion.monitoring import deployment_summary
+    from promotion.usecases import stale_export
+
+    stale = stale_export(scope.models_dir, scope.name, store())
+    return (f"The served export lags behind: {stale}" if stale else
+            "Serving: " + deployment_summary(store(), scope))
+
+
 def show_notice() -> None:
     """A message left by a callback (a decision made, or refused) for this rerun."""
     notice = st.session_state.pop("notice", None)

@@ -8,14 +8,14 @@ from pathlib import Path
 import streamlit as st
 
 from promotion import PromotionError
-from promotion.contract import ModelCard
+from promotion.contract import ModelCard, cards_files
 from promotion.export import TEXT_FIELDS, PromotedSet, ensemble_table, export_results
 from promotion.lifecycle import serving_after
 from promotion.metrics import get_metric, get_metric_names
 from promotion.scopes import Scope
 from promotion.scoring import Leaderboard, LeaderboardRow, skilled_models
 from promotion.store import StageRecord
-from promotion.usecases import change_stage, demote_model, stale_export
+from promotion.usecases import change_stage, demote_model
 from promotion.usecases import save_weights as keep_weights
 from promotion.vocabulary import (
     DEFAULT_WEIGHTS_METHOD,
@@ -39,6 +39,7 @@ from views._common import (
     plain,
     scope_and_board,
     scope_problems,
+    serving_now,
     show_error,
     show_notice,
     store,
@@ -76,8 +77,7 @@ def decide(action: str, scope: Scope, model_name: str) -> None:
     state["override"] = False
     done = ("nothing changed" if moved is None else f"{moved.from_stage} → {moved.to_stage}"
             + (" (gates overridden)" if moved.overridden else ""))
-    stale = stale_export(scope.models_dir, scope.name, store())
-    served = f" The served export lags behind: {stale}" if stale else ""
+    served = f" {serving_now(scope)}" if cards_files(scope.models_dir, scope.name) else ""
     state[f"said_row:{scope.name}"] = (model_name, "ok", f"{plain(model_name)}: {done}."
                                        + plain(served))
 
@@ -156,15 +156,16 @@ def table(scope: Scope, board: Leaderboard,
         column.markdown(f"**{label}**")
     if not rows:
         st.info("No model matches these filters.")
+    st.caption("🏆 the leader · 🤝 tied: its 95% interval overlaps the leader's · phase: 2A "
+               "tree, 2B neural, 2C variant, baseline linear")
     for row in rows:
         stage = stage_of(stages, row.model_name)
         promoted = stage in PROMOTED_STAGES
         cells = st.columns(COLUMNS, vertical_alignment="center", gap="xsmall")
         cells[0].text(f"{row.rank} 🏆" if row.rank == 1 else
-                      (f"{row.rank} 🤝 tied" if row.tied_with_leader else f"{row.rank}"),
-                      help="🏆 the leader; 🤝 tied: its interval overlaps the leader's")
+                      (f"{row.rank} 🤝 tied" if row.tied_with_leader else f"{row.rank}"))
         cells[1].text(row.model_name)
-        cells[2].text(row.phase, help=GROUP_LABELS.get(row.group, row.group))
+        cells[2].text(row.phase)
         score = row.composite_score or 0.0
         cells[3].progress(min(max(score, 0.0), 1.0), text=f"{score:.4f}")
         low, high = row.composite_interval or (0.0, 0.0)

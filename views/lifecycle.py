@@ -47,6 +47,7 @@ from views._common import (
     page_title,
     plain,
     scope_and_board,
+    serving_now,
     show_notice,
     store,
     store_write,
@@ -165,13 +166,6 @@ def show_said(where: str) -> None:
     if said:
         kind, text = said
         (st.success if kind == "ok" else st.error)(text)
-
-
-def serving_now(scope: Scope) -> str:
-    """What the engine serves after a decision: the decisions, or how the export lags."""
-    stale = stale_export(scope.models_dir, scope.name, store())
-    return (f"The served export lags behind: {stale}" if stale else
-            "Serving: " + deployment_summary(store(), scope))
 
 
 def move(scope: Scope, model_name: str, target: str) -> None:
