@@ -48,7 +48,7 @@ from views._common import (
 
 PAGE_SIZE = 25
 #: Widths of the table's columns; at 1280×720 with the sidebar open every cell fits one line.
-COLUMNS = [0.85, 1.75, 0.9, 1.2, 1.4, 0.8, 0.75, 1.1, 1.15]
+COLUMNS = [0.8, 1.5, 0.8, 1.15, 1.3, 0.75, 0.7, 1.45, 1.1]
 
 
 def reason_given() -> bool:
