@@ -13,6 +13,7 @@ from views._common import (
     APP_DIR,
     current_user,
     default_user,
+    demo_build,
     ensure_demo_zoo,
     identity_sidebar,
     one_fingerprint_per_run,
@@ -37,6 +38,22 @@ def _copy(widget_key: str, state_key: str) -> None:
     st.session_state[state_key] = st.session_state[widget_key]
 
 
+@st.fragment(run_every=2)
+def _demo_progress() -> None:
+    """The demo scopes still building behind the first page: a bar that stays in view, and
+    a rerun of the whole app when they are ready, so they join the scope picker."""
+    build = demo_build()
+    if build.error:
+        st.error(build.error)
+    if build.pending:
+        st.session_state["demo_waiting"] = True
+        st.progress(build.fraction, text=f"Building the other demo scopes "
+                                         f"({', '.join(build.pending)}): "
+                                         f"{build.progress_text()}")
+    elif st.session_state.pop("demo_waiting", False):
+        st.rerun(scope="app")
+
+
 with one_fingerprint_per_run():  # every page asks for the scope's file fingerprint
     found = scopes()
     usable = [s.name for s in found if isinstance(s, Scope)]
@@ -44,7 +61,9 @@ with one_fingerprint_per_run():  # every page asks for the scope's file fingerpr
     # state is dropped on any run that does not draw it, a plain key is kept for the session.
     if st.session_state.get("scope") not in usable:
         wanted = st.query_params.get("scope")
-        st.session_state["scope"] = wanted if wanted in usable else (usable[0] if usable else None)
+        first = demo_build().first  # on a first start, the demo's most telling scope
+        preferred = first if first in usable else (usable[0] if usable else None)
+        st.session_state["scope"] = wanted if wanted in usable else preferred
     if "user" not in st.session_state and not team():
         st.session_state["user"] = st.query_params.get("user") or default_user()
 
@@ -62,6 +81,7 @@ with one_fingerprint_per_run():  # every page asks for the scope's file fingerpr
             st.caption("local mode: names are not verified")
             if current_user():
                 st.query_params["user"] = current_user()
+        _demo_progress()
 
     page = st.navigation([
         st.Page("views/leaderboard.py", title="Leaderboard", icon=":material/leaderboard:",

@@ -109,6 +109,8 @@ _LINEUP: tuple[_ModelSlot, ...] = (
     _ModelSlot("xgboost_seed_2", "xgboost", "variant", 2),
     _ModelSlot("logistic_regression", "logistic_regression", "linear", 0),
 )
+#: How many models each demo scope holds.
+MODELS_PER_SCOPE = len(_LINEUP)
 
 _MODEL_TYPES: dict[str, str] = {
     "xgboost": "xgboost",

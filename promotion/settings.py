@@ -1,7 +1,8 @@
 """The environment settings, in one table: name, default and help.
 
 Every part that reads the environment (the app, the command line, the store, evaluation) asks
-here, so a setting means the same everywhere; the README's table is generated from ``SETTINGS``.
+here, so a setting means the same everywhere; the table in docs/layout.md is generated from
+``SETTINGS``.
 """
 
 from __future__ import annotations
@@ -92,7 +93,7 @@ def db_url(models_root: Path | str) -> str:
 
 
 def settings_table() -> str:
-    """The settings as a Markdown table (the README's)."""
+    """The settings as a Markdown table (the one in docs/layout.md)."""
     rows = [f"| `{s.name}` | {f'`{s.default}`' if s.default else '–'} | {s.help} |"
             for s in SETTINGS]
     return "\n".join(["| setting | default | what it does |", "|---|---|---|", *rows])

@@ -36,6 +36,21 @@ RequestStatus = Literal["pending", "approved", "rejected"]
 
 Mode = Literal["ensemble", "champion", "canary"]
 MODES: tuple[Mode, ...] = get_args(Mode)
+#: How each mode is named to people, and one line on what it does. Champion mode is the
+#: seed's "shadow" deployment: the other promoted models are scored on every request, logged,
+#: never served.
+MODE_LABELS: dict[Mode, str] = {"ensemble": "Ensemble", "champion": "Champion + shadow",
+                                "canary": "Canary"}
+MODE_HELP: dict[Mode, str] = {
+    "ensemble": "Every promoted model answers, weighted by its ensemble weight.",
+    "champion": "The champion answers every request; the other promoted models run in "
+                "shadow (scored and logged, never served).",
+    "canary": "One challenger answers a share of requests, the champion the rest; the others "
+              "run in shadow."}
+#: How each stage is named to people: the seed's "promoted" set is the production stage.
+STAGE_LABELS: dict[Stage, str] = {"development": "development", "candidate": "candidate",
+                                  "production": "production (promoted)",
+                                  "champion": "champion", "archived": "archived"}
 
 WeightsMethod = Literal["score", "equal", "greedy"]
 WEIGHTS_METHODS: tuple[WeightsMethod, ...] = get_args(WeightsMethod)

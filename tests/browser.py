@@ -74,3 +74,16 @@ def wait_healthy(url: str, process: subprocess.Popen, timeout: float) -> None:
         except subprocess.TimeoutExpired:
             pass
     raise TimeoutError(f"{url} did not answer its health check in {timeout:.0f}s")
+
+
+def launched_chromium() -> Iterator[object]:
+    """Debian's Chromium under Playwright, headless, for one test module's fixture."""
+    import pytest
+
+    playwright_api = pytest.importorskip("playwright.sync_api")
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: ./scripts/test installs it with apt-get")
+    with playwright_api.sync_playwright() as p:
+        launched = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()

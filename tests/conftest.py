@@ -7,6 +7,7 @@ The ``store`` fixture is SQLite; a test module that sets ``STORE_BACKENDS = ("sq
 from __future__ import annotations
 
 import sys
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,7 @@ from factories import make_scope  # noqa: E402
 from postgres import Cluster  # noqa: E402
 
 from promotion.store import SqlStore, default_db_url, open_store  # noqa: E402
+from views._common import DEMO_BUILD_THREAD  # noqa: E402
 
 
 @pytest.fixture
@@ -83,9 +85,9 @@ class FirstStart:
 
 @pytest.fixture(scope="session")
 def first_start(tmp_path_factory: pytest.TempPathFactory) -> FirstStart:
-    """The app started on an empty models root: it builds and evaluates the whole demo zoo.
-    Built once per session and shared by every test that needs the demo (a build takes
-    about a minute)."""
+    """The app started on an empty models root: it builds and ranks the first demo scope
+    before its first page, then the others in a thread, which this waits for. Built once per
+    session and shared by every test that needs the demo (a build takes about a minute)."""
     root = tmp_path_factory.mktemp("demo") / "models"
     root.mkdir()
     patch = pytest.MonkeyPatch()
@@ -94,6 +96,9 @@ def first_start(tmp_path_factory: pytest.TempPathFactory) -> FirstStart:
     try:
         app = AppTest.from_file(str(APP), default_timeout=900)
         app.run()
+        for thread in threading.enumerate():
+            if thread.name == DEMO_BUILD_THREAD:
+                thread.join()
     finally:
         patch.undo()
     return FirstStart(root, app)

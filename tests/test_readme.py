@@ -1,4 +1,4 @@
-"""The README's settings tables are generated from the settings models: they must not drift."""
+"""The documented settings tables are generated from the settings models: they must not drift."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pydantic import BaseModel
 from promotion.scopes import GateSettings, ScopeConfig
 from promotion.settings import settings_table as environment_table
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+DOCS = Path(__file__).resolve().parent.parent / "docs"
 
 
 def settings_table(model: type[BaseModel] = ScopeConfig) -> str:
@@ -26,21 +26,21 @@ def settings_table(model: type[BaseModel] = ScopeConfig) -> str:
 
 
 def test_readme_settings_table_matches_the_model():
-    text = README.read_text(encoding="utf-8")
+    text = (DOCS / "models-root.md").read_text(encoding="utf-8")
     start = text.index("<!-- settings-table:start -->\n") + len("<!-- settings-table:start -->\n")
     end = text.index("<!-- settings-table:end -->")
     assert text[start:end].strip() == settings_table()
 
 
 def test_readme_gates_table_matches_the_model():
-    text = README.read_text(encoding="utf-8")
+    text = (DOCS / "lifecycle.md").read_text(encoding="utf-8")
     start = text.index("<!-- gates-table:start -->\n") + len("<!-- gates-table:start -->\n")
     end = text.index("<!-- gates-table:end -->")
     assert text[start:end].strip() == settings_table(GateSettings)
 
 
 def test_readme_environment_table_matches_the_settings():
-    text = README.read_text(encoding="utf-8")
+    text = (DOCS / "layout.md").read_text(encoding="utf-8")
     start = text.index("<!-- env-settings:start -->\n") + len("<!-- env-settings:start -->\n")
     end = text.index("<!-- env-settings:end -->")
     assert text[start:end].strip() == environment_table()

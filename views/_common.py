@@ -6,12 +6,15 @@ these helpers and ``promotion.*``; they hold no metric math, SQL or JSON buildin
 
 from __future__ import annotations
 
+import dataclasses
 import getpass
 import html
 import re
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -35,7 +38,6 @@ from promotion.scopes import (
     Holdout,
     Scope,
     ScopeProblem,
-    discover_scopes,
     folder_fingerprint,
     load_scope,
     scope_folders,
@@ -60,7 +62,7 @@ GROUP_LABELS: dict[str, str] = {
     "linear": "Linear",
 }
 STAGE_BADGES: dict[str, str] = {
-    "development": "", "candidate": "🧪 candidate", "production": "✅ promoted",
+    "development": "", "candidate": "🧪 candidate", "production": "✅ production",
     "champion": "👑 champion", "archived": "🗄️ archived",
 }
 
@@ -201,10 +203,14 @@ def group_colour_map(groups: list[str]) -> dict[str, str]:
 
 
 def scopes() -> list[Scope | ScopeProblem]:
-    """Every scope of the models root (read again only when its files change)."""
+    """Every scope of the models root (read again only when its files change), but the demo
+    scopes still being built."""
     root = models_dir()
     found: list[Scope | ScopeProblem] = []
+    building = set(demo_build().pending)
     for folder in scope_folders(root):
+        if folder.name in building:
+            continue
         try:
             found.append(_load_scope(str(root), folder.name, folder_signature(folder)))
         except PromotionError as err:
@@ -212,37 +218,96 @@ def scopes() -> list[Scope | ScopeProblem]:
     return found
 
 
+@dataclass
+class DemoBuild:
+    """The first start's demo build, shared by every session of this server: the first scope
+    is built and ranked before any page, the others behind it (``pending``) in a thread."""
+
+    first: str | None = None
+    pending: list[str] = dataclasses.field(default_factory=list)
+    step: str = ""
+    fraction: float = 0.0
+    started: float = 0.0
+    error: str | None = None
+
+    def progress_text(self) -> str:
+        """Step, count and time left, for the progress bar."""
+        elapsed = time.monotonic() - self.started
+        left = (f"about {elapsed / self.fraction * (1 - self.fraction):.0f} s left"
+                if self.fraction > 0.02 else "estimating the time left")
+        return f"{self.step} · {self.fraction:.0%} · {left}"
+
+
+@st.cache_resource(show_spinner=False)
+def demo_build() -> DemoBuild:
+    """The first start's build state (empty when the models root had scopes already)."""
+    return DemoBuild()
+
+
 def ensure_demo_zoo() -> None:
-    """On a models root with no scope, build the demo zoo, showing its progress."""
-    # Always through the lock: while one session builds, the scope folders already exist but
-    # are incomplete, and other sessions must wait rather than show them half-built.
+    """On a models root with no scope, build the demo zoo: its first scope now, with a
+    progress bar, so the first page is ranked in seconds; the others behind it."""
+    # Always through the lock: while one session builds the first scope, its folder exists but
+    # is incomplete, and other sessions must wait rather than show it half-built.
     with _build_lock():
         if scope_folders(models_dir()):
             return
-        from demo import build_demo_zoo
+        from demo import DEMO_SCOPES
 
-        with st.status("First start: building the demo models (about a minute)…",
-                       expanded=True) as status:
-            build_demo_zoo(models_dir(), progress=status.write)
-            for scope in discover_scopes(models_dir()):
-                if isinstance(scope, Scope):
-                    _evaluate_with_progress(scope)
-            status.update(label="Demo models built and evaluated", state="complete",
+        state = demo_build()
+        state.first, state.pending = DEMO_SCOPES[0], list(DEMO_SCOPES[1:])
+        state.started = time.monotonic()
+        with st.status(f"First start: building the demo scope {state.first} (the others "
+                       "follow in the background)…", expanded=True) as status:
+            bar = st.progress(0.0, text="Training the models…")
+            root, shared = models_dir(), store()
+            _build_one(root, shared, state.first,
+                       lambda done, text: bar.progress(done, text=text))
+            status.update(label=f"Demo scope {state.first} built and ranked", state="complete",
                           expanded=False)
+        threading.Thread(target=_build_the_rest, args=(root, shared, state), daemon=True,
+                         name=DEMO_BUILD_THREAD).start()
 
 
-def _evaluate_with_progress(scope: Scope) -> None:
-    """Measure a scope now (filling the store's cache), showing each model as it finishes."""
-    bar = st.progress(0.0, text=f"Evaluating {plain(scope.name)}…")
+#: The name of the thread that builds the demo scopes behind the first page.
+DEMO_BUILD_THREAD = "demo-build"
 
-    def report(done: int, total: int, name: str, cached: bool) -> None:
-        bar.progress(done / max(total, 1), text=f"Evaluating {plain(scope.name)}: {done}/"
-                                                f"{total} ({plain(name)})")
 
+def _build_one(root: Path, shared: SqlStore, name: str,
+               report: Callable[[float, str], None]) -> None:
+    """Build one demo scope (60% of its bar) and evaluate it (40%), reporting as it goes."""
+    from demo import MODELS_PER_SCOPE, build_demo_zoo
+
+    folder = root / name
+
+    def built(_: str) -> None:
+        done = sum((d / "meta.json").is_file() for d in folder.iterdir() if d.is_dir()) \
+            if folder.is_dir() else 0
+        report(0.6 * done / MODELS_PER_SCOPE, f"{name}: trained {done}/{MODELS_PER_SCOPE} "
+                                              "models")
+
+    build_demo_zoo(root, scopes=(name,), progress=built)
+
+    def measured(done: int, total: int, model: str, cached: bool) -> None:
+        report(0.6 + 0.4 * done / max(total, 1), f"{name}: evaluated {done}/{total} models")
+
+    evaluate_scope(load_scope(root, name), shared, progress=measured)
+
+
+def _build_the_rest(root: Path, shared: SqlStore, state: DemoBuild) -> None:
+    """The thread behind the first page: every pending scope, one after the other."""
+    total = len(state.pending)
+    state.started = time.monotonic()
     try:
-        evaluate_scope(scope, store(), progress=report)
-    except PromotionError as err:
-        show_error(err)
+        for index, name in enumerate(list(state.pending)):
+            def report(done: float, text: str, index: int = index) -> None:
+                state.fraction = (index + done) / total
+                state.step = f"scope {index + 1} of {total}, {text}"
+            _build_one(root, shared, name, report)
+            state.pending.remove(name)
+    except Exception as err:  # shown in the sidebar; the built scopes keep working
+        state.error = f"building the demo scopes stopped: {err}"
+        state.pending.clear()
 
 
 def current_scope() -> Scope | None:
@@ -274,6 +339,18 @@ def plain(text: object) -> str:
     as written: no image, link, KaTeX, HTML, colour or emphasis from data."""
     joined = _AUTOLINKED.sub(WORD_JOINER, str(text))
     return "".join("\\" + ch if ch in _MARKDOWN_SPECIALS else ch for ch in joined)
+
+
+def percents_to_100(shares: list[float], digits: int = 1) -> list[str]:
+    """Shares that sum to 1 as percentages that add up to exactly 100% when read (largest
+    remainders get the last unit), e.g. three thirds as 33.4%, 33.3%, 33.3%."""
+    unit = 10 ** digits * 100
+    raw = [share * unit for share in shares]
+    whole = [int(value) for value in raw]
+    short = round(sum(raw)) - sum(whole)
+    for i in sorted(range(len(raw)), key=lambda i: whole[i] - raw[i])[:max(short, 0)]:
+        whole[i] += 1
+    return [f"{value / 10 ** digits:.{digits}f}%" for value in whole]
 
 
 def chart_text(text: object) -> str:
@@ -418,8 +495,7 @@ def _derived_texts(root: str, scope_name: str, signature: str, weights: tuple,
     scope = _load_scope(root, scope_name, signature)
     result = evaluation(scope)
     board = rank_models(result, dict(weights))
-    model = next(m for m in result.models if m.model_name == model_name)
-    return export.derived_texts(scope, store(), model, holdout(scope), board, None)
+    return export.derived_texts(scope, store(), result, model_name, holdout(scope), board, None)
 
 
 def derived_texts(scope: Scope, board: Leaderboard, model_name: str
@@ -436,6 +512,16 @@ def scope_and_board() -> tuple[Scope, Leaderboard] | None:
         return None
     board = leaderboard(scope)
     return None if board is None else (scope, board)
+
+
+def serving_now(scope: Scope) -> str:
+    """What the engine serves after a decision: the decisions, or how the export lags."""
+    from promotion.monitoring import deployment_summary
+    from promotion.usecases import stale_export
+
+    stale = stale_export(scope.models_dir, scope.name, store())
+    return (f"The served export lags behind: {stale}" if stale else
+            "Serving: " + deployment_summary(store(), scope))
 
 
 def show_notice() -> None:

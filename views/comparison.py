@@ -62,6 +62,8 @@ def score_against_latency(board: Leaderboard) -> None:
                         title="Score against latency (Pareto front: no model is both faster "
                               "and better)")
     figure.update_traces(marker={"size": 11})
+    # Every tick a plain number: Plotly's default log ticks read "3 4 … 9 100 2".
+    figure.update_xaxes(dtick="D1", tickformat="~g")
     front = frame[frame["pareto"]].sort_values("latency_p95_ms")
     figure.add_trace(go.Scatter(
         x=front["latency_p95_ms"], y=front["composite_score"], mode="lines+markers",

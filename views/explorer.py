@@ -25,6 +25,7 @@ from views._common import (
     card_text_editor,
     chart_text,
     derived_texts,
+    group_order,
     holdout,
     model_evaluation,
     page_title,
@@ -38,7 +39,7 @@ from views._common import (
 
 def choose_model(board: Leaderboard) -> LeaderboardRow | None:
     left, middle, right = st.columns(3)
-    groups = ["All", *sorted({r.group for r in board.rows})]
+    groups = ["All", *group_order(r.group for r in board.rows)]  # 2A, 2B, 2C, baseline
     group = left.selectbox("Group", groups, key=f"explore_group:{board.scope}",
                            format_func=lambda g: GROUP_LABELS.get(g, g))
     in_group = [r for r in board.rows if group == "All" or r.group == group]

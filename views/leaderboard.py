@@ -8,13 +8,14 @@ from pathlib import Path
 import streamlit as st
 
 from promotion import PromotionError
-from promotion.contract import ModelCard
+from promotion.contract import ModelCard, cards_files
 from promotion.export import TEXT_FIELDS, PromotedSet, ensemble_table, export_results
-from promotion.lifecycle import demote, promote
+from promotion.lifecycle import serving_after
 from promotion.metrics import get_metric, get_metric_names
 from promotion.scopes import Scope
-from promotion.scoring import Leaderboard, LeaderboardRow
+from promotion.scoring import Leaderboard, LeaderboardRow, skilled_models
 from promotion.store import StageRecord
+from promotion.usecases import change_stage, demote_model
 from promotion.usecases import save_weights as keep_weights
 from promotion.vocabulary import (
     DEFAULT_WEIGHTS_METHOD,
@@ -32,13 +33,14 @@ from views._common import (
     current_user,
     evaluation,
     group_order,
-    leaderboard,
     may_do,
     model_cards,
     page_title,
+    percents_to_100,
     plain,
     scope_and_board,
     scope_problems,
+    serving_now,
     show_error,
     show_notice,
     store,
@@ -46,7 +48,8 @@ from views._common import (
 )
 
 PAGE_SIZE = 25
-COLUMNS = [0.35, 2.0, 1.0, 1.5, 1.5, 0.95, 0.9, 0.75, 1.1, 1.55]
+#: Widths of the table's columns; at 1280×720 with the sidebar open every cell fits one line.
+COLUMNS = [0.8, 1.5, 0.8, 1.15, 1.3, 0.75, 0.7, 1.45, 1.1]
 
 
 def reason_given() -> bool:
@@ -54,24 +57,52 @@ def reason_given() -> bool:
 
 
 def decide(action: str, scope: Scope, model_name: str) -> None:
-    """Button callback: record a promotion or demotion in the store, then say so."""
-    reason = str(st.session_state.get("decision_reason") or "")
-    result, board = evaluation(scope), leaderboard(scope)
-    if board is None:
-        return
+    """Button callback: promote or demote (a served scope is exported again in the same
+    action), then say so beside the row."""
+    state = st.session_state
+    state.pop(f"confirm_row:{scope.name}", None)
+    reason = str(state.get("decision_reason") or "")
     try:
         with store_write():
             if action == "promote":
-                promote(store(), scope, result, board, model_name, actor=current_user(),
-                        reason=reason, override=bool(st.session_state.get("override")))
+                moved = change_stage(scope.models_dir, scope.name, store(), model_name,
+                                     "production", actor=current_user(), reason=reason,
+                                     override=bool(state.get("override")))
             else:
-                demote(store(), scope, result, board, model_name, actor=current_user(),
-                       reason=reason)
+                moved = demote_model(scope.models_dir, scope.name, store(), model_name,
+                                     actor=current_user(), reason=reason)
     except PromotionError as err:
-        st.session_state["notice"] = ("error", plain(err))
+        state[f"said_row:{scope.name}"] = (model_name, "error", plain(err))
         return
-    verb = "Promoted" if action == "promote" else "Demoted"
-    st.session_state["notice"] = ("ok", f"{verb} {plain(model_name)}.")
+    state["decision_reason"] = ""  # each decision has its own reason
+    state["override"] = False
+    done = ("nothing changed" if moved is None else f"{moved.from_stage} → {moved.to_stage}"
+            + (" (gates overridden)" if moved.overridden else ""))
+    served = f" {serving_now(scope)}" if cards_files(scope.models_dir, scope.name) else ""
+    state[f"said_row:{scope.name}"] = (model_name, "ok", f"{plain(model_name)}: {done}."
+                                       + plain(served))
+
+
+def row_message(scope: Scope, model_name: str) -> None:
+    """The result of a click on this row, shown under it."""
+    said = st.session_state.get(f"said_row:{scope.name}")
+    if said and said[0] == model_name:
+        st.session_state.pop(f"said_row:{scope.name}")
+        (st.success if said[1] == "ok" else st.error)(said[2])
+
+
+def confirm_demotion(scope: Scope, model_name: str) -> None:
+    """Demoting the champion takes it out of serving: say what is served after, then ask."""
+    if st.session_state.get(f"confirm_row:{scope.name}") != model_name:
+        return
+    after = serving_after(store(), scope, [(model_name, "archived")])
+    st.warning(f"Demote the champion {plain(model_name)}? After it, the engine serves: "
+               f"{plain(after)}", icon=":material/warning:")
+    yes, no, _ = st.columns([1, 1, 4])
+    yes.button("Confirm demotion", key=f"confirm_demote:{scope.name}", type="primary",
+               on_click=decide, args=("demote", scope, model_name))
+    no.button("Cancel", key=f"cancel_demote:{scope.name}",
+              on_click=lambda: st.session_state.pop(f"confirm_row:{scope.name}", None))
 
 
 def save_weights(scope: Scope, names: list[str]) -> None:
@@ -90,12 +121,14 @@ def header(scope: Scope, board: Leaderboard, evaluation_note: str) -> None:
     weights = ", ".join(f"{n} {w:g}" for n, w in board.weights.items())
     st.caption(f"{board.task} · {board.n_rows} holdout rows · composite = weighted mean of "
                f"{weights} (each scored 0 at chance level, 1 at perfect) · {evaluation_note}")
-    leader = board.leader
-    if leader is not None and leader.health_score is not None and leader.health_score <= 0.0:
+    alpha = scope.config.gates.alpha
+    if board.ranked and not skilled_models(board, evaluation(scope), alpha):
         st.warning(
-            "**No model shows skill on this scope.** Even the leader's 95% interval reaches the "
-            "chance level (composite 0), so the ranking order here is noise. Promoting any of "
-            "these models buys no predictive skill.", icon=":material/casino:")
+            f"**No model shows skill on this scope**: none is significantly better than "
+            f"chance level (paired bootstrap, Holm-corrected over {len(board.ranked)} models, "
+            f"p ≥ {alpha:g}), so the ranking order here is noise. "
+            "Promoting any of these models buys no predictive skill.",
+            icon=":material/casino:")
 
 
 def filters(board: Leaderboard) -> list[LeaderboardRow]:
@@ -118,41 +151,54 @@ def table(scope: Scope, board: Leaderboard,
           rows: list[LeaderboardRow], stages: dict[str, StageRecord]
           ) -> None:
     key, key_label = task_rules(board.task).key_metric, task_rules(board.task).key_label
-    labels = ["#", "Model", "Group", "Composite", "95% interval", "vs leader", key_label,
-              "p95 ms", "Stage", "Decision"]
-    for column, label in zip(st.columns(COLUMNS), labels, strict=True):
+    labels = ["Rank", "Model", "Phase", "Composite", "95% interval", key_label, "p95 ms",
+              "Stage", "Decision"]
+    for column, label in zip(st.columns(COLUMNS, gap="xsmall"), labels, strict=True):
         column.markdown(f"**{label}**")
     if not rows:
         st.info("No model matches these filters.")
+    st.caption("🏆 the leader · 🤝 tied: its 95% interval overlaps the leader's · phase: 2A "
+               "tree, 2B neural, 2C variant, baseline linear")
     for row in rows:
         stage = stage_of(stages, row.model_name)
         promoted = stage in PROMOTED_STAGES
-        cells = st.columns(COLUMNS, vertical_alignment="center")
-        cells[0].text(f"{row.rank}")
+        cells = st.columns(COLUMNS, vertical_alignment="center", gap="xsmall")
+        cells[0].text(f"{row.rank} 🏆" if row.rank == 1 else
+                      (f"{row.rank} 🤝 tied" if row.tied_with_leader else f"{row.rank}"))
         cells[1].text(row.model_name)
-        cells[2].text(f"{row.group} · {row.phase}")
+        cells[2].text(row.phase)
         score = row.composite_score or 0.0
         cells[3].progress(min(max(score, 0.0), 1.0), text=f"{score:.4f}")
         low, high = row.composite_interval or (0.0, 0.0)
         cells[4].text(f"[{low:.3f}, {high:.3f}]")
-        cells[5].text("🏆 leader" if row.rank == 1 else ("🤝 tied" if row.tied_with_leader
-                                                         else "below"))
         value = row.metrics.get(key, float("nan"))
-        cells[6].text(f"{value:.1%}" if key == "top_5_accuracy" else f"{value:.4f}")
-        cells[7].text(f"{row.metrics.get('latency_p95_ms', float('nan')):.2f}")
+        cells[5].text(f"{value:.1%}" if key == "top_5_accuracy" else f"{value:.4f}")
+        cells[6].text(f"{row.metrics.get('latency_p95_ms', float('nan')):.1f}")
         record = stages.get(row.model_name)
         newer = record is not None and record.model_sha256 not in (None, row.sha256)
-        cells[8].text((STAGE_BADGES.get(stage, stage) or "–") + (" · 🔄 new file" if newer
+        cells[7].text((STAGE_BADGES.get(stage, stage) or "–") + (" · 🔄 new file" if newer
                                                                 else ""))
         action = "demote" if promoted else "promote"
-        cells[9].button("❌ Demote" if promoted else "✅ Promote",
-                        key=f"{action}:{scope.name}:{row.model_name}",
-                        on_click=decide, args=(action, scope, row.model_name),
-                        disabled=not (may_do("move") and reason_given()),
-                        help=None if may_do("move") and reason_given()
-                        else "Enter your name in the sidebar and a reason above first"
-                        if current_user() == "" or may_do("move") else
-                        "Your role does not allow moving models")
+        ready = bool(may_do("move") and reason_given())
+        asks_first = stage == "champion"  # taking the champion away is confirmed first
+        cells[8].button(
+            "Demote" if promoted else "Promote", key=f"{action}:{scope.name}:{row.model_name}",
+            width="stretch",
+            on_click=(lambda n: st.session_state.__setitem__(f"confirm_row:{scope.name}", n))
+            if asks_first else decide,
+            args=(row.model_name,) if asks_first else (action, scope, row.model_name),
+            disabled=not ready, help=None if ready else why_disabled())
+        confirm_demotion(scope, row.model_name)
+        row_message(scope, row.model_name)
+
+
+def why_disabled() -> str:
+    """Why the decision buttons are greyed out, in words."""
+    if not current_user():
+        return "Enter your name in the sidebar first: it is recorded with each decision."
+    if not may_do("move"):
+        return "Your role does not allow moving models: ask an admin for the analyst role."
+    return "Type a reason above first: each decision is recorded with its own reason."
 
 
 def failed(board: Leaderboard) -> None:
@@ -193,6 +239,7 @@ def summary(board: Leaderboard, stages: dict[str, StageRecord]) -> None:
     promoted = [row for row in board.rows if row.model_name in stages
                 and stages[row.model_name].stage in PROMOTED_STAGES]
     st.markdown(f"**Total Promoted: {len(promoted)}**")
+    st.caption("The promoted set is the models in the production stage, champion included.")
     if not promoted:
         st.caption("Nothing promoted yet: click ✅ Promote on the models you choose.")
         return
@@ -234,14 +281,15 @@ def cards_section(scope: Scope, board: Leaderboard,
                 "selection did not see:")
     st.dataframe(ensemble_table(reports, singles, scope.task), hide_index=True,
                  width="stretch")
-    for card in cards:
-        review_card(scope, card)
+    for card, weight in zip(cards, percents_to_100([c.ensemble_weight for c in cards]),
+                            strict=True):
+        review_card(scope, card, weight)
     export_buttons(scope, chosen, cards, method)
 
 
-def review_card(scope: Scope, card: ModelCard) -> None:
+def review_card(scope: Scope, card: ModelCard, weight: str) -> None:
     title = (f"{'👑 ' if card.is_champion else ''}{plain(card.model_name)} · weight "
-             f"{card.ensemble_weight:.1%} · composite {card.composite_score:.4f}")
+             f"{weight} · composite {card.composite_score:.4f}")
     with st.expander(title):
         facts = st.columns(4)
         facts[0].metric("Ensemble weight", f"{card.ensemble_weight:.4f}")
@@ -291,12 +339,14 @@ def main() -> None:
     show_notice()
     header(scope, board, f"{len(board.rows)} models")
     weights_editor(scope, board)
-    left, right = st.columns([4, 1], vertical_alignment="bottom")
+    left, right = st.columns([3, 1], vertical_alignment="bottom")
     left.text_input("Reason for your decisions (required, recorded with each)",
                     key="decision_reason", placeholder="e.g. best tree model, fast enough")
-    right.checkbox("Override failing gates", key="override",
+    right.checkbox("Override gates", key="override",
                    help="Promote even when a gate fails; recorded as an override with your "
                         "reason.")
+    if not (current_user() and reason_given()):
+        st.caption(f"Promote and Demote are greyed out until then. {why_disabled()}")
     stages = store().stages(scope.name)
     table(scope, board, filters(board), stages)
     failed(board)

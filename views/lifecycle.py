@@ -14,25 +14,45 @@ from promotion.lifecycle import (
     deployment_needs_approval,
     deployment_of,
     move_needs_approval,
-    previous_champion,
-    rollback,
-    transition_model,
+    rollback_plan,
+    serving_after,
 )
 from promotion.monitoring import deployment_summary
 from promotion.scopes import Scope
-from promotion.scoring import Leaderboard, gate_report, gate_reports
+from promotion.scoring import (
+    GATE_LABELS,
+    Leaderboard,
+    gate_report,
+    gate_reports,
+    tested_together,
+)
 from promotion.store import Change, StageRecord
-from promotion.usecases import deploy
-from promotion.vocabulary import MODES, STAGE_LADDER, STAGES, stage_of
+from promotion.usecases import (
+    change_stage,
+    deploy,
+    export_scope,
+    latest_weights_method,
+    roll_back,
+    stale_export,
+)
+from promotion.vocabulary import (
+    MODE_HELP,
+    MODE_LABELS,
+    MODES,
+    STAGE_LABELS,
+    STAGE_LADDER,
+    STAGES,
+    stage_of,
+)
 from views._approvals import request_form, requests_panel
 from views._common import (
     current_user,
     evaluation,
-    leaderboard,
     may_do,
     page_title,
     plain,
     scope_and_board,
+    serving_now,
     show_notice,
     store,
     store_write,
@@ -90,15 +110,14 @@ def sync_now(scope: Scope) -> None:
 
 def no_skill_warning(scope: Scope, board: Leaderboard,
                      stages: dict[str, StageRecord]) -> None:
+    """The scope's one significance rule, said once: the gate table below says the same."""
     champion = champion_of(stages)
-    names = [r.model_name for r in board.ranked if r.model_name != champion]
+    names = tested_together(board, champion)
     if not names:
         return
-    reports = gate_reports(names, "champion", board, evaluation(scope),
-                                     scope.config.gates, champion)
-    significant = [r for r in reports
-                   if any(g.name == "significance" and g.passed for g in r.gates)]
-    if significant:
+    reports = gate_reports(names, "champion", board, evaluation(scope), scope.config.gates,
+                           champion)
+    if any(g.name == "significance" and g.passed for r in reports for g in r.gates):
         return
     tested = (f"paired bootstrap, Holm-corrected over {len(names)} models, p ≥ "
               f"{scope.config.gates.alpha:g} for every one")
@@ -119,43 +138,93 @@ def stages_table(scope: Scope, board: Leaderboard,
         record = stages.get(entry.name)
         row = board.row(entry.name)
         records.append({
-            "model": entry.name, "stage": stage_of(stages, entry.name),
+            "model": entry.name, "stage": STAGE_LABELS[stage_of(stages, entry.name)],
             "composite": row.composite_score, "rank": row.rank,
-            "version": (record.model_sha256 or "")[:12] if record else "",
-            "current file": (row.sha256 or "")[:12],
-            "since": record.updated_at if record else None,
+            "version": (record.model_sha256 or "")[:8] if record else "",
+            "since": f"{record.updated_at:%Y-%m-%d %H:%M}" if record else "",
             "by": record.updated_by if record else "", "reason": record.reason if record else "",
         })
     frame = pd.DataFrame.from_records(records)
-    order = {s: i for i, s in enumerate((*reversed(STAGE_LADDER), "archived"))}
+    order = {STAGE_LABELS[s]: i for i, s in enumerate((*reversed(STAGE_LADDER), "archived"))}
     frame = frame.sort_values(["stage", "rank"], key=lambda c: c.map(order) if c.name == "stage"
                               else c)
     st.dataframe(frame, hide_index=True, width="stretch", column_config={
-        "composite": st.column_config.NumberColumn("Composite", format="%.4f"),
-        "since": st.column_config.DatetimeColumn("Since (UTC)", format="YYYY-MM-DD HH:mm"),
+        "model": st.column_config.TextColumn("Model", width="medium"),
+        "stage": st.column_config.TextColumn("Stage", width="medium"),
+        "composite": st.column_config.NumberColumn("Composite", format="%.4f", width="small"),
+        "rank": st.column_config.NumberColumn("Rank", width="small"),
+        "version": st.column_config.TextColumn("Version", width="small"),
+        "since": st.column_config.TextColumn("Since (UTC)", width="medium"),
+        "by": st.column_config.TextColumn("By", width="small"),
+        "reason": st.column_config.TextColumn("Reason", width="large"),
     })
 
 
+def say(where: str, kind: str, text: str) -> None:
+    """Leave a message for the place a click came from (shown there on the next run)."""
+    st.session_state[f"said:{where}"] = (kind, text)
+
+
+def show_said(where: str) -> None:
+    """The message a callback left for this place, beside the button that was clicked."""
+    said = st.session_state.pop(f"said:{where}", None)
+    if said:
+        kind, text = said
+        (st.success if kind == "ok" else st.error)(text)
+
+
 def move(scope: Scope, model_name: str, target: str) -> None:
-    """Button callback: the move, with the reason and the override choice typed above it."""
-    reason = str(st.session_state.get("lifecycle_reason") or "")
-    board = leaderboard(scope)
-    if board is None:
-        return
+    """Button callback: the move with the reason and override typed above it; a served scope
+    is exported again in the same action (``change_stage``)."""
+    state = st.session_state
+    state.pop(f"confirm:{scope.name}", None)
     try:
         with store_write():
-            moved = transition_model(
-                store(), scope, evaluation(scope), board, model_name, target,
-                actor=current_user(), reason=reason,
-                override=bool(st.session_state.get("lifecycle_override")))
+            moved = change_stage(scope.models_dir, scope.name, store(), model_name, target,
+                                 actor=current_user(),
+                                 reason=str(state.get("lifecycle_reason") or ""),
+                                 override=bool(state.get("lifecycle_override")))
     except PromotionError as err:
-        st.session_state["notice"] = ("error", plain(err))
+        say("move", "error", plain(err))
         return
+    state["lifecycle_reason"] = ""  # a reason is one decision's: the next needs its own
+    state["lifecycle_override"] = False
     now = stage_of(store().stages(scope.name), model_name)
-    st.session_state["notice"] = ("ok", f"{plain(model_name)} is {now}: nothing changed."
-                                  if moved is None else
-                                  f"{plain(model_name)}: {moved.from_stage} → {moved.to_stage}"
-                                  + (" (gates overridden)" if moved.overridden else "") + ".")
+    done = (f"{plain(model_name)} is {now}: nothing changed." if moved is None else
+            f"{plain(model_name)}: {moved.from_stage} → {moved.to_stage}"
+            + (" (gates overridden)" if moved.overridden else "") + ".")
+    say("move", "ok", f"{done} {plain(serving_now(scope))}")
+
+
+def destructive(stages: dict[str, StageRecord], model: str, target: str) -> bool:
+    """Moves that take the champion away ask to confirm first."""
+    return stage_of(stages, model) == "champion" and target != "champion"
+
+
+def confirm_buttons(scope: Scope, what: str, after: str, on_click, args: tuple) -> None:
+    """The second step of a destructive move: what happens and what is served after it."""
+    st.warning(f"{what}. After it, the engine serves: {plain(after)}",
+               icon=":material/warning:")
+    yes, no = st.columns([1, 1])
+    yes.button("Confirm", key=f"confirm_yes:{scope.name}", type="primary", on_click=on_click,
+               args=args, width="stretch")
+    no.button("Cancel", key=f"confirm_no:{scope.name}", width="stretch",
+              on_click=lambda: st.session_state.pop(f"confirm:{scope.name}", None))
+
+
+def ask_to_confirm(scope: Scope, kind: str, model: str, target: str) -> None:
+    st.session_state[f"confirm:{scope.name}"] = (kind, model, target)
+
+
+def gate_table(report) -> None:
+    st.markdown(f"**Gate report** for {plain(report.model_name)} → {report.target_stage}, "
+                f"against {plain(report.baseline)} (computed now, before any click):")
+    st.dataframe(pd.DataFrame([{
+        "gate": GATE_LABELS.get(g.name, g.name), "verdict": "✅ pass" if g.passed else "❌ fail",
+        "detail": g.detail} for g in report.gates]), hide_index=True, width="stretch",
+        column_config={"gate": st.column_config.TextColumn("Gate", width="small"),
+                       "verdict": st.column_config.TextColumn("Verdict", width="small"),
+                       "detail": st.column_config.TextColumn("Detail", width="large")})
 
 
 def act_panel(scope: Scope, board: Leaderboard,
@@ -166,23 +235,20 @@ def act_panel(scope: Scope, board: Leaderboard,
     names = [r.model_name for r in board.rows] + sorted(n for n in stages if n not in board)
     model = left.selectbox("Model", names, key=f"lifecycle_model:{scope.name}",
                            format_func=lambda n: f"{n} ({stage_of(stages, n)})")
-    target = right.selectbox("To stage", TARGETS, key=f"lifecycle_target:{scope.name}")
+    target = right.selectbox("To stage", TARGETS, key=f"lifecycle_target:{scope.name}",
+                             format_func=lambda s: STAGE_LABELS[s])
     if model is None:
         return
-    if stage_of(stages, model) not in ALLOWED_FROM[target]:
+    allowed = stage_of(stages, model) in ALLOWED_FROM[target]
+    if not allowed:
         st.info(f"{plain(model)} is {stage_of(stages, model)}; it can move to "
                 f"{target} only from {', '.join(sorted(ALLOWED_FROM[target]))}.")
     report = None
     if target in ("production", "champion") and model in board:
-        report = gate_report(model, target, board, evaluation(scope),
-                                       scope.config.gates, champion_of(stages))
-        st.markdown(f"**Gate report** for {plain(model)} → {target}, against "
-                    f"{plain(report.baseline)} (computed now, before any click):")
-        st.dataframe(pd.DataFrame([{
-            "gate": g.name, "verdict": "✅ pass" if g.passed else "❌ fail", "value": g.value,
-            "threshold": g.threshold, "p-value": g.p_value, "effect": g.effect,
-            "detail": g.detail} for g in report.gates]), hide_index=True, width="stretch")
-    st.text_input("Reason (required, recorded)", key="lifecycle_reason")
+        report = gate_report(model, target, board, evaluation(scope), scope.config.gates,
+                             champion_of(stages))
+        gate_table(report)
+    st.text_input("Reason (required, recorded with this decision)", key="lifecycle_reason")
     if report is not None and not report.passed:
         st.checkbox("Override the failing gates (recorded as an override, with the reason)",
                     key="lifecycle_override")
@@ -192,41 +258,83 @@ def act_panel(scope: Scope, board: Leaderboard,
         request_form(scope, Change("move", model, target, overriding), "lifecycle_reason",
                      key=f"move:{scope.name}")
         return
-    ready = (bool(str(st.session_state.get("lifecycle_reason") or "").strip())
-             and may_do("move"))
-    st.button(TARGET_LABELS[target], key=f"move:{scope.name}", type="primary",
-              disabled=not ready, on_click=move, args=(scope, model, target),
-              help=None if ready else "Enter your name in the sidebar and a reason first")
+    after = serving_after(store(), scope, [(model, target)]) if allowed else None
+    confirming = st.session_state.get(f"confirm:{scope.name}")
+    if confirming == ("move", model, target):
+        confirm_buttons(scope, f"{TARGET_LABELS[target]}: {plain(model)} is the champion",
+                        str(after), move, (scope, model, target))
+    else:
+        ready, why = decision_ready("lifecycle_reason")
+        step = destructive(stages, model, target)
+        st.button(TARGET_LABELS[target], key=f"move:{scope.name}",
+                  type="primary", disabled=not ready,
+                  on_click=ask_to_confirm if step else move,
+                  args=(scope, "move", model, target) if step else (scope, model, target))
+        if why:
+            st.caption(why)
+        elif after:
+            st.caption(f"After this move the engine serves: {plain(after)}")
+    show_said("move")
+
+
+def decision_ready(reason_key: str, action: str = "move") -> tuple[bool, str]:
+    """Whether a decision button may be clicked, and if not, why (shown beside it)."""
+    if not current_user():
+        return False, "Enter your name in the sidebar first: it is recorded with the decision."
+    if not may_do(action):
+        return False, "Your role does not allow this decision. Hint: ask an admin for a role."
+    if not str(st.session_state.get(reason_key) or "").strip():
+        return False, "Type a reason above first: every decision is recorded with its reason."
+    return True, ""
 
 
 def rollback_now(scope: Scope) -> None:
-    reason = str(st.session_state.get("rollback_reason") or "")
+    state = st.session_state
+    state.pop(f"confirm:{scope.name}", None)
     try:
+        plan = rollback_plan(store(), scope)
         with store_write():
-            moved = rollback(store(), scope, actor=current_user(), reason=reason)
+            roll_back(scope.models_dir, scope.name, store(), actor=current_user(),
+                      reason=str(state.get("rollback_reason") or ""))
     except PromotionError as err:
-        st.session_state["notice"] = ("error", plain(err))
+        say("rollback", "error", plain(err))
         return
-    st.session_state["notice"] = ("ok", f"Rolled back: {plain(moved.model_name)} is champion "
-                                        "again.")
+    state["rollback_reason"] = ""
+    say("rollback", "ok", f"Rolled back: {plain(plan.describe())}. {plain(serving_now(scope))}")
 
 
 def rollback_panel(scope: Scope) -> None:
     st.subheader("↩️ Rollback")
-    previous = previous_champion(store(), scope.name)
-    if previous is None:
+    try:
+        plan = rollback_plan(store(), scope)
+    except PromotionError:
         st.caption("No previous champion to roll back to.")
+        show_said("rollback")
         return
-    name, sha = previous
-    st.text_input(f"Reason to restore {plain(name)} (version {str(sha)[:12]})",
-                  key="rollback_reason")
+    crowned = [t for t in store().history(scope.name) if t.to_stage == "champion"]
+    if crowned and crowned[-1].action == "rollback":
+        st.caption(f"The last change of champion was a rollback to "
+                   f"{plain(crowned[-1].model_name)} ({crowned[-1].at:%Y-%m-%d %H:%M} UTC). "
+                   "Rolling back again undoes that rollback.")
+    after = serving_after(store(), scope, plan.moves)
+    st.text(f"Rolling back: {plan.describe()}.")
+    st.text_input("Reason for the rollback (required, recorded)", key="rollback_reason")
     if approval_required(scope):
-        request_form(scope, Change("rollback", model_name=name), "rollback_reason",
+        request_form(scope, Change("rollback", model_name=plan.restored), "rollback_reason",
                      key=f"rollback:{scope.name}")
+        show_said("rollback")
         return
-    ready = bool(str(st.session_state.get("rollback_reason") or "").strip()) and may_do("move")
-    st.button(f"↩️ Roll back to {plain(name)}", key=f"rollback:{scope.name}", disabled=not ready,
-              on_click=rollback_now, args=(scope,))
+    if st.session_state.get(f"confirm:{scope.name}") == ("rollback", "", ""):
+        confirm_buttons(scope, f"Roll back: {plain(plan.describe())}", after, rollback_now,
+                        (scope,))
+    else:
+        ready, why = decision_ready("rollback_reason")
+        st.button(f"↩️ Roll back to {plain(plan.restored)}", key=f"rollback:{scope.name}",
+                  disabled=not ready, on_click=ask_to_confirm,
+                  args=(scope, "rollback", "", ""))
+        if why:
+            st.caption(why)
+    show_said("rollback")
 
 
 SHARES = (0.05, 0.10, 0.25, 0.50, 1.00)
@@ -245,12 +353,25 @@ def deploy_now(scope: Scope) -> None:
                 canary_share=(state.get(f"deploy_share:{scope.name}") if mode == "canary"
                               else None))
     except PromotionError as err:
-        state["notice"] = ("error", plain(err))
+        say("deploy", "error", plain(err))
         return
-    state["notice"] = ("ok", "Nothing changed." if record is None else
-                       f"Deployment: {plain(deployment_summary(store(), scope))}; "
-                       "exported "
-                       f"{plain(paths.model_cards.name)}.")
+    state["deploy_reason"] = ""
+    say("deploy", "ok", "Nothing changed." if record is None else
+        f"Deployment: {plain(deployment_summary(store(), scope))}; exported "
+        f"{plain(paths.model_cards.name)}.")
+
+
+def export_now(scope: Scope) -> None:
+    """Button callback: export the decisions in force, so the engine serves them."""
+    try:
+        with store_write():
+            paths = export_scope(scope.models_dir, scope.name, store(),
+                                 latest_weights_method(scope.models_dir, scope.name))
+    except PromotionError as err:
+        say("deploy", "error", plain(err))
+        return
+    say("deploy", "ok", f"Exported {plain(paths.model_cards.name)}: the engine serves the "
+                        "decisions in force.")
 
 
 def deployment_panel(scope: Scope, stages: dict[str, StageRecord]) -> None:
@@ -258,10 +379,17 @@ def deployment_panel(scope: Scope, stages: dict[str, StageRecord]) -> None:
     current = deployment_of(store(), scope)
     st.caption(f"In force: {plain(deployment_summary(store(), scope))} · decided "
                f"by {plain(current.actor)}: {plain(current.reason)}")
+    stale = stale_export(scope.models_dir, scope.name, store())
+    if stale:
+        st.warning(f"The served export lags behind the decisions: {plain(stale)}",
+                   icon=":material/sync_problem:")
+        st.button("📦 Export now", key=f"export_now:{scope.name}", on_click=export_now,
+                  args=(scope,))
     left, middle, right = st.columns(3)
     modes = list(MODES)
     mode = left.selectbox("Mode", modes, index=modes.index(current.mode),
-                          key=f"deploy_mode:{scope.name}")
+                          key=f"deploy_mode:{scope.name}", format_func=MODE_LABELS.get)
+    st.caption(MODE_HELP[mode])
     if mode == "canary":
         challengers = sorted(n for n, r in stages.items() if r.stage == "production")
         middle.selectbox("Canary", challengers, key=f"deploy_canary:{scope.name}")
@@ -275,14 +403,17 @@ def deployment_panel(scope: Scope, stages: dict[str, StageRecord]) -> None:
                                    canary_share=share), "deploy_reason",
                      key=f"deploy:{scope.name}")
     else:
-        ready = (bool(str(st.session_state.get("deploy_reason") or "").strip())
-                 and may_do("deploy"))
+        ready, why = decision_ready("deploy_reason", "deploy")
         st.button("🚦 Deploy and export", key=f"deploy:{scope.name}", disabled=not ready,
                   on_click=deploy_now, args=(scope,))
+        if why:
+            st.caption(why)
+    show_said("deploy")
     decided = store().deployments(scope.name)
     if decided:
         st.dataframe(pd.DataFrame([{
-            "at": d.at, "mode": d.mode, "canary": d.canary_model, "share": d.canary_share,
+            "at": d.at, "mode": MODE_LABELS[d.mode], "canary": d.canary_model or "",
+            "share": f"{d.canary_share:.0%}" if d.canary_share is not None else "",
             "by": d.actor, "reason": d.reason} for d in reversed(decided)]),
             hide_index=True, width="stretch", column_config={
                 "at": st.column_config.DatetimeColumn("At (UTC)",

@@ -3,6 +3,8 @@ requests, the recommendation (one click to apply, with a reason) and drift."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pandas as pd
 import plotly.express as px
 import streamlit as st
@@ -18,6 +20,7 @@ from promotion.monitoring import (
     apply_recommendation,
     deployment_summary,
     recommend,
+    simulate,
     window_metrics,
 )
 from promotion.scopes import Scope
@@ -42,17 +45,27 @@ ACTION_LABELS = {"wait": "⏳ Wait", "rollback": "↩️ Roll back", "increase":
 
 
 def apply_now(scope: Scope, advice: Recommendation) -> None:
-    """Button callback: apply the recommendation through the lifecycle, with the reason."""
-    reason = str(st.session_state.get("monitoring_reason") or "")
+    """Button callback: apply the recommendation through the lifecycle, with the reason; one
+    made for an allocation no longer in force is refused (see ``apply_recommendation``)."""
+    state = st.session_state
     try:
         with store_write():
             done = apply_recommendation(scope.models_dir, scope.name, store(), advice,
-                                        actor=current_user(), reason=reason)
+                                        actor=current_user(),
+                                        reason=str(state.get("monitoring_reason") or ""))
     except PromotionError as err:
-        st.session_state["notice"] = ("error", plain(err))
+        state["said:apply"] = ("error", plain(err))
         return
-    st.session_state["notice"] = ("ok", f"Applied: {plain(done)}. Recorded in the history and "
-                                        "exported.")
+    state["monitoring_reason"] = ""
+    state["said:apply"] = ("ok", f"Applied: {plain(done)}. Recorded in the history and "
+                                 f"exported; now {plain(deployment_summary(store(), scope))}.")
+
+
+def said(where: str) -> None:
+    """The message a callback left for this place, beside its button."""
+    message = st.session_state.pop(f"said:{where}", None)
+    if message:
+        (st.success if message[0] == "ok" else st.error)(message[1])
 
 
 def recommendation_panel(scope: Scope, advice: Recommendation) -> None:
@@ -66,15 +79,61 @@ def recommendation_panel(scope: Scope, advice: Recommendation) -> None:
             "days at allocation": round(f.days, 2), "min days": f.min_days,
             "live": f.live, "baseline live": f.baseline_live, "error rate": f.error_rate,
             "latency ms/row": f.latency_ms, "baseline latency ms/row": f.baseline_latency_ms,
-        }]), hide_index=True, width="stretch")
-    if not advice.plan:
+        }]), hide_index=True, width="stretch", column_config={
+            "live": st.column_config.NumberColumn(format="%.4f"),
+            "baseline live": st.column_config.NumberColumn(format="%.4f"),
+            "error rate": st.column_config.NumberColumn(format="percent"),
+            "latency ms/row": st.column_config.NumberColumn(format="%.3f"),
+            "baseline latency ms/row": st.column_config.NumberColumn(format="%.3f")})
+    if advice.plan:
+        st.text(f"Applying will: {advice.plan}")
+        st.text_input("Reason (required, recorded)", key="monitoring_reason")
+        ready = bool(str(st.session_state.get("monitoring_reason") or "").strip()) \
+            and may_do("move")
+        st.button(f"{ACTION_LABELS[advice.action]}: apply", key=f"apply:{scope.name}",
+                  type="primary", disabled=not ready, on_click=apply_now, args=(scope, advice))
+        if not ready:
+            st.caption("Enter your name in the sidebar and a reason above to apply.")
+    said("apply")
+
+
+def simulate_now(scope: Scope) -> None:
+    """Button callback: replay holdout rows through the served export (``simulate``)."""
+    state = st.session_state
+    feature = state.get(f"sim_drift:{scope.name}")
+    drift = (str(feature), float(state.get(f"sim_shift:{scope.name}") or 0.0)) \
+        if feature else None
+    try:
+        report = simulate(scope.models_dir, scope.name,
+                          int(state.get(f"sim_requests:{scope.name}") or 1000), drift=drift,
+                          seed=int(datetime.now(UTC).timestamp()),
+                          days=float(state.get(f"sim_days:{scope.name}") or 8.0))
+    except PromotionError as err:
+        state["said:simulate"] = ("error", plain(err))
         return
-    st.text(f"Applying will: {advice.plan}")
-    st.text_input("Reason (required, recorded)", key="monitoring_reason")
-    ready = bool(str(st.session_state.get("monitoring_reason") or "").strip()) and may_do("move")
-    st.button(f"{ACTION_LABELS[advice.action]}: apply", key=f"apply:{scope.name}",
-              type="primary", disabled=not ready, on_click=apply_now, args=(scope, advice),
-              help=None if ready else "Enter your name in the sidebar and a reason first")
+    state["said:simulate"] = ("ok", plain(f"{report.summary()}. {report.outcomes.summary()}"))
+
+
+def traffic_panel(scope: Scope, features: list[str], *, expanded: bool) -> None:
+    """Simulated traffic: holdout rows replayed through the served export, with outcomes."""
+    with st.expander("🧪 Simulate traffic (replay holdout rows through the served export)",
+                     expanded=expanded):
+        st.caption("Each row is answered by the engine as deployed now, logged with every "
+                   "model's prediction, and its true label joined as the outcome. Same as "
+                   "`python -m promotion simulate`.")
+        cols = st.columns(4)
+        cols[0].number_input("Requests", 100, 20000, 1500, step=100,
+                             key=f"sim_requests:{scope.name}")
+        cols[1].number_input("Spread over days", 0.5, 60.0, 8.0, step=0.5,
+                             key=f"sim_days:{scope.name}")
+        cols[2].selectbox("Drift a feature", [None, *features],
+                          format_func=lambda f: "no drift" if f is None else f,
+                          key=f"sim_drift:{scope.name}")
+        cols[3].number_input("Shift (standard deviations)", -5.0, 5.0, 1.5, step=0.5,
+                             key=f"sim_shift:{scope.name}")
+        st.button("▶️ Replay as traffic", key=f"simulate:{scope.name}", on_click=simulate_now,
+                  args=(scope,))
+        said("simulate")
 
 
 def metrics_panel(scope: Scope, live: LiveData,
@@ -142,10 +201,11 @@ def main() -> None:
     except PromotionError as err:  # a locked, damaged or unreadable log
         show_error(err)
         return
+    traffic_panel(scope, list(cards[0].feature_names),
+                  expanded=live.empty or "said:simulate" in st.session_state)
     if live.empty:
-        st.info("No prediction logged yet. Hint: python -m promotion simulate --scope "
-                f"{plain(scope.name)} --requests 3000 (or python -m promotion demo "
-                "--monitoring)")
+        st.info("No prediction logged yet: replay holdout rows as traffic above, or serve "
+                "real requests with the engine.")
         return
     st.text(f"{len(live.requests):,} requests logged, {(live.y >= 0).sum():,} with outcomes")
     recommendation_panel(scope, recommend(live, cards, scope.task))

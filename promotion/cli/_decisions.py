@@ -8,11 +8,11 @@ import argparse
 from datetime import UTC, datetime
 
 from .._jsonio import dumps
-from ..lifecycle._transitions import demote, rollback
+from ..lifecycle._transitions import rollback_plan
 from ..scopes._discovery import load_scope
 from ..store._abstract import Store
 from ..store._entities import Change
-from ..usecases import change_stage, scope_state
+from ..usecases import change_stage, demote_model, roll_back
 from ..vocabulary import stage_of
 from ._common import print_move, print_sync, user, with_store
 from ._team import or_request, request_line
@@ -35,9 +35,8 @@ def cmd_promote(args: argparse.Namespace) -> int:
 def cmd_demote(args: argparse.Namespace) -> int:
     def run(store: Store) -> int:
         started = datetime.now(UTC)
-        state = scope_state(args.models_dir, args.scope, store)
-        moved = demote(store, state.scope, state.evaluation, state.board, args.model,
-                       actor=user(args), reason=args.reason)
+        moved = demote_model(args.models_dir, args.scope, store, args.model,
+                             actor=user(args), reason=args.reason)
         print_move(moved, args.model, stage_of(store.stages(args.scope), args.model))
         print_sync(args, store, started)
         return 0
@@ -47,9 +46,11 @@ def cmd_demote(args: argparse.Namespace) -> int:
 def cmd_rollback(args: argparse.Namespace) -> int:
     def run(store: Store) -> int:
         started = datetime.now(UTC)
-        moved = rollback(store, load_scope(args.models_dir, args.scope), actor=user(args),
-                         reason=args.reason)
+        plan = rollback_plan(store, load_scope(args.models_dir, args.scope))
+        moved = roll_back(args.models_dir, args.scope, store, actor=user(args),
+                          reason=args.reason)
         print_move(moved, moved.model_name, "champion")
+        print(f"rolled back: {plan.describe()}")
         print_sync(args, store, started)
         return 0
     return with_store(args, lambda store: or_request(args, store, Change("rollback"),

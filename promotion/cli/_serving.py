@@ -122,9 +122,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     drift = parse_drift(args.drift) if args.drift else None
     report = simulate(args.models_dir, args.scope, args.requests, drift=drift, seed=args.seed,
                       days=args.days)
-    print(f"{report.requests} requests served and logged, {report.first_at:%Y-%m-%d %H:%M} to "
-          f"{report.last_at:%Y-%m-%d %H:%M} UTC"
-          + (f", feature {report.drifted} drifted" if report.drifted else ""))
+    print(report.summary())
     print(report.outcomes.summary())
     return 0
 

@@ -35,12 +35,13 @@ from ..lifecycle._deployment import deployment_of
 from ..monitoring._drift import feature_stats
 from ..scopes._discovery import Holdout, Scope, model_version, shown_path
 from ..scoring._composite import Leaderboard, LeaderboardRow
+from ..scoring._gates import skilled_models
 from ..store._abstract import Store
 from ..store._entities import DeploymentRecord, StageRecord
 from ..vocabulary import DEFAULT_WEIGHTS_METHOD, PROMOTED_STAGES, WeightsMethod, key_metric
 from ._compile import compile_members
 from ._ensemble import DEFAULT_ENSEMBLE_SIZE, EnsembleReport, compare_methods, ensemble_weights
-from ._slices import describe_findings, recommended_use, slice_findings
+from ._slices import describe_findings, recommended_use, slice_tests
 
 if TYPE_CHECKING:  # pandas loads where a frame is built; a cached leaderboard needs none
     import pandas as pd
@@ -140,20 +141,22 @@ def _check_unchanged(scope: Scope, evaluated: ModelEvaluation, record: StageReco
             f"file now {current[:12]}). Hint: review the new version and promote it again")
 
 
-def derived_texts(scope: Scope, store: Store, evaluated: ModelEvaluation, holdout: Holdout,
-                  board: Leaderboard, weight: float | None) -> dict[str, str]:
+def derived_texts(scope: Scope, store: Store, evaluation: ScopeEvaluation, model_name: str,
+                  holdout: Holdout, board: Leaderboard, weight: float | None) -> dict[str, str]:
     """Strength, known bias and recommended use from the holdout evidence."""
-    return _derived(scope.task, holdout, load_row_predictions(store, evaluated),
-                    evaluated.model_name, _ranked_frame(board), weight)
+    evaluated = next(m for m in evaluation.models if m.model_name == model_name)
+    skilled = model_name in skilled_models(board, evaluation, scope.config.gates.alpha)
+    return _derived(scope.task, holdout, load_row_predictions(store, evaluated), model_name,
+                    _ranked_frame(board), weight, skilled)
 
 
 def _derived(task: str, holdout: Holdout, rows: RowPredictions | None, model_name: str,
-             ranked: pd.DataFrame, weight: float | None) -> dict[str, str]:
-    findings = [] if rows is None else slice_findings(rows, holdout, task)
+             ranked: pd.DataFrame, weight: float | None, skilled: bool) -> dict[str, str]:
+    tested = [] if rows is None else slice_tests(rows, holdout, task)
     return {
-        "strength": describe_findings(findings, task, better=True),
-        "known_bias": describe_findings(findings, task, better=False),
-        "recommended_use": recommended_use(model_name, ranked, weight),
+        "strength": describe_findings(tested, task, better=True),
+        "known_bias": describe_findings(tested, task, better=False),
+        "recommended_use": recommended_use(model_name, ranked, weight, skilled=skilled),
     }
 
 
@@ -175,12 +178,13 @@ def build_cards(promoted: PromotedSet, store: Store,
     now = now or datetime.now(UTC)
     holdout_info = _holdout_info(scope, promoted.evaluation)
     ranked = _ranked_frame(board)
+    skilled = skilled_models(board, promoted.evaluation, scope.config.gates.alpha)
     written = store.annotations(scope.name)
     serving = _serving(promoted, deployment_of(store, scope))
     try:
         cards = [_card(promoted, row, proba, weights[row.model_name], method, ranked, written,
-                       holdout_info, now).model_copy(update={**serving[row.model_name],
-                                                             "decisions": promoted.decisions})
+                       holdout_info, now, row.model_name in skilled).model_copy(
+                           update={**serving[row.model_name], "decisions": promoted.decisions})
                  for row, proba in zip(promoted.rows, promoted.probas, strict=True)]
         ModelCards(cards)  # the same checks the engine makes on reading
     except ValidationError as err:
@@ -193,11 +197,11 @@ def build_cards(promoted: PromotedSet, store: Store,
 
 def _card(promoted: PromotedSet, row: LeaderboardRow, proba: np.ndarray, weight: float,
           method: str, ranked: pd.DataFrame, written: dict[str, dict[str, str]],
-          holdout_info: HoldoutInfo, now: datetime) -> ModelCard:
+          holdout_info: HoldoutInfo, now: datetime, skilled: bool) -> ModelCard:
     scope, holdout = promoted.scope, promoted.holdout
     no_errors = np.zeros(len(holdout.y), dtype=bool)
     derived = _derived(scope.task, holdout, RowPredictions(proba, no_errors), row.model_name,
-                       ranked, weight)
+                       ranked, weight, skilled)
     mine = written.get(row.model_name, {})
     texts = {field: mine.get(field) or derived[field] for field in TEXT_FIELDS}
     record = promoted.records[row.model_name]

@@ -7,7 +7,10 @@ finding when the model's loss there differs from its own overall loss by at leas
 significant (Holm-corrected over every slice tested, p < 0.05). The loss is the error rate for
 multiclass scopes, tested with Fisher's exact test of the slice against the other rows, and
 the log loss for binary ones, tested with Welch's t-test. Slices hold at most half of the rows:
-a finding about a majority is better told about the minority it leaves out.
+a finding about a majority is better told about the minority it leaves out. When no slice
+passes the bars in a direction, the slice furthest from the average that way is told anyway,
+marked "not significant", so the card still says where the model is stronger or weaker.
+Intervals are 95% normal intervals of the slice's mean loss.
 """
 
 from __future__ import annotations
@@ -43,6 +46,12 @@ class SliceFinding:
     slice_loss: float
     overall_loss: float
     p_value: float
+    low: float = float("nan")  # 95% interval of the slice's loss
+    high: float = float("nan")
+
+    @property
+    def significant(self) -> bool:
+        return self.p_value < ALPHA and abs(self.relative) >= MIN_RELATIVE
 
     @property
     def relative(self) -> float:
@@ -86,6 +95,11 @@ def _feature_slices(column: str, series: pd.Series) -> list[tuple[str, np.ndarra
 
 def slice_findings(rows: RowPredictions, holdout: Holdout, task: str) -> list[SliceFinding]:
     """Every slice that passes the size, effect and significance bars, strongest first."""
+    return [f for f in slice_tests(rows, holdout, task) if f.significant]
+
+
+def slice_tests(rows: RowPredictions, holdout: Holdout, task: str) -> list[SliceFinding]:
+    """Every slice of a testable size with its Holm-corrected p-value, strongest first."""
     per_row = row_statistics(rows.proba, holdout.y_index)
     by_log_loss = task_rules(task).slice_loss == "log_loss"
     loss = per_row["loss"] if by_log_loss else 1.0 - per_row["correct"]
@@ -99,14 +113,15 @@ def slice_findings(rows: RowPredictions, holdout: Holdout, task: str) -> list[Sl
     masks = np.array([mask for _, mask in candidates], dtype=float)
     inside_n = masks.sum(axis=1)
     inside_mean = masks @ loss / inside_n
+    inside_var = np.maximum(masks @ loss**2 / inside_n - inside_mean**2, 0.0)
+    margin = 1.96 * np.sqrt(inside_var / inside_n)
     p = _welch(masks, loss) if by_log_loss else _fisher(masks, loss)
     adjusted = holm(p)
-    findings = [
-        SliceFinding(name, int(inside_n[i]), float(inside_mean[i]), overall, float(adjusted[i]))
-        for i, (name, _) in enumerate(candidates)
-        if adjusted[i] < ALPHA and abs(inside_mean[i] - overall) / overall >= MIN_RELATIVE
-    ]
-    return sorted(findings, key=lambda f: -abs(f.relative))
+    tested = [
+        SliceFinding(name, int(inside_n[i]), float(inside_mean[i]), overall, float(adjusted[i]),
+                     float(inside_mean[i] - margin[i]), float(inside_mean[i] + margin[i]))
+        for i, (name, _) in enumerate(candidates)]
+    return sorted(tested, key=lambda f: -abs(f.relative))
 
 
 def _fisher(masks: np.ndarray, errors: np.ndarray) -> np.ndarray:
@@ -141,9 +156,11 @@ def _welch(masks: np.ndarray, loss: np.ndarray) -> np.ndarray:
                     1.0)
 
 
-def describe_findings(findings: list[SliceFinding], task: str, *, better: bool) -> str:
-    """One or two sentences on the strongest findings in one direction, or 'insufficient'."""
-    chosen = [f for f in findings if (f.relative < 0) == better][:2]
+def describe_findings(tested: list[SliceFinding], task: str, *, better: bool) -> str:
+    """One or two sentences on the strongest slices in one direction: the significant ones,
+    else the furthest one marked "not significant"; 'insufficient evidence' when none."""
+    way = [f for f in tested if (f.relative < 0) == better and f.relative != 0]
+    chosen = [f for f in way if f.significant][:2] or way[:1]
     if not chosen:
         return INSUFFICIENT
     return "; ".join(_sentence(f, task) for f in chosen)
@@ -151,34 +168,41 @@ def describe_findings(findings: list[SliceFinding], task: str, *, better: bool) 
 
 def _sentence(finding: SliceFinding, task: str) -> str:
     if task_rules(task).slice_loss == "log_loss":
-        level = f"log loss {finding.slice_loss:.3f} vs {finding.overall_loss:.3f} overall"
+        level = (f"log loss {finding.slice_loss:.3f} [{finding.low:.3f}, {finding.high:.3f}] "
+                 f"vs {finding.overall_loss:.3f} overall")
         what = "loss"
     else:
-        level = (f"accuracy {1 - finding.slice_loss:.1%} vs {1 - finding.overall_loss:.1%} "
-                 "overall")
+        level = (f"accuracy {1 - finding.slice_loss:.1%} [{1 - finding.high:.1%}, "
+                 f"{1 - finding.low:.1%}] vs {1 - finding.overall_loss:.1%} overall")
         what = "error"
     direction = "lower" if finding.relative < 0 else "higher"
+    verdict = "" if finding.significant else ", not significant"
     return (f"{finding.description} ({finding.rows} rows): {level} "
-            f"({abs(finding.relative):.0%} {direction} {what}, p={finding.p_value:.2g})")
+            f"({abs(finding.relative):.0%} {direction} {what}, p={finding.p_value:.2g}"
+            f"{verdict})")
 
 
-def recommended_use(model_name: str, board_rows: pd.DataFrame, weight: float | None) -> str:
-    """Advice from rank, ties, latency and ensemble weight (see README)."""
+def recommended_use(model_name: str, board_rows: pd.DataFrame, weight: float | None, *,
+                    skilled: bool) -> str:
+    """Advice from skill, rank, ties, latency and ensemble weight (see README); ``skilled``
+    is the scope's one significance rule (``scoring.skilled_models``)."""
     row = board_rows.set_index("model_name").loc[model_name]
     notes: list[str] = []
-    if row["health_score"] <= 0:
-        notes.append("No evidence of skill over chance on this holdout (its interval reaches "
-                     "the chance level): not for decisions that need skill")
+    if not skilled:
+        notes.append("No evidence of skill: not significantly better than chance level on "
+                     "this holdout (Holm-corrected over the scope's models), so not for "
+                     "decisions that need skill")
     contenders = board_rows[(board_rows["rank"] == 1) | board_rows["tied_with_leader"]]
     fastest = contenders.sort_values(["latency_p95_ms", "rank"]).iloc[0]["model_name"]
     if row["rank"] == 1:
-        notes.append("Leader on the composite score: primary model for balanced use")
+        notes.append("Leader on the composite score: primary model for balanced use" if skilled
+                     else "Leader on the composite score, by a margin chance can explain")
     elif row["tied_with_leader"]:
         notes.append("Statistically tied with the leader")
     else:
         notes.append("Below the leader beyond sampling noise: use for diversity in an "
                      "ensemble or as a fallback")
-    if model_name == fastest and len(contenders) > 1:
+    if skilled and model_name == fastest and len(contenders) > 1:
         notes.append("Fastest of the models tied with the leader: primary for latency-bound "
                      "use")
     if row["latency_p95_ms"] > LATENCY_BUDGET_MS:

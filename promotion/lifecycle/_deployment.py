@@ -7,6 +7,8 @@ no move or deployment change made meanwhile can slip between the check and the r
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from ..auth import require_role
@@ -82,17 +84,63 @@ def follow_move(tx: Decision, scope: Scope, moved: Transition) -> DeploymentReco
     mode); the champion taken out of the promoted set ends champion and canary modes
     (ensemble). Each change is recorded with the move's actor and a reason naming the move.
     """
-    current = deployment_in(tx, scope)
-    name, left = moved.model_name, moved.to_stage not in PROMOTED_STAGES
-    if current.mode != "ensemble" and moved.from_stage == "champion" and left:
-        mode, why = "ensemble", f"champion {name} left production: {moved.reason}"
-    elif current.mode == "canary" and current.canary_model == name and (
-            left or moved.to_stage == "champion"):
-        became = "became champion" if moved.to_stage == "champion" else "left production"
-        mode, why = "champion", f"canary {name} {became}: {moved.reason}"
-    else:
+    followed = mode_after_move(deployment_in(tx, scope), moved.model_name, moved.from_stage,
+                               moved.to_stage)
+    if followed is None:
         return None
-    return tx.record_deployment(mode, None, None, actor=moved.actor, reason=why)
+    mode, why = followed
+    return tx.record_deployment(mode, None, None, actor=moved.actor,
+                                reason=f"{why}: {moved.reason}")
+
+
+def mode_after_move(current: DeploymentRecord, name: str, from_stage: str, to_stage: str
+                    ) -> tuple[Mode, str] | None:
+    """The mode a stage move forces, and why (None when the deployment stays as it is)."""
+    left = to_stage not in PROMOTED_STAGES
+    if current.mode != "ensemble" and from_stage == "champion" and left:
+        return "ensemble", f"champion {name} left production"
+    if current.mode == "canary" and current.canary_model == name and (
+            left or to_stage == "champion"):
+        became = "became champion" if to_stage == "champion" else "left production"
+        return "champion", f"canary {name} {became}"
+    return None
+
+
+def describe_serving(mode: str, stages: Mapping[str, str], canary: str | None = None,
+                     share: float | None = None) -> str:
+    """What the engine serves, in words, for a mode and the models' stages by name."""
+    promoted = sorted(n for n, s in stages.items() if s in PROMOTED_STAGES)
+    champion = next((n for n, s in stages.items() if s == "champion"), None)
+    if not promoted:
+        return "nothing is promoted: nothing can be exported to serve"
+    if mode == "ensemble" or champion is None:
+        return f"ensemble of {len(promoted)} promoted model(s): {', '.join(promoted)}"
+    others = [n for n in promoted if n not in (champion, canary)]
+    shadow = f"; {', '.join(others)} in shadow (scored, not served)" if others else ""
+    if mode == "canary" and canary is not None and share is not None:
+        return (f"canary: {canary} answers {share:.0%} of requests, champion {champion} the "
+                f"rest{shadow}")
+    return f"champion {champion} answers every request{shadow}"
+
+
+def serving_after(store: Store, scope: Scope, moves: Sequence[tuple[str, str]]) -> str:
+    """What the engine will serve after the stage ``moves`` (model, stage) in this order, with
+    the deployment following each one as the lifecycle makes it (and the export that
+    follows); a new champion archives the old one."""
+    stages = {n: r.stage for n, r in store.stages(scope.name).items()}
+    current = deployment_of(store, scope)
+    mode, canary, share = current.mode, current.canary_model, current.canary_share
+    for name, to_stage in moves:
+        old_champion = next((n for n, s in stages.items() if s == "champion"), None)
+        if to_stage == "champion" and old_champion not in (None, name):
+            stages[str(old_champion)] = "archived"
+        followed = mode_after_move(replace(current, mode=mode, canary_model=canary,
+                                           canary_share=share),
+                                   name, stages.get(name, stage_of({}, name)), to_stage)
+        stages[name] = to_stage
+        if followed is not None:
+            mode, canary, share = followed[0], None, None
+    return describe_serving(mode, stages, canary, share)
 
 
 def _check_canary(current: DeploymentRecord, stages: dict[str, StageRecord],

@@ -10,6 +10,8 @@ same decision as the new one is crowned, and the deployment follows in it too
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from ..auth import require_role
 from ..errors import InvalidInputError, InvalidTransitionError, ModelNotFoundError
 from ..evaluation._results import ScopeEvaluation
@@ -140,32 +142,73 @@ def make_champion(store: Store, scope: Scope, evaluation: ScopeEvaluation, board
 
 
 def rollback(store: Store, scope: Scope, *, actor: str, reason: str) -> Transition:
-    """Restore the previous champion in one step (the current one is archived)."""
+    """Undo the last change of champion in one step: the previous champion is champion again
+    and the current one goes back to the stage it had before it was crowned (see
+    :func:`rollback_plan`)."""
     require_role(store, actor, "move")
     _require_reason(reason, "a rollback")
-    current = champion_of(store.stages(scope.name))
-    previous = previous_champion(store, scope.name)
-    if previous is None:
-        raise InvalidTransitionError(f"scope '{scope.name}' has no previous champion to roll "
-                                     "back to")
-    name, sha = previous
-    path = scope.model(name).model_path
+    plan = rollback_plan(store, scope)
+    path = scope.model(plan.restored).model_path
+    sha = plan.restored_sha256
     if sha is not None and model_version(path, scope.shown(path)) != sha:
         raise InvalidTransitionError(
             f"{scope.shown(path)}: is no longer the version that was champion ({sha[:12]}); "
             "rolling back would serve another model. Hint: restore that file or promote anew")
     with deciding(store, scope) as tx:
         stages = tx.stages()
-        _refuse_a_new_champion(scope.name, stages, current)  # ``previous`` was read against it
-        if stage_of(stages, name) == "champion":
-            raise InvalidTransitionError(f"'{name}' is already the champion of "
+        _refuse_a_new_champion(scope.name, stages, plan.displaced)  # the plan was read on it
+        if stage_of(stages, plan.restored) == "champion":
+            raise InvalidTransitionError(f"'{plan.restored}' is already the champion of "
                                          f"'{scope.name}'")
-        settle(tx, scope, Change("rollback", model_name=name), needed=approval_required(scope))
+        settle(tx, scope, Change("rollback", model_name=plan.restored),
+               needed=approval_required(scope))
+        why = f"rollback: {reason}"
+        if plan.displaced is not None:
+            tx.record_move(plan.displaced, "champion", plan.displaced_to, actor=actor,
+                           reason=f"{why} (back to {plan.displaced_to}, where it was before "
+                                  "it became champion)",
+                           model_sha256=stages[plan.displaced].model_sha256, action="rollback")
         # A rollback may bring back a model from any stage: it was the champion before.
-        moved = _record(tx, stages, name, "champion", actor=actor,
-                        reason=f"rollback: {reason}", model_sha256=sha, action="rollback")
+        moved = tx.record_move(plan.restored, stage_of(stages, plan.restored), "champion",
+                               actor=actor, reason=why, model_sha256=sha, action="rollback")
         follow_move(tx, scope, moved)
     return moved
+
+
+@dataclass(frozen=True)
+class RollbackPlan:
+    """What a rollback would do: who is champion again, and where the current one goes."""
+
+    restored: str
+    restored_sha256: str | None
+    displaced: str | None
+    displaced_to: Stage
+
+    @property
+    def moves(self) -> list[tuple[str, str]]:
+        """The rollback as stage moves, in the order they are recorded."""
+        first = [] if self.displaced is None else [(self.displaced, self.displaced_to)]
+        return [*first, (self.restored, "champion")]
+
+    def describe(self) -> str:
+        back = (f"; {self.displaced} goes back to {self.displaced_to}"
+                if self.displaced is not None else "")
+        return f"{self.restored} becomes champion again{back}"
+
+
+def rollback_plan(store: Store, scope: Scope) -> RollbackPlan:
+    """The rollback as it would happen now; refused when there is no previous champion."""
+    previous = previous_champion(store, scope.name)
+    if previous is None:
+        raise InvalidTransitionError(f"scope '{scope.name}' has no previous champion to roll "
+                                     "back to")
+    current = champion_of(store.stages(scope.name))
+    crowned = [t for t in store.history(scope.name)
+               if t.model_name == current and t.to_stage == "champion"]
+    # Where the current champion stood before it was crowned; archived when unknown.
+    before = crowned[-1].from_stage if crowned else "archived"
+    back_to: Stage = before if before in ALLOWED_FROM["archived"] - {"champion"} else "archived"
+    return RollbackPlan(previous[0], previous[1], current, back_to)
 
 
 def _move(tx: Decision, stages: dict[str, StageRecord], model_name: str, to_stage: str, *,

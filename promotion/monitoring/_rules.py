@@ -31,10 +31,10 @@ from ..lifecycle._deployment import (
 )
 from ..lifecycle._stages import previous_champion
 from ..lifecycle._transitions import demote, make_champion, rollback
-from ..scopes._discovery import Scope
+from ..scopes._discovery import Scope, load_scope
 from ..store._abstract import Store
 from ..vocabulary import Mode, key_metric
-from ._live import LiveData, _paired, live_metric
+from ._live import LiveData, _paired, live_metric, load_live
 
 MIN_OUTCOMES = 1000
 MAX_DROP = 0.05
@@ -44,6 +44,10 @@ MAX_LATENCY_RATIO = 2.0
 MIN_DAYS: dict[float, float] = {0.0: 3, 0.10: 3, 0.25: 5, 0.50: 7, 1.0: 7}
 _EPS = 1e-12
 Action = Literal["wait", "rollback", "increase", "keep", "none"]
+#: Each action in words, for messages and pages.
+ACTION_WORDS: dict[str, str] = {"wait": "wait", "rollback": "roll back",
+                                "increase": "increase the allocation", "keep": "keep",
+                                "none": "nothing to do"}
 
 
 # What applying a recommendation does, for the lifecycle: one type per kind of move.
@@ -137,30 +141,34 @@ def min_days(share: float) -> float:
 
 
 def recommend(live: LiveData, cards: list[ModelCard], task: str) -> Recommendation:
-    """The recommendation from the log's current allocation and its outcomes."""
+    """The recommendation for the allocation in force (the newest export, ``cards``), from
+    the outcomes of the requests served at that allocation since it was last changed."""
     if live.empty:
         return Recommendation("none", "no prediction logged yet")
-    # The newest batch by id, as the allocation period goes: a replay logged last may carry
-    # earlier request times than the batch before it.
-    requests = live.requests
-    last = requests.loc[requests["batch_id"] == requests["batch_id"].max()].iloc[0]
-    mode = str(last["mode"])
+    mode = cards[0].deployment_mode
     if mode == "ensemble":
         return Recommendation("none", "ensemble mode serves the weighted set; choose champion "
                                       "mode on the Lifecycle page to test challengers")
-    period = _allocation_period(live)
     roles = {c.model_name: c.role for c in cards}
     champion = next((n for n, r in roles.items() if r == "champion"), None)
     if champion is None or champion not in live.probas:
         return Recommendation("none", "the newest export has no champion in the log")
-    share = float(last["canary_share"]) if mode == "canary" else 0.0
-    if mode == "canary":
-        subject = str(last["canary"])
-    else:
+    canary = next((c for c in cards if c.role == "canary"), None)
+    share = float(canary.traffic_share) if canary is not None else 0.0
+    subject = canary.model_name if canary is not None else None
+    period = _allocation_period(live, mode, subject, share)
+    if not period.any():
+        return Recommendation("wait", "no request served at the allocation in force yet (it "
+                              "changed after the newest logged request)", subject, champion,
+                              mode, share)
+    if subject is None:
         challengers = [n for n, r in roles.items() if r == "challenger" and n in live.probas]
         if not challengers:
             return _champion_alone(live, cards, task, champion, period)
         subject = max(challengers, key=lambda n: _metric_on(live, n, champion, period, task))
+    if subject not in live.probas:
+        return Recommendation("wait", f"{subject} has no logged prediction yet", subject,
+                              champion, mode, share)
     figures = _figures(live, subject, champion, period, task, share)
     action, rule = decide(figures)
     plan, step = _plan(action, mode, subject, share)
@@ -174,22 +182,24 @@ def _metric_on(live: LiveData, model: str, champion: str, period: np.ndarray, ta
     return value if math.isfinite(value) else -math.inf
 
 
-def _allocation_period(live: LiveData) -> np.ndarray:
-    """The requests of the trailing run of batches with the newest allocation."""
-    import pandas as pd
-
+def _allocation_period(live: LiveData, mode: str, canary: str | None, share: float
+                       ) -> np.ndarray:
+    """The requests of the trailing run of batches served at the allocation in force (none
+    when the newest batch was served at another one)."""
     frame = live.requests
     # Every request of a batch carries its batch's allocation: one row per batch is enough.
     firsts = frame.drop_duplicates("batch_id").sort_values("batch_id")
-    batches = pd.Series([f"{m}|{c}|{s}" for m, c, s in zip(
-        firsts["mode"], firsts["canary"], firsts["canary_share"], strict=True)],
-        index=firsts["batch_id"].to_numpy())
-    newest = batches.iloc[-1]
-    start = batches.index[-1]
-    for batch_id, value in reversed(list(batches.items())):
-        if value != newest:
+    start = None
+    for batch_id, m, c, s in reversed(list(zip(
+            firsts["batch_id"], firsts["mode"], firsts["canary"], firsts["canary_share"],
+            strict=True))):
+        same = str(m) == mode and (mode != "canary" or (
+            str(c) == canary and abs(float(s) - share) <= _EPS))
+        if not same:
             break
         start = batch_id
+    if start is None:
+        return np.zeros(len(frame), dtype=bool)
     return (frame["batch_id"] >= start).to_numpy()
 
 
@@ -267,6 +277,7 @@ def apply_recommendation(models_dir: Path, scope_name: str, store: Store,
     if not reason.strip():
         raise InvalidInputError("a reason is required to apply a recommendation (field "
                                 "'reason')")
+    _refuse_if_not_current(models_dir, scope_name, store, recommendation)
     why = f"{recommendation.action}: {recommendation.rule}. {reason}"
     state = scope_state(models_dir, scope_name, store)
     if isinstance(step, Deploy):
@@ -289,6 +300,39 @@ def apply_recommendation(models_dir: Path, scope_name: str, store: Store,
         rollback(store, state.scope, actor=actor, reason=why)
     export_scope(models_dir, scope_name, store, latest_weights_method(models_dir, scope_name))
     return str(recommendation.plan)
+
+
+def _refuse_if_not_current(models_dir: Path, scope_name: str, store: Store,
+                           advice: Recommendation) -> None:
+    """A recommendation is made for one allocation: once that changed (applied already, or
+    decided otherwise meanwhile), applying it again would repeat or undo a decision."""
+    scope = load_scope(models_dir, scope_name)
+    now = deployment_of(store, scope)
+    share = float(now.canary_share or 0.0) if now.mode == "canary" else 0.0
+    same = (now.mode == advice.mode and abs(share - advice.share) <= _EPS
+            and (now.mode != "canary" or now.canary_model == advice.subject))
+    if same:
+        return
+    try:
+        current = current_recommendation(models_dir, scope_name, store)
+        shown = f"{ACTION_WORDS[current.action]}: {current.plan or current.rule}"
+    except InvalidInputError as err:  # nothing exported or logged: say what is in force
+        shown = str(err)
+    raise InvalidInputError(
+        f"this recommendation is no longer current (it was made for {advice.mode} mode"
+        + (f" at {advice.share:.0%}" if advice.mode == "canary" else "")
+        + f"; now {deployment_summary(store, scope)}); nothing was applied. The current "
+        f"recommendation is {shown}")
+
+
+def current_recommendation(models_dir: Path, scope_name: str, store: Store
+                           ) -> Recommendation:
+    """The recommendation now: the newest export's allocation and the log as it is."""
+    from ..engine._engine import newest_cards_file, read_cards
+
+    scope = load_scope(models_dir, scope_name)
+    cards = read_cards(newest_cards_file(scope_name, models_dir))
+    return recommend(load_live(models_dir, scope_name), cards, scope.task)
 
 
 def deployment_summary(store: Store, scope: Scope) -> str:

@@ -25,6 +25,12 @@ class SimulationReport:
     outcomes: OutcomeReport
     drifted: str | None
 
+    def summary(self) -> str:
+        """What was served and logged, in one line."""
+        return (f"{self.requests} requests served and logged, {self.first_at:%Y-%m-%d %H:%M} "
+                f"to {self.last_at:%Y-%m-%d %H:%M} UTC"
+                + (f", feature {self.drifted} drifted" if self.drifted else ""))
+
 
 def parse_drift(text: str) -> tuple[str, float]:
     """``FEATURE:SHIFT`` (shift in standard deviations of the feature on the holdout)."""

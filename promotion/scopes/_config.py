@@ -1,7 +1,7 @@
 """What is read from disk: ``scope.json`` and ``meta.json``, validated with pydantic.
 
 The pydantic models are the one table of settings: each field carries its default and its
-help text, which the README's settings table is generated from.
+help text, which the settings table in docs/models-root.md is generated from.
 """
 
 from __future__ import annotations

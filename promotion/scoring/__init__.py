@@ -10,9 +10,18 @@ from ._diagnostics import (
     roc_table,
     threshold_outcome,
 )
-from ._gates import Gate, GateReport, gate_report, gate_reports
+from ._gates import (
+    GATE_LABELS,
+    Gate,
+    GateReport,
+    gate_report,
+    gate_reports,
+    skill_p_values,
+    skilled_models,
+    tested_together,
+)
 
-__all__ = ["Gate", "GateReport", "Leaderboard", "LeaderboardRow", "confusion_table",
+__all__ = ["GATE_LABELS", "Gate", "GateReport", "Leaderboard", "LeaderboardRow", "confusion_table",
            "gate_report", "gate_reports", "group_summary", "metric_score_table", "pareto_front",
-           "per_class_accuracy", "rank_models", "resolve_weights", "roc_table",
-           "threshold_outcome"]
+           "per_class_accuracy", "rank_models", "resolve_weights", "roc_table", "skill_p_values",
+           "skilled_models", "tested_together", "threshold_outcome"]

@@ -30,6 +30,11 @@ if TYPE_CHECKING:
 QUALITY_GATES = ("min_composite", "latency_p95", "error_rate")
 ALL_GATES = ("min_composite", "improvement", "significance", "latency_p95", "resources",
              "error_rate")
+#: How each gate is named to people.
+GATE_LABELS: dict[str, str] = {"min_composite": "Minimum composite", "improvement":
+                               "Improvement", "significance": "Significance (Holm)",
+                               "latency_p95": "Latency p95", "resources": "Resources",
+                               "error_rate": "Error rate", "evaluation": "Evaluation"}
 #: The stages a move to is gated, with their gates.
 GATED_STAGES: dict[Stage, tuple[str, ...]] = {"production": QUALITY_GATES,
                                               "champion": ALL_GATES}
@@ -78,18 +83,10 @@ def gate_reports(candidates: Sequence[str], target_stage: str, board: Leaderboar
     names = GATED_STAGES.get(target_stage, ())
     if not names:
         return [GateReport(c, target_stage, "none") for c in candidates]
-    composite, replicates = composite_replicates(evaluation, board.weights)
-    index = {m.model_name: i for i, m in enumerate(evaluation.ok_models)}
-    base_row = board.row(champion) if champion and champion in index else None
-    base_reps = replicates[index[champion]] if base_row is not None else \
-        np.zeros(replicates.shape[1] if len(replicates) else 1)
+    adjusted = _adjusted_p_values(candidates, board, evaluation, champion)
+    base_row = board.row(champion) if champion and champion in board and \
+        board.row(champion).ok else None
     base_point = base_row.composite_score if base_row is not None else 0.0
-    raw_p = {}
-    for name in candidates:
-        if name in index:
-            diff = replicates[index[name]] - base_reps
-            raw_p[name] = (1 + int((diff <= 0).sum())) / (len(diff) + 1)
-    adjusted = dict(zip(raw_p, holm(np.array(list(raw_p.values()))).tolist(), strict=True))
     reports = []
     for name in candidates:
         row = board.row(name)
@@ -104,8 +101,47 @@ def gate_reports(candidates: Sequence[str], target_stage: str, board: Leaderboar
 def gate_report(candidate: str, target_stage: str, board: Leaderboard,
                 evaluation: ScopeEvaluation, settings: GateSettings,
                 champion: str | None) -> GateReport:
-    """The gate report of one candidate for a move to ``target_stage``."""
-    return gate_reports([candidate], target_stage, board, evaluation, settings, champion)[0]
+    """The gate report of one candidate for a move to ``target_stage``; its significance is
+    corrected over every model that could be tested against the same baseline (see
+    :func:`tested_together`), so one lucky model among many does not pass."""
+    family = [n for n in tested_together(board, champion) if n != candidate]
+    return gate_reports([candidate, *family], target_stage, board, evaluation, settings,
+                        champion)[0]
+
+
+def tested_together(board: Leaderboard, champion: str | None) -> list[str]:
+    """The models a significance test against ``champion`` (or chance level) is corrected
+    over: every evaluated model but the champion."""
+    return [r.model_name for r in board.ranked if r.ok and r.model_name != champion]
+
+
+def skill_p_values(board: Leaderboard, evaluation: ScopeEvaluation) -> dict[str, float]:
+    """Each evaluated model's p-value against chance level (composite 0), Holm-corrected
+    over every model of the scope: the one rule behind "shows skill" on every page, gate,
+    card and command."""
+    return _adjusted_p_values(tested_together(board, None), board, evaluation, None)
+
+
+def skilled_models(board: Leaderboard, evaluation: ScopeEvaluation, alpha: float
+                   ) -> frozenset[str]:
+    """The models significantly better than chance level (see :func:`skill_p_values`)."""
+    return frozenset(n for n, p in skill_p_values(board, evaluation).items() if p < alpha)
+
+
+def _adjusted_p_values(candidates: Sequence[str], board: Leaderboard,
+                       evaluation: ScopeEvaluation, champion: str | None) -> dict[str, float]:
+    """One-sided paired-bootstrap p-values of ``candidates`` against the champion (or chance
+    level), Holm-corrected over them."""
+    _, replicates = composite_replicates(evaluation, board.weights)
+    index = {m.model_name: i for i, m in enumerate(evaluation.ok_models)}
+    base_reps = replicates[index[champion]] if champion in index else \
+        np.zeros(replicates.shape[1] if len(replicates) else 1)
+    raw_p = {}
+    for name in candidates:
+        if name in index and name != champion:
+            diff = replicates[index[name]] - base_reps
+            raw_p[name] = (1 + int((diff <= 0).sum())) / (len(diff) + 1)
+    return dict(zip(raw_p, holm(np.array(list(raw_p.values()))).tolist(), strict=True))
 
 
 def _min_composite(row: LeaderboardRow, base: LeaderboardRow | None, base_point: float,
@@ -123,7 +159,8 @@ def _improvement(row: LeaderboardRow, base: LeaderboardRow | None, base_point: f
         return Gate("improvement", True, 0.0, s.min_improvement, "is the champion already")
     if base_point > 0:
         gain = (value - base_point) / base_point
-        text = f"{gain:+.1%} over {base.model_name if base else 'baseline'} ({base_point:.4f})"
+        shown = f"{gain:+.1%}".replace("-0.0%", "+0.0%")  # no negative zero in words
+        text = f"{shown} over {base.model_name if base else 'baseline'} ({base_point:.4f})"
     else:
         gain = value - base_point
         text = f"{gain:+.4f} over chance level (composite 0)"

@@ -25,7 +25,7 @@ from sklearn.tree import DecisionTreeClassifier
 from promotion.engine import PredictionEngine
 from promotion.usecases import change_stage, export_scope
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+README = Path(__file__).resolve().parents[2] / "docs" / "export-and-engine.md"
 
 
 def readme_loop(marker: str) -> str:

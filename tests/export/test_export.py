@@ -312,3 +312,15 @@ def test_a_card_made_from_the_contract_alone_serves_its_model(models_root, tiny_
     finally:
         engine.close()
     np.testing.assert_allclose(served, model.predict_proba(holdout.features))
+
+
+def test_cards_tell_the_strongest_and_weakest_slices_even_when_none_is_significant():
+    from promotion.export._slices import INSUFFICIENT, SliceFinding, describe_findings
+
+    tested = [SliceFinding("true class 3", 60, 0.10, 0.20, 0.40, 0.02, 0.18),
+              SliceFinding("x0 in [0, 1]", 50, 0.26, 0.20, 0.60, 0.14, 0.38)]
+    strength = describe_findings(tested, "multiclass", better=True)
+    assert strength == ("true class 3 (60 rows): accuracy 90.0% [82.0%, 98.0%] vs 80.0% "
+                        "overall (50% lower error, p=0.4, not significant)")
+    assert "x0 in [0, 1] (50 rows)" in describe_findings(tested, "multiclass", better=False)
+    assert describe_findings([], "multiclass", better=True) == INSUFFICIENT

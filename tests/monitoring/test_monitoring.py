@@ -559,6 +559,22 @@ def test_crowning_the_canary_is_one_decision(champion_export, store):
     assert deployments[0].at == moves[-1].at  # decided in the same transaction
     engine = PredictionEngine.load("tiny", root, log=False)
     assert (engine.mode, engine.champion, engine.canary) == ("champion", "logreg", None)
-    with pytest.raises(InvalidInputError, match="already the champion"):
+    # Applied once: the allocation it was made for is gone, so it is refused, not repeated.
+    with pytest.raises(InvalidInputError, match="no longer current .* now champion mode"):
         apply_recommendation(root, "tiny", store, advice, actor="ops", reason="again")
+    assert len(store.history("tiny")) == before[0] + 2
     assert len(store.deployments("tiny")) == before[1] + 1
+
+
+def test_the_recommendation_is_for_the_allocation_in_force(champion_export, store):
+    root = champion_export
+    simulate(root, "tiny", 400, seed=4, days=2)  # served in champion mode
+    deploy(root, "tiny", store, "canary", canary="bayes", canary_share=0.05,
+           actor="ana", reason="start")
+    cards = read_cards(sorted((root / "advanced" / "model_cards").glob("*.json"))[-1])
+    advice = recommend(load_live(root, "tiny"), cards, "multiclass")
+    # Nothing was served at 5% yet: the champion-mode requests say nothing about it.
+    assert (advice.action, advice.mode, advice.subject, advice.share) == (
+        "wait", "canary", "bayes", 0.05)
+    assert "no request served at the allocation in force" in advice.rule
+    assert advice.step is None

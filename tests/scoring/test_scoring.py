@@ -157,3 +157,30 @@ def test_differences_below_float32_resolution_still_count(evaluation):
                                                  {"accuracy": 1.0})
     assert replicates.dtype == np.float64
     assert (replicates[1] > replicates[0]).all()
+
+
+def test_one_significance_rule_for_gates_banner_and_cards(models_root, tiny_scope, store,
+                                                           evaluation):
+    """A model tested alone against chance level gets the p-value it gets among all of the
+    scope's models (Holm-corrected over them), so the gate table, the banner (every model at
+    once) and the cards (``skilled_models``) never disagree."""
+    from promotion.export._slices import recommended_use
+    from promotion.scopes import GateSettings
+    from promotion.scoring import gate_report, gate_reports, skill_p_values, skilled_models
+
+    board, settings = rank_models(evaluation), GateSettings()
+    together = gate_reports([r.model_name for r in board.ranked], "champion", board,
+                            evaluation, settings, None)
+    adjusted = skill_p_values(board, evaluation)
+    skilled = skilled_models(board, evaluation, settings.alpha)
+    for report in together:
+        alone = gate_report(report.model_name, "champion", board, evaluation, settings, None)
+        significance = next(g for g in alone.gates if g.name == "significance")
+        assert significance.p_value == adjusted[report.model_name] == next(
+            g.p_value for g in report.gates if g.name == "significance")
+        assert significance.passed == (report.model_name in skilled)
+    leader = board.ranked[0].model_name
+    frame = board.to_frame()
+    assert "primary model" in recommended_use(leader, frame, None, skilled=True)
+    unskilled = recommended_use(leader, frame, None, skilled=False)
+    assert "No evidence of skill" in unskilled and "primary" not in unskilled

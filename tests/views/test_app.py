@@ -9,8 +9,11 @@ from pathlib import Path
 
 import pytest
 from factories import make_scope
+from hypothesis import given
+from hypothesis import strategies as st
 from streamlit.testing.v1 import AppTest
 
+from promotion.contract import cards_files
 from promotion.engine import log_path
 from promotion.evaluation import evaluate_scope
 from promotion.lifecycle import set_deployment
@@ -59,6 +62,15 @@ def buttons(at: AppTest, prefix: str) -> dict[str, object]:
     return {b.key.split(":", 2)[2]: b for b in at.button if b.key and b.key.startswith(prefix)}
 
 
+def decide_row(at: AppTest, action: str, model: str, reason: str = "chosen in a test") -> None:
+    """Click a row's Promote or Demote with a reason: each decision takes its own (the field
+    is cleared after every decision)."""
+    if not at.text_input(key="decision_reason").value:
+        at.text_input(key="decision_reason").input(reason)
+        at.run()
+    buttons(at, f"{action}:")[model].click()
+
+
 @pytest.mark.parametrize("scope", ["tiny", "bin"])
 @pytest.mark.parametrize("page", PAGES)
 def test_every_page_runs_without_exception(app_root, page, scope):
@@ -70,13 +82,15 @@ def test_every_page_runs_without_exception(app_root, page, scope):
 def test_promote_summary_demote_flow_persists_in_the_store(app_root):
     at = open_app()
     assert "**Total Promoted: 0**" in [m.value for m in at.markdown]
-    buttons(at, "promote:")["logreg"].click()
+    decide_row(at, "promote", "logreg")
     at.run()
-    assert "❌ Demote" == buttons(at, "demote:")["logreg"].label
+    assert "Demote" == buttons(at, "demote:")["logreg"].label
+    assert at.text_input(key="decision_reason").value == ""  # one reason, one decision
+    assert any(s.value.startswith("logreg: development → production") for s in at.success)
     assert "**Total Promoted: 1**" in [m.value for m in at.markdown]
     assert [m.value for m in at.metric][:1] == ["1"]
 
-    buttons(at, "promote:")["bayes"].click()
+    decide_row(at, "promote", "bayes")
     at.run()
     assert "**Total Promoted: 2**" in [m.value for m in at.markdown]
 
@@ -86,7 +100,7 @@ def test_promote_summary_demote_flow_persists_in_the_store(app_root):
     record = open_store(app_root).stages("tiny")["logreg"]
     assert (record.stage, record.updated_by) == ("production", "ana")
 
-    buttons(fresh, "demote:")["logreg"].click()
+    decide_row(fresh, "demote", "logreg")
     fresh.run()
     assert set(buttons(fresh, "demote:")) == {"bayes"}
     assert "**Total Promoted: 1**" in [m.value for m in fresh.markdown]
@@ -104,7 +118,7 @@ def test_a_reason_is_recorded_with_the_decision(app_root):
     at = open_app()
     at.text_input(key="decision_reason").input("best linear baseline")
     at.run()
-    buttons(at, "promote:")["logreg"].click()
+    decide_row(at, "promote", "logreg")
     at.run()
     assert open_store(app_root).stages("tiny")["logreg"].reason == (
         "best linear baseline")
@@ -134,7 +148,7 @@ def test_a_broken_model_shows_as_failed_while_others_still_promote(app_root):
     failed = [t.value for t in at.text if "tree_d1" in t.value and "cannot be loaded" in t.value]
     assert failed and "tiny/tree_d1/model.joblib" in failed[0]
     assert "tree_d1" not in buttons(at, "promote:")
-    buttons(at, "promote:")["logreg"].click()
+    decide_row(at, "promote", "logreg")
     at.run()
     assert "logreg" in buttons(at, "demote:")
 
@@ -146,7 +160,7 @@ def test_html_in_a_model_name_is_shown_as_text(app_root):
     shutil.copytree(app_root / "tiny" / "logreg", app_root / "tiny" / hostile)
     at = open_app()
     assert hostile in [t.value for t in at.text]
-    buttons(at, "promote:")[hostile].click()
+    decide_row(at, "promote", hostile)
     at.run()
     assert any(hostile in t.value for t in at.text if "Score" in t.value)
 
@@ -179,15 +193,16 @@ def test_first_start_on_an_empty_root_builds_the_demo_zoo(first_start):
     assert not at.exception
     assert {s.name for s in discover_scopes(first_start.root)} == {
         "credit_default", "digits", "loan_applications", "lotto_6_49"}
-    assert at.title[0].value.startswith("📈 Leaderboard")
+    assert at.title[0].value == "📈 Leaderboard · digits"  # built and ranked first
     assert len(buttons(at, "promote:")) == 12
+    assert at.session_state["demo_waiting"]  # the bar of the scopes built behind it was up
 
 
 def test_generate_cards_is_enabled_only_with_a_promoted_model(app_root):
     at = open_app()
     generate = [b for b in at.button if b.label == "🎫 Generate Model Cards"][0]
     assert generate.disabled
-    buttons(at, "promote:")["logreg"].click()
+    decide_row(at, "promote", "logreg")
     at.run()
     generate = [b for b in at.button if b.label == "🎫 Generate Model Cards"][0]
     assert not generate.disabled
@@ -196,7 +211,7 @@ def test_generate_cards_is_enabled_only_with_a_promoted_model(app_root):
 def test_cards_are_reviewed_edited_and_exported(app_root):
     at = open_app()
     for name in ("logreg", "bayes"):
-        buttons(at, "promote:")[name].click()
+        decide_row(at, "promote", name)
         at.run()
     at.segmented_control(key="method:tiny").set_value("equal")
     [b for b in at.button if b.label == "🎫 Generate Model Cards"][0].click()
@@ -249,6 +264,10 @@ def test_lifecycle_champion_gates_override_and_rollback(app_root):
     at.run()
     verdicts = at.dataframe[1].value
     assert "❌ fail" in set(verdicts["verdict"])
+    assert "Significance (Holm)" in set(verdicts["gate"])
+    assert any("Type a reason above first" in c.value for c in at.caption)
+    at.text_input(key="lifecycle_reason").input("worth a try")
+    at.run()
     [b for b in at.button if b.key == "move:tiny"][0].click()
     at.run()
     assert any("cannot move to champion: gates fail" in e for e in errors(at))
@@ -258,11 +277,20 @@ def test_lifecycle_champion_gates_override_and_rollback(app_root):
 
     at.text_input(key="rollback_reason").input("bayes misbehaves live")
     at.run()
+    assert any("Rolling back: logreg becomes champion again; bayes goes back to production"
+               in t.value for t in at.text)  # said before the click
     [b for b in at.button if b.key == "rollback:tiny"][0].click()
+    at.run()
+    assert open_store(app_root).stages("tiny")["bayes"].stage == "champion"  # not yet
+    [b for b in at.button if b.key == "confirm_yes:tiny"][0].click()
     at.run()
     assert not at.exception
     store = open_store(app_root)
-    assert store.stages("tiny")["logreg"].stage == "champion"
+    assert (store.stages("tiny")["logreg"].stage, store.stages("tiny")["bayes"].stage) == (
+        "champion", "production")
+    assert any(s.value.startswith("Rolled back: logreg becomes champion again") for s in
+               at.success)
+    assert at.text_input(key="rollback_reason").value == ""
     history = store.history("tiny")
     assert [t.overridden for t in history if t.to_stage == "champion"] == [False, True, False]
     assert history[-1].action == "rollback" and "bayes misbehaves live" in history[-1].reason
@@ -272,14 +300,14 @@ def test_lifecycle_champion_gates_override_and_rollback(app_root):
 
 def test_two_sessions_see_each_others_decisions_on_their_next_rerun(app_root):
     first, second = open_app(), open_app()
-    buttons(first, "promote:")["logreg"].click()
+    decide_row(first, "promote", "logreg")
     first.run()
     assert "logreg" in buttons(first, "demote:")
     assert "logreg" not in buttons(second, "demote:")  # not yet rerun: the old page
     second.run()
     assert "logreg" in buttons(second, "demote:")
     assert "**Total Promoted: 1**" in [m.value for m in second.markdown]
-    buttons(second, "demote:")["logreg"].click()
+    decide_row(second, "demote", "logreg")
     second.run()
     first.run()
     assert "logreg" in buttons(first, "promote:")
@@ -547,3 +575,46 @@ def test_the_real_data_demo_scope_is_monitored_in_raw_feature_terms(loans_app):
     table = next(df.value for df in at.dataframe if "verdict" in df.value.columns)
     assert {"purpose", "employment", "risk_rating"} <= set(table["feature"])
     assert not table["flagged"].any()
+def test_monitoring_replays_traffic_and_refuses_to_apply_twice(app_root):
+    """Traffic from the page (the simulate function), then Apply; the same recommendation
+    applied from a page that was not rerun is refused, with nothing recorded or exported."""
+    store = crowned(app_root, "tree_d3")
+    deploy(app_root, "tiny", store, "canary", canary="tree_d3", canary_share=0.10,
+           actor="ana", reason="try tree_d3")
+    at = open_app(page="views/monitoring.py")
+    assert any("No prediction logged yet" in i.value for i in at.info)
+    at.number_input(key="sim_requests:tiny").set_value(1200)
+    [b for b in at.button if b.key == "simulate:tiny"][0].click()
+    at.run()
+    assert any("1200 requests served and logged" in s.value for s in at.success)
+    assert any("1,200 requests logged, 1,200 with outcomes" in t.value for t in at.text)
+    heading = [h.value for h in at.subheader if h.value.startswith("Recommendation")][0]
+    assert "Wait" not in heading  # 1,200 outcomes over 8 days: a decision is due
+    stale = open_app(page="views/monitoring.py")  # a second tab, not rerun after the apply
+    for page in (at, stale):
+        page.text_input(key="monitoring_reason").input("weekly review")
+        page.run()
+    [b for b in at.button if b.key == "apply:tiny"][0].click()
+    at.run()
+    assert any(s.value.startswith("Applied:") for s in at.success)
+    # The recommendation is for the allocation now in force: nothing served at it yet.
+    heading = [h.value for h in at.subheader if h.value.startswith("Recommendation")][0]
+    assert "Wait" in heading and not [b for b in at.button if b.key == "apply:tiny"]
+    before = (len(store.history("tiny")), len(store.deployments("tiny")),
+              len(cards_files(app_root, "tiny")))
+    [b for b in stale.button if b.key == "apply:tiny"][0].click()
+    stale.run()
+    assert any("no longer current" in e for e in errors(stale))
+    assert (len(store.history("tiny")), len(store.deployments("tiny")),
+            len(cards_files(app_root, "tiny"))) == before
+
+
+@given(st.lists(st.floats(0.001, 1.0), min_size=1, max_size=12))
+def test_weights_shown_as_percentages_add_up_to_100(raw):
+    from views._common import percents_to_100
+
+    shares = [value / sum(raw) for value in raw]
+    shown = percents_to_100(shares)
+    assert round(sum(float(p.rstrip("%")) for p in shown), 1) == 100.0
+    assert all(abs(float(p.rstrip("%")) - 100 * s) < 0.1 + 1e-9 for p, s in zip(
+        shown, shares, strict=True))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, running_app
+from browser import ARTIFACTS, launched_chromium, running_app
 from factories import make_scope
 
 from promotion.lifecycle import promoted_models
@@ -18,12 +18,7 @@ playwright_api = pytest.importorskip("playwright.sync_api")
 
 @pytest.fixture(scope="module")
 def browser():
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: ./scripts/test installs it with apt-get")
-    with playwright_api.sync_playwright() as p:
-        launched = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
+    yield from launched_chromium()
 
 
 @pytest.fixture
@@ -51,13 +46,13 @@ def test_promote_survives_a_reload(browser, served):
         "best linear baseline")
     page.keyboard.press("Enter")
     wait_for_app(page, "Promoted Models Summary")
-    page.get_by_role("button", name="✅ Promote").first.click()
-    page.get_by_role("button", name="❌ Demote").first.wait_for(timeout=30_000)
+    page.get_by_role("button", name="Promote").first.click()
+    page.get_by_role("button", name="Demote").first.wait_for(timeout=30_000)
     wait_for_app(page, "Total Promoted: 1")
 
     page.reload()
     wait_for_app(page, "Promoted Models Summary")
-    page.get_by_role("button", name="❌ Demote").first.wait_for(timeout=30_000)
+    page.get_by_role("button", name="Demote").first.wait_for(timeout=30_000)
     assert page.get_by_text("Total Promoted: 1").count() == 1
     page.screenshot(path=str(ARTIFACTS / "leaderboard.png"), full_page=True)
 

@@ -171,8 +171,8 @@ def test_the_names_are_on_the_pages_as_written(hostile_root):
     lifecycle = open_page(SCOPE, "views/lifecycle.py")
     rollback = [b for b in lifecycle.button if b.key == f"rollback:{SCOPE}"][0]
     assert shown(rollback.label) == f"↩️ Roll back to {CHAMPION}"
-    assert shown(lifecycle.text_input(key="rollback_reason").label).startswith(
-        f"Reason to restore {CHAMPION} (version ")
+    assert any(t.value.startswith(f"Rolling back: {CHAMPION} becomes champion again")
+               for t in lifecycle.text)
     champion = shown(lifecycle.success[0].value)
     assert f"by {ACTOR} · rollback: {REASON}" in champion  # logreg came back by rollback
     in_force = [shown(c.value) for c in lifecycle.caption if "In force" in c.value][0]
@@ -202,8 +202,10 @@ def test_a_rollback_clicked_in_the_app_names_the_model_as_written(tmp_path, monk
     at = open_page(SCOPE, "views/lifecycle.py")
     at.text_input(key="rollback_reason").input(REASON).run()
     [b for b in at.button if b.key == f"rollback:{SCOPE}"][0].click().run()
+    [b for b in at.button if b.key == f"confirm_yes:{SCOPE}"][0].click().run()
     assert not at.exception, at.exception
     assert problems(at) == []
-    assert f"Rolled back: {CHAMPION} is champion again." in [shown(s.value) for s in at.success]
+    assert any(shown(s.value).startswith(f"Rolled back: {CHAMPION} becomes champion again")
+               for s in at.success)
     assert open_store(root).stages(SCOPE)[CHAMPION].stage == "champion"
     assert FOLDER in CHAMPION
