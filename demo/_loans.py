@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -146,11 +145,50 @@ LOAN_MODELS: tuple[LoanModel, ...] = (
 )
 
 
-def add_other_format_models(scope_dir: Path, train: pd.DataFrame,
-                            preprocessor: ColumnTransformer) -> list[str]:
-    """Where this scope's models in other file formats are added (ONNX ``model.onnx``,
-    LightGBM ``model.txt``, XGBoost ``model.ubj``, CatBoost ``model.cbm``), each fitted on
-    ``preprocessor``'s output of ``train`` and written to its own folder under ``scope_dir``
-    with its meta.json. Returns the folder names written. None yet."""
-    del scope_dir, train, preprocessor
-    return []
+@dataclass(frozen=True)
+class FileModel:
+    """A model of the scope kept in another file format than a pickle: its folder name, the
+    file, and how to fit it and turn it into that file's bytes."""
+
+    name: str
+    model_file: str
+    group: str
+    model_type: str
+    fit_bytes: Callable[[np.ndarray, pd.Series], tuple[bytes, dict[str, Any]]]
+    description: str
+
+
+def _xgboost_native(X: np.ndarray, y: pd.Series) -> tuple[bytes, dict[str, Any]]:
+    """XGBoost's own file (``model.ubj``, no pickle): the booster predicts class codes, so
+    meta.json ``classes`` names them (sorted, as scikit-learn would)."""
+    from xgboost import XGBClassifier
+
+    classes = sorted(y.unique())
+    model = XGBClassifier(n_estimators=150, max_depth=4, learning_rate=0.08, subsample=0.9,
+                          n_jobs=1, random_state=0)
+    model.fit(X, y.map({c: i for i, c in enumerate(classes)}))
+    return bytes(model.get_booster().save_raw("ubj")), {"classes": classes}
+
+
+def _mlp_onnx(X: np.ndarray, y: pd.Series) -> tuple[bytes, dict[str, Any]]:
+    """A neural model exported to ONNX (as a PyTorch or Keras team would ship one): one float
+    tensor input of the preprocessor's output, probabilities out."""
+    from skl2onnx import convert_sklearn
+    from skl2onnx.common.data_types import FloatTensorType
+
+    model = _imputed(MLPClassifier(hidden_layer_sizes=(64, 32), alpha=1e-3,
+                                   early_stopping=True, max_iter=300, random_state=0)).fit(X, y)
+    graph = convert_sklearn(model, initial_types=[("features",
+                                                   FloatTensorType([None, X.shape[1]]))],
+                            target_opset=17)
+    return graph.SerializeToString(), {}
+
+
+OTHER_FORMAT_MODELS: tuple[FileModel, ...] = (
+    FileModel("xgboost_native", "model.ubj", "tree", "xgboost", _xgboost_native,
+              "XGBoost (150 trees) kept in XGBoost's own file format: loaded without "
+              "unpickling; missing values handled natively."),
+    FileModel("mlp_onnx", "model.onnx", "neural", "mlp_onnx", _mlp_onnx,
+              "Multi-layer perceptron (64, 32) exported to ONNX and run with onnxruntime, "
+              "after median imputation and scaling."),
+)

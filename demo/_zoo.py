@@ -44,8 +44,8 @@ from xgboost import XGBClassifier
 from ._loans import (
     LOAN_MODELS,
     LOANS_SCOPE,
+    OTHER_FORMAT_MODELS,
     PREPROCESSOR_FILE,
-    add_other_format_models,
     loan_frames,
     loan_preprocessor,
 )
@@ -610,9 +610,9 @@ def _process_alive(pid: int) -> bool:
 # --------------------------------------------------------------------------------------
 
 
-def _model_complete(model_dir: Path) -> bool:
+def _model_complete(model_dir: Path, model_file: str = _MODEL_FILE) -> bool:
     """Whether a model folder has both its artifact and its metadata."""
-    return (model_dir / _MODEL_FILE).is_file() and (model_dir / _META_FILE).is_file()
+    return (model_dir / model_file).is_file() and (model_dir / _META_FILE).is_file()
 
 
 def _missing_models(scope_dir: Path) -> list[_ModelSlot]:
@@ -687,7 +687,10 @@ def _build_loans(models_dir: Path, force: bool, progress: Callable[[str], None])
     scope_dir.mkdir(parents=True, exist_ok=True)
     _remove_stale_temps(scope_dir)
     todo = [m for m in LOAN_MODELS if force or not _model_complete(scope_dir / m.name)]
-    if not todo and _scope_files_present(scope_dir) and (scope_dir / PREPROCESSOR_FILE).is_file():
+    others = [m for m in OTHER_FORMAT_MODELS
+              if force or not _model_complete(scope_dir / m.name, m.model_file)]
+    if (not todo and not others and _scope_files_present(scope_dir)
+            and (scope_dir / PREPROCESSOR_FILE).is_file()):
         progress(f"{LOANS_SCOPE}: complete, skipped (use --force to rebuild)")
         return 0
     train, holdout, info = loan_frames()
@@ -719,7 +722,25 @@ def _build_loans(models_dir: Path, force: bool, progress: Callable[[str], None])
         _write_json_atomic(temp / _META_FILE, meta)
         _publish_folder(temp, scope_dir / model.name)
         progress(f"{LOANS_SCOPE} {model.name} trained in {seconds:.1f}s")
-    return len(todo) + len(add_other_format_models(scope_dir, train, preprocessor))
+    for model in others:  # the same, kept in their own file formats (no pickle)
+        started = time.perf_counter()
+        with threadpool_limits(1), warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            payload, extra = model.fit_bytes(X, train[info["target"]])
+        seconds = time.perf_counter() - started
+        meta = {"model_type": model.model_type, "group": model.group,
+                "description": model.description, "seed": 0, "model_file": model.model_file,
+                **extra, "training": {"rows": len(train), "seconds": round(seconds, 2),
+                                      "features": len(features),
+                                      "preprocessor": PREPROCESSOR_FILE}}
+        temp = _temp_sibling(scope_dir / model.name)
+        _remove(temp)
+        temp.mkdir()
+        (temp / model.model_file).write_bytes(payload)
+        _write_json_atomic(temp / _META_FILE, meta)
+        _publish_folder(temp, scope_dir / model.name)
+        progress(f"{LOANS_SCOPE} {model.name} ({model.model_file}) trained in {seconds:.1f}s")
+    return len(todo) + len(others)
 
 
 def build_demo_zoo(

@@ -84,3 +84,7 @@ def test_the_loan_applications_scope_is_built_like_a_real_teams(zoo):
     store.close()
     assert all(m.ok for m in evaluation.models), [m.reason for m in evaluation.models]
     assert board.leader.metrics["roc_auc"] > 0.7
+    # Models kept as a team keeps them: pickles, XGBoost's own file, a network in ONNX.
+    files = {m.model_name: scope.model(m.model_name).model_path.name for m in evaluation.models}
+    assert {"model.joblib", "model.ubj", "model.onnx"} <= set(files.values()), files
+    assert all(board.row(name).metrics["roc_auc"] > 0.65 for name in files)
