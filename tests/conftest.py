@@ -25,6 +25,33 @@ from promotion.store import SqlStore, default_db_url, open_store  # noqa: E402
 from views._common import DEMO_BUILD_THREAD  # noqa: E402
 
 
+@pytest.fixture(scope="session", autouse=True)
+def local_mode(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Every test runs in local mode unless it sets up team mode itself: a developer's own
+    .streamlit/secrets.toml never switches the suite to sign-in. The fork server every
+    isolated process comes from is started now, in that environment: started later by a
+    test that had set team mode, it would hand that setting to every process forked after."""
+    import multiprocessing
+    import multiprocessing.forkserver
+    import os
+
+    absent = tmp_path_factory.mktemp("local-mode") / "no-secrets.toml"
+    saved = os.environ.get("PROMOTION_SECRETS_FILE")
+    os.environ["PROMOTION_SECRETS_FILE"] = str(absent)
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        from promotion.evaluation._isolation import _PRELOAD
+
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload([*_PRELOAD, "promotion.usecases", "promotion.engine",
+                                        "workers"])
+        multiprocessing.forkserver.ensure_running()
+    yield
+    if saved is None:
+        os.environ.pop("PROMOTION_SECRETS_FILE", None)
+    else:
+        os.environ["PROMOTION_SECRETS_FILE"] = saved
+
+
 @pytest.fixture
 def models_root(tmp_path: Path) -> Path:
     root = tmp_path / "models"

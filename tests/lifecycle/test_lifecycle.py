@@ -38,6 +38,7 @@ from promotion.lifecycle._transitions import apply_move
 from promotion.scopes import GateSettings, Scope, file_sha256, load_scope
 from promotion.scoring import gate_report, rank_models
 from promotion.scoring._gates import gate_reports
+from promotion.scoring._gates import tested_together as corrected_over
 from promotion.store import open_store
 from promotion.usecases import change_stage, demote_model, deploy, export_scope, scope_state
 from promotion.vocabulary import PROMOTED_STAGES, stage_of
@@ -299,16 +300,25 @@ def test_the_resources_gate_ignores_a_format_change_of_the_same_model(models_roo
 
 
 def test_several_candidates_are_holm_corrected(constructed):
+    """One rule: a candidate's significance is corrected over every model tested against the
+    same baseline, whether it is asked about alone or with the others."""
     evaluation, board = constructed
-    names = ["clearly_better", "tied", "worse"]
-    together = gate_reports(names, "champion", board, evaluation, GateSettings(),
-                            "champion")
-    alone = [gate_report(n, "champion", board, evaluation, GateSettings(),
-                                   "champion") for n in names]
-    p_together = [next(g.p_value for g in r.gates if g.name == "significance") for r in together]
-    p_alone = [next(g.p_value for g in r.gates if g.name == "significance") for r in alone]
-    assert all(t >= a for t, a in zip(p_together, p_alone, strict=True))
-    assert max(p_together) <= 1
+    family = corrected_over(board, "champion")
+    assert len(family) > 3
+
+    def significance(reports):
+        return [next(g.p_value for g in r.gates if g.name == "significance") for r in reports]
+
+    together = significance(gate_reports(family, "champion", board, evaluation,
+                                         GateSettings(), "champion"))
+    alone = significance([gate_report(n, "champion", board, evaluation, GateSettings(),
+                                      "champion") for n in family])
+    uncorrected = significance([gate_reports([n], "champion", board, evaluation,
+                                             GateSettings(), "champion")[0] for n in family])
+    assert alone == pytest.approx(together)
+    assert all(t >= u for t, u in zip(together, uncorrected, strict=True))
+    assert any(t > u for t, u in zip(together, uncorrected, strict=True))
+    assert max(together) <= 1
 
 
 def test_without_a_champion_the_baseline_is_chance(constructed):
@@ -369,11 +379,12 @@ def test_concurrent_decisions_and_exports_lose_nothing(models_root, tiny_scope, 
     assert exports, "no export was attempted: the test proves nothing about exports"
     assert all(bool(f) != (why in {"empty", "raced"}) for why, f in exports)
     exported = {Path(f) for _, f in exports if f}
+    assert set(cards_files(models_root, "tiny")) == exported  # nothing else where it looks
     if not any(stage in PROMOTED_STAGES for stage in replayed.values()):
         move(models_root, store, next(iter(replayed)), "production", override=True)
-    exported.add(export_scope(models_root, "tiny", store, "score").model_cards)
-    # Complete files that load; nothing else is where the engine looks.
-    assert set(cards_files(models_root, "tiny")) == exported
+    export_scope(models_root, "tiny", store, "score")
+    # Complete files that load, those of the closing steps too.
+    exported = set(cards_files(models_root, "tiny"))
     for path in exported:
         engine = PredictionEngine.load("tiny", models_root, cards_file=path)
         assert math.fsum(c.ensemble_weight for c in engine.cards) == pytest.approx(1, abs=1e-12)

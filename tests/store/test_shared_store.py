@@ -50,7 +50,7 @@ def make_champion(page, url: str, model: str, reason: str, *, override: bool) ->
     page.get_by_role("option", name=f"{model} (production)").click()
     # The default model's report is on the page already: wait for this model's.
     settle(page, f"for {model} → champion")
-    page.get_by_label("Reason (required, recorded)").fill(reason)
+    page.get_by_label("Reason (required, recorded with this decision)").fill(reason)
     page.keyboard.press("Enter")
     settle(page, f"for {model} → champion")
     if override:  # known beforehand: the checkbox may arrive a moment after the report
@@ -80,11 +80,11 @@ def test_two_app_processes_share_decisions_on_postgresql(tmp_path: Path, postgre
             settle(page, "Promoted Models Summary")
 
         rerun_with_reason(a, "promoted in the first app")
-        a.get_by_role("button", name="✅ Promote").first.click()
+        a.get_by_role("button", name="Promote", exact=True).first.click()
         settle(a, "Total Promoted: 1")
         rerun_with_reason(b, "promoted in the second app")
         settle(b, "Total Promoted: 1")  # the second app's next rerun shows the first's decision
-        b.get_by_role("button", name="✅ Promote").first.click()
+        b.get_by_role("button", name="Promote", exact=True).first.click()
         settle(b, "Total Promoted: 2")
         rerun_with_reason(a, "looking again")
         settle(a, "Total Promoted: 2")

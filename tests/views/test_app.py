@@ -490,7 +490,7 @@ def test_files_changed_while_the_app_is_open_show_on_the_next_rerun(app_root):
     texts = [t.value for t in at.text]  # the row as drawn: the new group and interval
     low, high = board.row("tree_d3").composite_interval
     at_row = texts.index("tree_d3")
-    assert texts[at_row + 1:at_row + 3] == ["linear · baseline", f"[{low:.3f}, {high:.3f}]"]
+    assert texts[at_row + 1:at_row + 3] == ["baseline", f"[{low:.3f}, {high:.3f}]"]
 
 
 def test_a_holdout_in_a_subfolder_replaced_while_the_app_is_open_is_read_again(app_root):

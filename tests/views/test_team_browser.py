@@ -25,7 +25,7 @@ playwright_api = pytest.importorskip("playwright.sync_api")
 oidc_provider_mock = pytest.importorskip("oidc_provider_mock")
 
 ANA, BOB, VIC = "ana@example.com", "bob@example.com", "vic@example.com"
-DECISIONS = ("✅ Promote", "❌ Demote", "👑 Make Champion", "✅ Promote to production",
+DECISIONS = ("Promote", "Demote", "👑 Make Champion", "✅ Promote to production",
              "🧪 Mark as candidate", "❌ Demote (archive)", "📨 Request approval",
              "🚦 Deploy and export", "Save role")
 
@@ -130,7 +130,7 @@ def test_an_analyst_requests_a_champion_and_another_approver_approves_it(browser
     url, root, store, best = team_app
     ana = sign_in(browser, url, ANA, "lifecycle")
     settled(ana, "Requests (four eyes)")
-    type_into(ana, "Reason (required, recorded)", "clear leader on the holdout")
+    type_into(ana, "Reason (required, recorded with this decision)", "clear leader on the holdout")
     override = ana.get_by_text("Override the failing gates", exact=False)
     if override.count():  # the tiny zoo may not beat chance significantly: say so, recorded
         override.first.click()
@@ -166,7 +166,7 @@ def test_a_viewer_sees_no_enabled_decision_and_is_refused_in_the_domain(browser,
     vic.get_by_role("button", name="🚦 Deploy and export").wait_for(timeout=60_000)
     decisions_are_disabled(vic)
     vic.goto(f"{url}/?scope=tiny")  # the leaderboard, with a decision on every row
-    vic.get_by_role("button", name="✅ Promote").nth(2).wait_for(timeout=60_000)
+    vic.get_by_role("button", name="Promote", exact=True).nth(2).wait_for(timeout=60_000)
     decisions_are_disabled(vic)
     vic.context.close()
     others = [r.model_name for r in scope_state(root, "tiny", store).board.ranked
