@@ -7,7 +7,13 @@ import pandas as pd
 import streamlit as st
 
 from promotion import PromotionError
-from promotion.lifecycle import describe, pending_requests, reject_request, request_change
+from promotion.lifecycle import (
+    approval_required,
+    describe,
+    pending_requests,
+    reject_request,
+    request_change,
+)
 from promotion.scopes import Scope
 from promotion.store import Change
 from promotion.usecases import approve_request
@@ -68,9 +74,12 @@ def _decide(scope: Scope, request_id: int, approve: bool) -> None:
 
 
 def requests_panel(scope: Scope) -> None:
-    """The scope's pending requests, each with approve / reject, and the decided ones."""
-    st.subheader("📨 Requests (four eyes)")
+    """The scope's pending requests, each with approve / reject, and the decided ones;
+    nothing where the scope asks for no approval and nothing is pending (local mode)."""
     pending = pending_requests(store(), scope.name)
+    if not pending and not approval_required(scope):
+        return
+    st.subheader("📨 Requests (four eyes)")
     if not pending:
         st.caption("No request is waiting for approval.")
     approver = may_do("approve")

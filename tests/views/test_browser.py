@@ -120,7 +120,7 @@ def page_text(page) -> str:
 @pytest.mark.parametrize(("path", "ready"), [
     ("", "Promoted Models Summary"), ("explorer", "Health score"),
     ("comparison", "Model against model"), ("lifecycle", "Rollback"),
-    ("monitoring", "Drift"),
+    ("monitoring", "Drift: population stability index"),
 ])
 def test_hostile_names_show_as_text_in_the_browser(browser, hostile_app, path, ready):
     from urllib.parse import quote
