@@ -132,3 +132,20 @@ def run_promotion(args: list[str], code: Path) -> tuple[int, str, str, float, fl
         out, err = out_file.read().decode(), err_file.read().decode()
     return (os.waitstatus_to_exitcode(status), out, err, seconds,
             round(usage.ru_maxrss / 1024, 1))
+
+
+def app_process(root: Path, port: int) -> Any:
+    """``streamlit run app.py`` on ``root`` (its SQLite store) at 127.0.0.1:``port``, as the
+    README's command starts it; the caller waits for its health and stops it."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PROMOTION_MODELS_DIR": str(root), "PROMOTION_USER": "bench"}
+    env.pop("PROMOTION_DB_URL", None)
+    project = Path(__file__).resolve().parent.parent
+    return subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(project / "app.py"), "--server.port",
+         str(port), "--server.address", "127.0.0.1", "--server.headless", "true",
+         "--browser.gatherUsageStats", "false"],
+        cwd=project, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -22,8 +22,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE.parent / "tests"))
 
-from _util import record, summary  # noqa: E402
-from browser import CHROMIUM, CHROMIUM_ARGS, ROOT, free_port, wait_healthy  # noqa: E402
+from _util import app_process, record, summary  # noqa: E402
+from browser import CHROMIUM, CHROMIUM_ARGS, free_port, wait_healthy  # noqa: E402
 
 from demo import build_demo_zoo  # noqa: E402
 from promotion.evaluation import evaluate_scope  # noqa: E402
@@ -69,14 +69,8 @@ def _streamlit_import_s() -> float:
 
 def _one_start(root: Path, browser) -> tuple[float, float]:
     port = free_port()
-    env = {**os.environ, "PROMOTION_MODELS_DIR": str(root), "PROMOTION_USER": "bench"}
-    env.pop("PROMOTION_DB_URL", None)
     started = time.perf_counter()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port",
-         str(port), "--server.address", "127.0.0.1", "--server.headless", "true",
-         "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = app_process(root, port)
     try:
         url = f"http://127.0.0.1:{port}"
         wait_healthy(url, process, 60)

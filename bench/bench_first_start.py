@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -21,8 +20,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE.parent / "tests"))
 
-from _util import record  # noqa: E402
-from browser import CHROMIUM, CHROMIUM_ARGS, ROOT, free_port, wait_healthy  # noqa: E402
+from _util import app_process, record  # noqa: E402
+from browser import CHROMIUM, CHROMIUM_ARGS, free_port, wait_healthy  # noqa: E402
 
 IDLE = "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
 
@@ -33,15 +32,9 @@ def main() -> dict:
     root = Path(tempfile.mkdtemp(prefix="bench-fs-")) / "models"
     root.mkdir()
     port = free_port()
-    env = {**os.environ, "PROMOTION_MODELS_DIR": str(root), "PROMOTION_USER": "bench"}
-    env.pop("PROMOTION_DB_URL", None)
     load_before = os.getloadavg()[0]
     started = time.perf_counter()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port",
-         str(port), "--server.address", "127.0.0.1", "--server.headless", "true",
-         "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = app_process(root, port)
     try:
         url = f"http://127.0.0.1:{port}"
         wait_healthy(url, process, 120)

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import secrets as random_secrets
 import threading
-from pathlib import Path
 
 import pytest
-from browser import CHROMIUM, CHROMIUM_ARGS, free_port, running_app
+from browser import free_port, launched_chromium, running_app
 from factories import make_scope
 
 from promotion import PermissionDeniedError
@@ -85,12 +84,7 @@ def team_app(provider: str, tmp_path_factory: pytest.TempPathFactory):
 
 @pytest.fixture(scope="module")
 def browser():
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: ./scripts/test installs it with apt-get")
-    with playwright_api.sync_playwright() as p:
-        launched = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
+    yield from launched_chromium()
 
 
 def settled(page, text: str) -> None:
