@@ -88,7 +88,7 @@ class TaskRules:
 #: (a fair lottery) the composite must say so, not reward the fastest guesser.
 TASK_RULES: dict[Task, TaskRules] = {
     "multiclass": TaskRules(
-        key_metric="top_5_accuracy", key_label="Top-5 acc.",
+        key_metric="top_5_accuracy", key_label="Top-5",
         default_weights={"top_5_accuracy": 0.4, "accuracy": 0.2, "balanced_accuracy": 0.1,
                          "log_loss": 0.3},
         slice_loss="error"),

@@ -120,7 +120,7 @@ def traffic_panel(scope: Scope, features: list[str], *, expanded: bool) -> None:
                      expanded=expanded):
         st.caption("Each row is answered by the engine as deployed now, logged with every "
                    "model's prediction, and its true label joined as the outcome. Same as "
-                   "`python -m promotion simulate`.")
+                   "`.venv/bin/python -m promotion simulate` from the project folder.")
         cols = st.columns(4)
         cols[0].number_input("Requests", 100, 20000, 1500, step=100,
                              key=f"sim_requests:{scope.name}")
@@ -142,8 +142,10 @@ def metrics_panel(scope: Scope, live: LiveData,
     st.subheader(f"Live {key.replace('_', ' ')} per day, on the same requests")
     table = window_metrics(live, scope.task, cards)
     if table.empty:
-        st.info("No outcomes joined yet. Hint: python -m promotion outcomes --scope "
-                f"{plain(scope.name)} --file labels.csv")
+        st.info("No outcomes joined yet. Hint: replay holdout rows as traffic above (their "
+                "true labels are joined), or join your own from the project folder: "
+                f".venv/bin/python -m promotion outcomes --scope {plain(scope.name)} "
+                "--file labels.csv")
         return
     # Plotly reads HTML tags in legend names: the chart gets the names escaped for it.
     figure = px.line(table.assign(model=table["model"].map(chart_text)), x="window",
