@@ -93,7 +93,7 @@ TASK_RULES: dict[Task, TaskRules] = {
                          "log_loss": 0.3},
         slice_loss="error"),
     "binary": TaskRules(
-        key_metric="roc_auc", key_label="ROC AUC",
+        key_metric="roc_auc", key_label="AUC",
         default_weights={"roc_auc": 0.6, "log_loss": 0.3, "balanced_accuracy": 0.1},
         slice_loss="log_loss"),
 }

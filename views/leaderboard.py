@@ -49,7 +49,7 @@ from views._common import (
 
 PAGE_SIZE = 25
 #: Widths of the table's columns; at 1280×720 with the sidebar open every cell fits one line.
-COLUMNS = [0.8, 1.5, 0.8, 1.15, 1.3, 0.75, 0.7, 1.45, 1.1]
+COLUMNS = [0.55, 2.1, 0.75, 1.1, 1.25, 0.8, 0.7, 1.35, 1.05]
 
 
 def reason_given() -> bool:
@@ -164,7 +164,7 @@ def table(scope: Scope, board: Leaderboard,
         promoted = stage in PROMOTED_STAGES
         cells = st.columns(COLUMNS, vertical_alignment="center", gap="xsmall")
         cells[0].text(f"{row.rank} 🏆" if row.rank == 1 else
-                      (f"{row.rank} 🤝 tied" if row.tied_with_leader else f"{row.rank}"))
+                      (f"{row.rank} 🤝" if row.tied_with_leader else f"{row.rank}"))
         cells[1].text(row.model_name)
         cells[2].text(row.phase)
         score = row.composite_score or 0.0
@@ -173,7 +173,8 @@ def table(scope: Scope, board: Leaderboard,
         cells[4].text(f"[{low:.3f}, {high:.3f}]")
         value = row.metrics.get(key, float("nan"))
         cells[5].text(f"{value:.1%}" if key == "top_5_accuracy" else f"{value:.4f}")
-        cells[6].text(f"{row.metrics.get('latency_p95_ms', float('nan')):.1f}")
+        latency = row.metrics.get("latency_p95_ms", float("nan"))
+        cells[6].text(f"{latency:.2f}" if latency < 10 else f"{latency:.1f}")
         record = stages.get(row.model_name)
         newer = record is not None and record.model_sha256 not in (None, row.sha256)
         cells[7].text((STAGE_BADGES.get(stage, stage) or "–") + (" · 🔄 new file" if newer

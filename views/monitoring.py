@@ -12,6 +12,7 @@ import streamlit as st
 from promotion import PromotionError
 from promotion.contract import ModelCard
 from promotion.engine import newest_cards_file, read_cards
+from promotion.metrics import get_metric
 from promotion.monitoring import (
     MIN_OUTCOMES,
     PSI_FLAG,
@@ -139,7 +140,7 @@ def traffic_panel(scope: Scope, features: list[str], *, expanded: bool) -> None:
 def metrics_panel(scope: Scope, live: LiveData,
                   cards: list[ModelCard]) -> None:
     key = key_metric(scope.task)
-    st.subheader(f"Live {key.replace('_', ' ')} per day, on the same requests")
+    st.subheader(f"Live {get_metric(key).label} per day, on the same requests")
     table = window_metrics(live, scope.task, cards)
     if table.empty:
         st.info("No outcomes joined yet. Hint: replay holdout rows as traffic above (their "
