@@ -6,7 +6,6 @@ store, the app or the training side, so ``import promotion.engine`` stays light.
 
 from ._checks import SUM_TOLERANCE, MemberNote
 from ._engine import (
-           LoadedModel,
            PredictionEngine,
            Served,
            canary_bucket,
@@ -20,6 +19,7 @@ from ._loading import (
            ModelLoadError,
            load_model_file,
 )
+from ._members import LoadedModel
 from ._predlog import log_fingerprint, log_path
 from ._requests import BATCH_ROWS, RequestBatch, RequestsCsv
 

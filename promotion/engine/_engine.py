@@ -59,10 +59,6 @@ from ..contract import (
 )
 from ..errors import InvalidInputError
 from ._align import (
-    ClassMismatch,
-    class_positions,
-    input_numbers,
-    model_columns,
     require_columns,
 )
 from ._checks import (
@@ -72,10 +68,11 @@ from ._checks import (
     failed_output,
     renormalized_detail,
 )
-from ._loading import load_model_file, meta_classes, scope_trusted_types
-from ._onnx import OnnxModel
+from ._inputs import BatchInputs
+from ._loading import scope_trusted_types
+from ._members import LoadedModel, load_member, load_preprocessor_of, output_names
 from ._predlog import ENSEMBLE_CODE, LoggedBatch, PredictionLog, log_path
-from ._preprocess import fitted_input, load_preprocessor, transform_features
+from ._preprocess import transform_features
 
 if TYPE_CHECKING:  # the caller brings its frame, so pandas is loaded by then
     import pandas as pd
@@ -130,18 +127,6 @@ def read_cards(path: Path) -> list[ModelCard]:
 
 
 @dataclass(frozen=True)
-class LoadedModel:
-    """One card with its verified, loaded model."""
-
-    card: ModelCard
-    model: Any
-    columns: list[str] | None  # None when the model takes the cards' feature order as is
-    positions: np.ndarray | None  # None when predict_proba already follows the card's classes
-    #: Takes one float32 array (an ONNX model): the batch's array, built once for all of them.
-    takes_array: bool = False
-
-
-@dataclass(frozen=True)
 class Served:
     """One served batch: the answer, and who gave it for each request."""
 
@@ -190,10 +175,10 @@ class PredictionEngine:
             raise InvalidInputError(f"{source}: holds cards of scope '{cards[0].scope}', "
                                     f"not '{scope}'")
         trusted = scope_trusted_types(models_dir, scope)  # read scope.json once, not per card
-        preprocessor = _load_preprocessor(cards[0], models_dir, source, trusted)
+        preprocessor = load_preprocessor_of(cards[0], models_dir, source, trusted)
         available = (list(cards[0].feature_names) if preprocessor is None
                      else output_names(preprocessor))
-        members = [_load_member(card, models_dir, source, trusted, available) for card in cards]
+        members = [load_member(card, models_dir, source, trusted, available) for card in cards]
         return cls(members, source, PredictionLog(log_path(models_dir, scope)) if log else None,
                    preprocessor)
 
@@ -211,7 +196,7 @@ class PredictionEngine:
         A member's failed rows follow the rule of the module docstring; when no healthy model
         is left to answer a row this raises ``InvalidInputError`` and logs nothing.
         """
-        X = _Inputs(self._features(frame), self.feature_names)
+        X = BatchInputs(self._features(frame), self.feature_names)
         rows = X.rows
         ids = _request_ids(request_ids, rows)
         at = _times(times, rows)
@@ -234,7 +219,7 @@ class PredictionEngine:
     def predict_breakdown(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
         """Each member's checked class probabilities (columns in ``classes`` order),
         unweighted; NaN on the rows it failed."""
-        X = _Inputs(self._features(frame), self.feature_names)
+        X = BatchInputs(self._features(frame), self.feature_names)
         if X.rows == 0:
             return {m.card.model_name: np.zeros((0, len(self.classes))) for m in self.members}
         given = self._model_input(X)
@@ -277,7 +262,7 @@ class PredictionEngine:
         if self.log is not None:
             self.log.close()
 
-    def _log(self, X: _Inputs, at: np.ndarray, ids: list[str], probas: list[np.ndarray],
+    def _log(self, X: BatchInputs, at: np.ndarray, ids: list[str], probas: list[np.ndarray],
              latency: dict[str, float], served: np.ndarray, failed: np.ndarray) -> None:
         """Write one served batch to the prediction log: all the work logging adds is here."""
         assert self.log is not None
@@ -297,7 +282,7 @@ class PredictionEngine:
             return member.card.ensemble_weight > 0
         return member.card.role in ("champion", "canary")
 
-    def _score_all(self, X: _Inputs) -> tuple[list[MemberOutput], dict[str, float]]:
+    def _score_all(self, X: BatchInputs) -> tuple[list[MemberOutput], dict[str, float]]:
         """Every member's checked output on every row, and its time per row."""
         outputs, latency = [], {}
         for member in self.members:
@@ -407,15 +392,15 @@ class PredictionEngine:
         require_columns(frame.columns, self.feature_names)
         return frame[self.feature_names]
 
-    def _model_input(self, X: _Inputs) -> _Inputs:
+    def _model_input(self, X: BatchInputs) -> BatchInputs:
         """What the members take: the raw features, or the preprocessor's output on them
         (computed once per batch, for every member)."""
         if self.preprocessor is None:
             return X
         out = transform_features(self.preprocessor, X.frame(), f"{self.source}: the preprocessor")
-        return _Inputs(out, [str(c) for c in out.columns])
+        return BatchInputs(out, [str(c) for c in out.columns])
 
-    def _member_output(self, member: LoadedModel, X: _Inputs) -> MemberOutput:
+    def _member_output(self, member: LoadedModel, X: BatchInputs) -> MemberOutput:
         """The member's probabilities for the batch, checked (see
         ``promotion.engine._checks``)."""
         try:
@@ -424,60 +409,6 @@ class PredictionEngine:
             return failed_output(X.rows, len(self.classes),
                                  f"predict_proba raised {type(err).__name__}: {_first_line(err)}")
         return check_output(raw, X.rows, member.positions, len(self.classes))
-
-
-class _Inputs:
-    """One batch in each form its members take, each built once: the caller's frame (or a
-    frame of the caller's array, for models that take frames) and float32 arrays (for
-    compiled members, and the log)."""
-
-    def __init__(self, X: pd.DataFrame | np.ndarray, feature_names: list[str]) -> None:
-        self.X = X
-        self.rows = len(X)
-        self.feature_names = feature_names
-        self._frame: pd.DataFrame | None = None
-        self._arrays: dict[tuple[str, ...] | None, np.ndarray] = {}
-
-    def of(self, member: LoadedModel) -> pd.DataFrame | np.ndarray:
-        """The rows as ``member`` takes them."""
-        if member.takes_array:
-            try:
-                return self.array(member.columns)
-            except (TypeError, ValueError):  # cells that are no numbers: the model says so
-                pass
-        frame = self.frame()
-        return fitted_input(member.model, frame if member.columns is None
-                            else frame[member.columns])
-
-    def frame(self) -> pd.DataFrame:
-        if self._frame is None:
-            if isinstance(self.X, np.ndarray):
-                import pandas as pd
-
-                self._frame = pd.DataFrame(self.X, columns=self.feature_names)
-            else:
-                self._frame = self.X
-        return self._frame
-
-    def array(self, columns: list[str] | None) -> np.ndarray:
-        """float32 rows of ``columns`` (None: the cards' feature order)."""
-        key = None if columns is None else tuple(columns)
-        if key not in self._arrays:
-            if isinstance(self.X, np.ndarray):
-                chosen = self.X if key is None else self.X[
-                    :, [self.feature_names.index(c) for c in key]]
-                self._arrays[key] = np.asarray(chosen, dtype=np.float32)
-            else:
-                self._arrays[key] = (self.X if key is None else self.X[list(key)]
-                                     ).to_numpy(dtype=np.float32)
-        return self._arrays[key]
-
-    def logged(self) -> np.ndarray:
-        """The rows as the log keeps them: float32, cells that are no numbers NaN."""
-        try:
-            return self.array(None)
-        except (TypeError, ValueError):
-            return _numeric(self.frame())
 
 
 def _index(names: list[str]) -> Any:
@@ -519,15 +450,6 @@ def _times(times: Sequence[float] | Sequence[datetime] | None, rows: int) -> np.
     return np.asarray(values, dtype=float)
 
 
-def _numeric(X: pd.DataFrame) -> np.ndarray:
-    """The input rows as float32 for the log (drift): text by its category code."""
-    import pandas as pd
-
-    if all(pd.api.types.is_numeric_dtype(dtype) for dtype in X.dtypes):
-        return X.to_numpy(dtype=np.float32, na_value=np.nan)
-    return input_numbers(X).astype(np.float32)
-
-
 def _text_features(source: Path) -> list[str]:
     """The features the export's holdout held as text categories (its feature statistics
     say so); none for an export without them (older ones had numbers only)."""
@@ -536,51 +458,3 @@ def _text_features(source: Path) -> list[str]:
         return [str(f["name"]) for f in stats["features"] if f.get("kind") == "categories"]
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return []
-
-
-def _load_preprocessor(card: ModelCard, models_dir: Path, source: Path,
-                       trusted_types: tuple[str, ...]) -> Any:
-    """The export's preprocessor, verified like a model (root, symlink, sha256), or None."""
-    if card.preprocessor_path is None:
-        return None
-    where = f"{source}: card '{card.model_name}' field 'preprocessor_path'"
-    return load_preprocessor(models_dir.parent / card.preprocessor_path, models_dir,
-                             f"{where}: {card.preprocessor_path}",
-                             expected_sha256=card.preprocessor_sha256, what="card's",
-                             trusted_types=trusted_types).model
-
-
-def output_names(preprocessor: Any) -> list[str] | None:
-    """The preprocessor's output column names, or None when it cannot tell."""
-    try:
-        return [str(name) for name in preprocessor.get_feature_names_out()]
-    except Exception:  # not every transformer names its output
-        return None
-
-
-def _load_member(card: ModelCard, models_dir: Path, source: Path,
-                 trusted_types: tuple[str, ...], available: list[str] | None) -> LoadedModel:
-    # A compiled member is served from its ONNX file: nothing of it is unpickled.
-    field = "compiled_path" if card.compiled_path else "model_path"
-    path, sha256 = ((card.compiled_path, card.compiled_sha256) if card.compiled_path
-                    else (card.model_path, card.sha256))
-    where = f"{source}: card '{card.model_name}' field '{field}'"
-    # Root, symlink and sha256 checks come before a byte is loaded (see promotion.engine._loading).
-    file = models_dir.parent / path
-    model = load_model_file(file, models_dir, f"{where}: {path}",
-                            expected_sha256=sha256, what="card's", trusted_types=trusted_types,
-                            classes=None if card.compiled_path else meta_classes(file)).model
-    try:
-        columns = None if available is None else model_columns(model, available)
-        positions = class_positions(model, list(card.classes))
-    except KeyError as err:
-        lacks = "the card" if card.preprocessor_path is None else "the preprocessor's output"
-        raise InvalidInputError(f"{where}: the model needs column(s) {lacks} lacks: "
-                                f"{err.args[0]}") from None
-    except ClassMismatch as err:
-        raise InvalidInputError(f"{where}: {err}") from None
-    in_order = np.array_equal(positions, np.arange(len(card.classes)))
-    same_columns = columns is None or columns == available
-    return LoadedModel(card, model, None if same_columns else columns,
-                       None if in_order else positions, isinstance(model, OnnxModel)
-                       and model.takes_array)
