@@ -125,6 +125,19 @@ def write_cards(root: Path, cards: list[ModelCard], scope: str = "tiny") -> Path
     return path
 
 
+def install_old_cards(root: Path, fixture: Path, stamp: str, scope: str = "tiny") -> list[dict]:
+    """An older version's committed cards file as the scope's export, each card pointed at
+    the scope's real model file (the fixture's hashes are of other builds), every other field
+    kept as committed. Returns the cards as written."""
+    cards = json.loads(fixture.read_text())
+    for card in cards:
+        card["sha256"] = file_sha256(root.parent / card["model_path"])
+    path = root / "advanced" / "model_cards" / f"model_cards_{scope}_{stamp}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(cards))
+    return cards
+
+
 def edit_cards(path: Path, model: str | None = None, **changes: Any) -> None:
     """Change fields of the cards in an exported file in place (every card, or ``model``'s)."""
     cards = json.loads(path.read_text())

@@ -9,7 +9,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from factories import edit_cards
+from factories import edit_cards, install_old_cards
 
 from promotion import InvalidInputError
 from promotion.contract import SCHEMA_VERSION, cards_files, feature_stats_path
@@ -108,13 +108,9 @@ def test_a_file_without_decisions_counts_as_older_than_any_export_that_has_them(
 
 
 def test_a_version_2_cards_file_still_loads_and_serves(models_root, tiny_scope):
-    fixture = json.loads((FIXTURES / "serving" / "model_cards_v2.json").read_text())
+    fixture = install_old_cards(models_root, FIXTURES / "serving" / "model_cards_v2.json",
+                                "20260101T000000000000Z")
     assert {card["schema_version"] for card in fixture} == {2}
-    for card in fixture:
-        card["sha256"] = file_sha256(models_root.parent / card["model_path"])
-    path = models_root / "advanced" / "model_cards" / "model_cards_tiny_20260101T000000000000Z.json"
-    path.parent.mkdir(parents=True)
-    path.write_text(json.dumps(fixture))
     engine = PredictionEngine.load("tiny", models_root, log=False)
     assert [c.model_name for c in engine.cards] == [c["model_name"] for c in fixture]
     assert {c.decisions for c in engine.cards} == {None}

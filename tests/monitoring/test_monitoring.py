@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from factories import install_old_cards
 
 from promotion import InvalidInputError, InvalidTransitionError, monitoring
 from promotion.engine import PredictionEngine, canary_bucket, log_path, read_cards
@@ -352,14 +353,7 @@ def test_a_version_1_cards_file_still_loads_and_serves_the_ensemble(models_root,
     old = read_cards(fixture)
     assert {c.schema_version for c in old} == {1}
     assert {(c.deployment_mode, c.role) for c in old} == {("ensemble", "member")}
-    # Point the fixture's cards at this scope's real files (the fixture's hashes are of
-    # other builds of the same models), keeping every version-1 field as committed.
-    cards = json.loads(fixture.read_text())
-    for card in cards:
-        card["sha256"] = file_sha256(models_root.parent / card["model_path"])
-    path = models_root / "advanced" / "model_cards" / "model_cards_tiny_20250101T000000000000Z.json"
-    path.parent.mkdir(parents=True)
-    path.write_text(json.dumps(cards))
+    cards = install_old_cards(models_root, fixture, "20250101T000000000000Z")
     engine = PredictionEngine.load("tiny", models_root, log=False)
     frame = holdout(models_root).drop(columns="label")
     expected = sum(engine.predict_breakdown(frame)[c["model_name"]] * c["ensemble_weight"]
