@@ -63,7 +63,7 @@ def headline(board: Leaderboard, row: LeaderboardRow) -> None:
     low, high = row.composite_interval or (0.0, 0.0)
     rank, phase, score, health = st.columns(4)
     rank.metric("Rank", f"#{row.rank} of {len(board.ranked)}")
-    phase.metric("Phase", plain(f"{row.phase} · {row.group}"))
+    phase.metric(f"Phase ({plain(row.group)})", plain(row.phase))
     score.metric("Composite score", f"{row.composite_score:.4f}",
                  help=f"95% interval [{low:.4f}, {high:.4f}]")
     health.metric("Health score", f"{row.health_score:.4f}",
