@@ -15,7 +15,7 @@ from typing import Literal
 import numpy as np
 
 from .errors import UnknownMetricError
-from .vocabulary import TASKS, task_rules
+from .vocabulary import CLASSIFICATION_TASKS, TASKS, task_rules
 
 Kind = Literal["quality", "cost", "info"]
 
@@ -40,41 +40,54 @@ class Metric:
         return 1 if self.greater_is_better else -1
 
 
-_BOTH = frozenset(TASKS)
+_ALL = frozenset(TASKS)
+_CLASSIFY = frozenset(CLASSIFICATION_TASKS)
 _MULTI = frozenset({"multiclass"})
 _BINARY = frozenset({"binary"})
+_REGRESSION = frozenset({"regression"})
 
 METRICS: dict[str, Metric] = {
     m.name: m
     for m in (
-        Metric("accuracy", "Accuracy", True, _BOTH, "quality", "",
+        Metric("accuracy", "Accuracy", True, _CLASSIFY, "quality", "",
                "Share of rows whose most probable class is the true one. "
                "Chance: the majority class share."),
         Metric("top_5_accuracy", "Top-5 accuracy", True, _MULTI, "quality", "",
                "Share of rows whose true class is among the 5 most probable. "
                "Chance: the 5 most frequent classes' share."),
-        Metric("balanced_accuracy", "Balanced accuracy", True, _BOTH, "quality", "",
+        Metric("balanced_accuracy", "Balanced accuracy", True, _CLASSIFY, "quality", "",
                "Mean recall over classes. Chance: 1 / number of classes."),
-        Metric("log_loss", "Log loss", False, _BOTH, "quality", "",
+        Metric("log_loss", "Log loss", False, _CLASSIFY, "quality", "",
                "Cross-entropy of the predicted probabilities. Chance: predicting the class "
                "frequencies; perfect: 0."),
         Metric("roc_auc", "ROC AUC", True, _BINARY, "quality", "",
                "Area under the ROC curve. Chance: 0.5."),
-        Metric("error_rate", "Error rate", False, _BOTH, "quality", "",
-               "Share of rows where predict_proba failed or returned a row that is not a "
-               "distribution (NaN/inf, negative, or all zeros). Scored 1 at 0, 0 at 1."),
-        Metric("latency_p50_ms", "Latency p50", False, _BOTH, "cost", "ms",
-               "Median time of one single-row predict_proba call.", (0.1, 1000.0)),
-        Metric("latency_p95_ms", "Latency p95", False, _BOTH, "cost", "ms",
-               "95th percentile of single-row predict_proba time. "
-               "Scored 1 at 0.1 ms, 0 at 1 s, log scale.", (0.1, 1000.0)),
-        Metric("throughput_rows_s", "Throughput", True, _BOTH, "info", "rows/s",
-               "Rows per second of predict_proba over the holdout, in 5 equal chunks; "
+        Metric("rmse", "RMSE", False, _REGRESSION, "quality", "",
+               "Root mean squared error of predict. Chance: predicting the holdout's mean "
+               "(taken from one half of the rows, scored on the other); perfect: 0."),
+        Metric("mae", "MAE", False, _REGRESSION, "quality", "",
+               "Mean absolute error of predict. Chance: predicting the holdout's mean, as for "
+               "RMSE; perfect: 0."),
+        Metric("r2", "R²", True, _REGRESSION, "quality", "",
+               "Coefficient of determination of predict. Chance: predicting the holdout's "
+               "mean, as for RMSE (about 0); perfect: 1."),
+        Metric("error_rate", "Error rate", False, _ALL, "quality", "",
+               "Share of rows where the model failed: predict_proba raised or returned a row "
+               "that is not a distribution (NaN/inf, negative, or all zeros); for regression, "
+               "predict raised or returned NaN/inf. Scored 1 at 0, 0 at 1."),
+        Metric("latency_p50_ms", "Latency p50", False, _ALL, "cost", "ms",
+               "Median time of one single-row call (predict_proba; predict for regression).",
+               (0.1, 1000.0)),
+        Metric("latency_p95_ms", "Latency p95", False, _ALL, "cost", "ms",
+               "95th percentile of single-row call time (predict_proba; predict for "
+               "regression). Scored 1 at 0.1 ms, 0 at 1 s, log scale.", (0.1, 1000.0)),
+        Metric("throughput_rows_s", "Throughput", True, _ALL, "info", "rows/s",
+               "Rows per second over the holdout, in 5 equal chunks; "
                "its interval resamples the chunks."),
-        Metric("artifact_size_mb", "Artifact size", False, _BOTH, "cost", "MB",
+        Metric("artifact_size_mb", "Artifact size", False, _ALL, "cost", "MB",
                "Size of the model file. Scored 1 at 0.01 MB, 0 at 1 GB, log scale.",
                (0.01, 1000.0)),
-        Metric("load_memory_mb", "Load memory", False, _BOTH, "cost", "MB",
+        Metric("load_memory_mb", "Load memory", False, _ALL, "cost", "MB",
                "Peak Python memory allocated while loading the model file.", (0.01, 1000.0)),
     )
 }
@@ -134,6 +147,28 @@ def chance_levels(counts: np.ndarray) -> dict[str, float]:
         "roc_auc": 0.5,
         "error_rate": 1.0,
     }
+
+
+def regression_chance_levels(y: np.ndarray, splits: int = 200) -> dict[str, float]:
+    """RMSE, MAE and R² of a model with no skill: predicting the mean of a random half of the
+    holdout's targets, scored on the other half, averaged over many halvings (the mean of the
+    very rows being scored would flatter it, as the most frequent classes would)."""
+    y = np.asarray(y, dtype=float)
+    n = len(y)
+    if n < 2:
+        return {"rmse": 0.0, "mae": 0.0, "r2": 0.0, "error_rate": 1.0}
+    rng = np.random.default_rng([n, 2])
+    half = n // 2
+    rmse = mae = r2 = 0.0
+    for _ in range(splits):
+        order = rng.permutation(n)
+        guess, scored = y[order[:half]].mean(), y[order[half:]]
+        miss = scored - guess
+        spread = float(((scored - scored.mean()) ** 2).sum())
+        rmse += math.sqrt(float((miss ** 2).mean()))
+        mae += float(np.abs(miss).mean())
+        r2 += 1.0 - float((miss ** 2).sum()) / spread if spread > 0 else 0.0
+    return {"rmse": rmse / splits, "mae": mae / splits, "r2": r2 / splits, "error_rate": 1.0}
 
 
 def constant_guess_top_k(counts: np.ndarray, k: int, splits: int = 400) -> float:

@@ -9,8 +9,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal, Protocol, get_args
 
-Task = Literal["multiclass", "binary"]
+Task = Literal["multiclass", "binary", "regression"]
 TASKS: tuple[Task, ...] = get_args(Task)
+#: The tasks whose models give class probabilities (``predict_proba``); a regression model
+#: gives one number per row (``predict``).
+CLASSIFICATION_TASKS: frozenset[Task] = frozenset({"multiclass", "binary"})
+
+
+def is_regression(task: str) -> bool:
+    """Whether ``task``'s models predict a number (``predict``), not class probabilities."""
+    return task == "regression"
 
 Stage = Literal["development", "candidate", "production", "champion", "archived"]
 STAGES: tuple[Stage, ...] = get_args(Stage)
@@ -66,7 +74,7 @@ GROUP_PHASE: dict[Group, str] = {"tree": "2A", "neural": "2B", "variant": "2C",
                                  "linear": "baseline"}
 GROUPS: tuple[Group, ...] = get_args(Group)
 
-SliceLoss = Literal["error", "log_loss"]
+SliceLoss = Literal["error", "log_loss", "residual"]
 
 
 @dataclass(frozen=True)
@@ -79,13 +87,16 @@ class TaskRules:
     key_label: str
     default_weights: Mapping[str, float]
     #: ``error``: a row is right or wrong, tested with Fisher's exact test;
-    #: ``log_loss``: each row's log loss, tested with Welch's t-test.
+    #: ``log_loss``: each row's log loss, tested with Welch's t-test;
+    #: ``residual``: each row's residual (predicted − actual), its mean tested against the
+    #: other rows' with Welch's t-test: a slice the model over- or under-predicts.
     slice_loss: SliceLoss
 
 
 #: The seed's top-5 accuracy judges multiclass models, ROC AUC binary ones (top-5 of two
-#: classes is always 1). Default weights are quality only: on a scope where no model has skill
-#: (a fair lottery) the composite must say so, not reward the fastest guesser.
+#: classes is always 1), RMSE regression ones. Default weights are quality only: on a scope
+#: where no model has skill (a fair lottery, a random walk) the composite must say so, not
+#: reward the fastest guesser.
 TASK_RULES: dict[Task, TaskRules] = {
     "multiclass": TaskRules(
         key_metric="top_5_accuracy", key_label="Top-5",
@@ -96,6 +107,12 @@ TASK_RULES: dict[Task, TaskRules] = {
         key_metric="roc_auc", key_label="AUC",
         default_weights={"roc_auc": 0.6, "log_loss": 0.3, "balanced_accuracy": 0.1},
         slice_loss="log_loss"),
+    # RMSE leads (large misses cost most); MAE adds the typical miss; R² is RMSE's square
+    # on another scale, so it gets the smallest share.
+    "regression": TaskRules(
+        key_metric="rmse", key_label="RMSE",
+        default_weights={"rmse": 0.5, "mae": 0.3, "r2": 0.2},
+        slice_loss="residual"),
 }
 
 

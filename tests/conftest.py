@@ -18,7 +18,7 @@ from streamlit.testing.v1 import AppTest
 sys.path.insert(0, str(Path(__file__).parent))
 APP = Path(__file__).resolve().parent.parent / "app.py"
 
-from factories import make_scope  # noqa: E402
+from factories import make_regression_scope, make_scope  # noqa: E402
 from postgres import Cluster  # noqa: E402
 
 from promotion.store import SqlStore, default_db_url, open_store  # noqa: E402
@@ -94,6 +94,12 @@ def store(models_root: Path, store_url: str) -> Iterator[SqlStore]:
 def tiny_scope(models_root: Path) -> Path:
     """A multiclass scope with four fitted models."""
     return make_scope(models_root, "tiny")
+
+
+@pytest.fixture
+def regression_scope(models_root: Path) -> Path:
+    """scikit-learn's diabetes data as a regression scope (see ``make_regression_scope``)."""
+    return make_regression_scope(models_root)
 
 
 @pytest.fixture

@@ -10,10 +10,12 @@ from typing import Any
 import joblib
 import numpy as np
 import pandas as pd
-from sklearn.datasets import make_classification
-from sklearn.linear_model import LogisticRegression
+from sklearn.datasets import load_diabetes, make_classification
+from sklearn.dummy import DummyRegressor
+from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.naive_bayes import GaussianNB
-from sklearn.tree import DecisionTreeClassifier
+from sklearn.neighbors import KNeighborsRegressor
+from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
 from promotion.contract import HoldoutInfo, ModelCard, export_paths
 from promotion.scopes import file_sha256, load_scope
@@ -69,6 +71,40 @@ def make_scope(root: Path, name: str = "tiny", *, task: str = "multiclass",
         factory, model_type, group = TINY_MODELS[model_name]
         estimator = factory().fit(X.iloc[:split], y[:split])
         write_model(scope_dir, model_name, estimator, model_type=model_type, group=group)
+    return scope_dir
+
+
+#: name -> (regressor factory, model_type, group): the regression scope's models.
+REGRESSION_MODELS: dict[str, tuple[Any, str, str]] = {
+    "ridge": (lambda: Ridge(alpha=1.0), "ridge", "linear"),
+    "tree_d4": (lambda: DecisionTreeRegressor(max_depth=4, random_state=0), "decision_tree",
+                "tree"),
+    "tree_d2": (lambda: DecisionTreeRegressor(max_depth=2, random_state=0), "decision_tree",
+                "variant"),
+    "knn": (lambda: KNeighborsRegressor(n_neighbors=15), "knn", "neural"),
+    "mean": (lambda: DummyRegressor(strategy="mean"), "dummy", "linear"),
+}
+
+
+def make_regression_scope(root: Path, name: str = "diabetes", *,
+                          models: tuple[str, ...] = tuple(REGRESSION_MODELS),
+                          scope_extra: dict[str, Any] | None = None) -> Path:
+    """A regression scope over scikit-learn's diabetes data (442 patients, disease
+    progression a year on): the first 60% of the rows train, the rest is the holdout."""
+    X, y = load_diabetes(return_X_y=True, as_frame=True)
+    split = int(len(X) * 0.6)
+    scope_dir = root / name
+    scope_dir.mkdir(parents=True, exist_ok=True)
+    X.iloc[split:].assign(progression=y.iloc[split:]).to_csv(scope_dir / "holdout.csv",
+                                                             index=False)
+    config = {"task": "regression", "target": "progression", "holdout": "holdout.csv",
+              "n_bootstrap": 200, "latency_rows": 20, "compile_members": False,
+              **(scope_extra or {})}
+    (scope_dir / "scope.json").write_text(json.dumps(config))
+    for model_name in models:
+        factory, model_type, group = REGRESSION_MODELS[model_name]
+        write_model(scope_dir, model_name, factory().fit(X.iloc[:split], y.iloc[:split]),
+                    model_type=model_type, group=group)
     return scope_dir
 
 

@@ -182,3 +182,17 @@ def write_misbehaving(scope_dir: Path, name: str, model: Centroid, *, task: str 
     fitted: Any = model.fit(X.iloc[:split], y[:split])
     return write_model(scope_dir, name, fitted, model_type=type(model).__name__.lower(),
                        group="linear")
+
+
+class FailsOnSomeRows:
+    """A regressor wrapping a fitted one that gives NaN where ``column`` is above
+    ``threshold`` (as a model with an overflow on large inputs would)."""
+
+    def __init__(self, inner: Any, column: str, threshold: float) -> None:
+        self.inner, self.column, self.threshold = inner, column, threshold
+        self.feature_names_in_ = inner.feature_names_in_
+        self.n_features_in_ = inner.n_features_in_
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        values = self.inner.predict(X)
+        return np.where(X[self.column].to_numpy() > self.threshold, np.nan, values)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..metrics import get_metric_names
-from ..vocabulary import key_metric
+from ..vocabulary import is_regression, key_metric
 
 #: The k of top-k accuracy (the seed's top-5).
 TOP_K = 5
@@ -94,6 +94,18 @@ def row_statistics(proba: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
     }
 
 
+def regression_point_metrics(predicted: np.ndarray, errors: np.ndarray, y: np.ndarray
+                             ) -> dict[str, float]:
+    """The quality metrics of predicted values against the holdout's targets, by
+    scikit-learn."""
+    from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
+
+    return {"rmse": float(np.sqrt(mean_squared_error(y, predicted))),
+            "mae": float(mean_absolute_error(y, predicted)),
+            "r2": float(r2_score(y, predicted)),
+            "error_rate": float(errors.mean())}
+
+
 def bootstrap_counts(n_rows: int, n_bootstrap: int, seed: int) -> np.ndarray:
     """How often each row is drawn in each resample: (n_bootstrap, n_rows), shared by models."""
     rng = np.random.default_rng([seed, n_rows])
@@ -135,28 +147,18 @@ def bootstrap_replicates(proba: np.ndarray, errors: np.ndarray, y: np.ndarray, t
                          latencies: np.ndarray, chunk_seconds: np.ndarray,
                          chunk_rows: np.ndarray, exact: dict[str, float], n_bootstrap: int,
                          seed: int) -> Replicates:
-    """Every metric of ``task`` on ``n_bootstrap`` resamples.
+    """Every metric of ``task`` on ``n_bootstrap`` resamples. ``proba`` is the model's
+    output: class probabilities (rows, classes), or for regression predicted values (rows,)
+    against numeric targets ``y``.
 
     Quality metrics resample the holdout rows (the same rows for every model); latency
     resamples the timed single-row calls, throughput the timed batch chunks; ``exact`` holds
     the values measured once (size, memory), repeated.
     """
     weights = bootstrap_counts(len(y), n_bootstrap, seed)
-    n = len(y)
-    stats = row_statistics(proba, y)
-    key_replicates = {
-        "top_5_accuracy": lambda: weights @ stats["top_k_hit"] / n,
-        "roc_auc": lambda: weighted_auc(proba[:, 1], y == 1, weights),
-    }
-    columns: dict[str, np.ndarray] = {
-        "accuracy": weights @ stats["correct"] / n,
-        "balanced_accuracy": weighted_balanced_accuracy(stats["correct"], y, proba.shape[1],
-                                                        weights),
-        "log_loss": weights @ stats["loss"] / n,
-        "error_rate": weights @ errors.astype(float) / n,
-    }
-    key = key_metric(task)
-    columns[key] = key_replicates[key]()
+    columns = (_regression_columns(proba, y, weights) if is_regression(task)
+               else _classification_columns(proba, y, task, weights))
+    columns["error_rate"] = weights @ errors.astype(float) / len(y)
     rng = np.random.default_rng([seed, len(latencies), 1])
     resampled = latencies[rng.integers(0, len(latencies), size=(n_bootstrap, len(latencies)))]
     columns["latency_p50_ms"] = np.percentile(resampled, 50, axis=1)
@@ -168,3 +170,38 @@ def bootstrap_replicates(proba: np.ndarray, errors: np.ndarray, y: np.ndarray, t
         columns[name] = np.full(n_bootstrap, exact[name])
     names = tuple(name for name in get_metric_names(task) if name in columns)
     return Replicates(names, np.column_stack([columns[name] for name in names]))
+
+
+def _classification_columns(proba: np.ndarray, y: np.ndarray, task: str, weights: np.ndarray
+                            ) -> dict[str, np.ndarray]:
+    n = len(y)
+    stats = row_statistics(proba, y)
+    key_replicates = {
+        "top_5_accuracy": lambda: weights @ stats["top_k_hit"] / n,
+        "roc_auc": lambda: weighted_auc(proba[:, 1], y == 1, weights),
+    }
+    columns = {
+        "accuracy": weights @ stats["correct"] / n,
+        "balanced_accuracy": weighted_balanced_accuracy(stats["correct"], y, proba.shape[1],
+                                                        weights),
+        "log_loss": weights @ stats["loss"] / n,
+    }
+    key = key_metric(task)
+    columns[key] = key_replicates[key]()
+    return columns
+
+
+def _regression_columns(predicted: np.ndarray, y: np.ndarray, weights: np.ndarray
+                        ) -> dict[str, np.ndarray]:
+    """RMSE, MAE and R² on each resample (``weights``: how often each row is drawn). R²'s
+    baseline is each resample's own mean, as scikit-learn's ``r2_score`` on it would be."""
+    n = len(y)
+    miss = predicted - y
+    squared = weights @ (miss ** 2)
+    # Σw(y − ȳ_w)² = Σw·c² − (Σw·c)²/Σw, with Σw = n for every resample; on c = y − ȳ, so
+    # targets far from 0 (prices) lose no precision to cancellation.
+    centred = y - y.mean()
+    spread = weights @ (centred ** 2) - (weights @ centred) ** 2 / n
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r2 = np.where(spread > 0, 1.0 - squared / spread, np.nan)
+    return {"rmse": np.sqrt(squared / n), "mae": weights @ np.abs(miss) / n, "r2": r2}

@@ -85,8 +85,11 @@ def write_cached(store: Store, key: str, model_sha256: str, holdout_sha256: str,
         replicates = measurement.replicates.astype(np.float32).tobytes()
     if measurement.rows is not None:
         buffer = io.BytesIO()
-        np.savez(buffer, proba=measurement.rows.proba.astype(np.float32),
-                 errors=measurement.rows.errors)
+        output = measurement.rows.output
+        if output.ndim == 1:  # predicted values: one column, kept at full precision
+            np.savez(buffer, predicted=output, errors=measurement.rows.errors)
+        else:
+            np.savez(buffer, proba=output.astype(np.float32), errors=measurement.rows.errors)
         rows = buffer.getvalue()
     store.put_evaluation(key, model_sha256, holdout_sha256, _payload(measurement, holdout),
                          replicates, rows)
@@ -100,14 +103,18 @@ def load_row_predictions(store: Store, evaluation: ModelEvaluation) -> RowPredic
     if blob is None:
         return None
     with np.load(io.BytesIO(blob)) as arrays:
-        proba = arrays["proba"].astype(np.float64)
         errors = arrays["errors"]
+        if "predicted" in arrays:
+            return RowPredictions(arrays["predicted"].astype(np.float64), errors)
+        proba = arrays["proba"].astype(np.float64)
     # Stored as float32: renormalize so each row sums to 1 at float64 precision again.
     return RowPredictions(proba / proba.sum(axis=1, keepdims=True), errors)
 
 
 def _payload(measurement: Measurement, holdout: HoldoutSummary) -> dict[str, Any]:
-    summary = {"classes": list(holdout.classes), "counts": list(holdout.counts)}
+    summary: dict[str, Any] = {"classes": list(holdout.classes), "counts": list(holdout.counts)}
+    if holdout.regression_chance:
+        summary["regression_chance"] = dict(holdout.regression_chance)
     if not measurement.ok:
         failed = {"status": "failed", "reason": measurement.reason, "holdout": summary}
         if measurement.timeout_s is not None:  # the limit it ran into, to compare with later ones
@@ -126,8 +133,9 @@ def _payload(measurement: Measurement, holdout: HoldoutSummary) -> dict[str, Any
 
 
 def _from_stored(payload: dict[str, Any], replicates: bytes | None) -> CachedMeasurement:
-    holdout = HoldoutSummary(tuple(payload["holdout"]["classes"]),
-                             tuple(payload["holdout"]["counts"]))
+    stored = payload["holdout"]
+    holdout = HoldoutSummary(tuple(stored["classes"]), tuple(stored["counts"]),
+                             tuple(stored.get("regression_chance", {}).items()))
     if payload["status"] != "ok":
         return CachedMeasurement(Measurement.failed(payload["reason"],
                                                     timeout_s=payload.get("timeout_s")), holdout)

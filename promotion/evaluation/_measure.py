@@ -18,7 +18,8 @@ import numpy as np
 from ..engine._align import ClassMismatch, class_positions, declared_feature_count, model_columns
 from ..engine._loading import ModelLoadError, load_model_bytes, meta_classes, read_model_bytes
 from ..engine._preprocess import fitted_input, load_preprocessor, take_rows, transform_features
-from ._bootstrap import bootstrap_replicates, point_metrics
+from ..vocabulary import is_regression
+from ._bootstrap import bootstrap_replicates, point_metrics, regression_point_metrics
 from ._results import Measurement, RowPredictions, Timing
 
 if TYPE_CHECKING:
@@ -33,17 +34,30 @@ BATCH_CHUNKS = 5
 
 @dataclass(frozen=True)
 class MeasureInputs:
-    """What measuring any model of a scope needs: the holdout rows and the scope's settings."""
+    """What measuring any model of a scope needs: the holdout rows and the scope's settings.
+
+    ``y`` holds each row's class as an index into ``classes``, or for a regression task the
+    target values (and ``classes`` is empty).
+    """
 
     models_dir: Path
     features: pd.DataFrame
-    y_index: np.ndarray
+    y: np.ndarray
     classes: list
     task: str
     n_bootstrap: int
     seed: int
     latency_rows: int
     trusted_types: tuple[str, ...] = ()
+
+    @property
+    def regression(self) -> bool:
+        return is_regression(self.task)
+
+    @property
+    def method(self) -> str:
+        """The model method measured: ``predict`` for regression, else ``predict_proba``."""
+        return "predict" if self.regression else "predict_proba"
 
     @property
     def n_classes(self) -> int:
@@ -56,8 +70,9 @@ class MeasureInputs:
         (refused unless its bytes hash to ``preprocessor_sha256``, when given)."""
         cfg = scope.config
         features = model_features(scope, holdout.features, preprocessor_sha256)
+        y = holdout.y if holdout.is_regression else holdout.y_index
         return cls(models_dir=scope.models_dir, features=features,
-                   y_index=holdout.y_index, classes=list(holdout.classes), task=cfg.task,
+                   y=y, classes=list(holdout.classes), task=cfg.task,
                    n_bootstrap=cfg.n_bootstrap, seed=cfg.bootstrap_seed,
                    latency_rows=cfg.latency_rows, trusted_types=tuple(cfg.trusted_types))
 
@@ -79,9 +94,10 @@ def model_features(scope: Scope, features: pd.DataFrame, expected_sha256: str | 
 
 @dataclass(frozen=True)
 class _Batch:
-    """The batch pass: every row's class probabilities, and each chunk's rows and seconds."""
+    """The batch pass: every row's output (class probabilities, or predicted values), and
+    each chunk's rows and seconds."""
 
-    proba: np.ndarray
+    output: np.ndarray
     errors: np.ndarray
     chunk_seconds: np.ndarray
     chunk_rows: np.ndarray
@@ -107,20 +123,27 @@ def measure_model(path: Path, inputs: MeasureInputs, expected_sha256: str | None
         return Measurement.failed(err.detail, transient=True)
     try:
         model, load_seconds, load_peak = _load(payload, path.name, inputs.trusted_types,
-                                                meta_classes(path))
+                                                meta_classes(path), inputs.method)
         frame = inputs.features[_model_columns(model, inputs.features)]
         X = fitted_input(model, frame)
-        batch = _predict_batch(model, X, _class_positions(model, inputs.classes),
-                               inputs.n_classes, frame)
+        if inputs.regression:
+            _refuse_classifier(model)
+            batch = _predict_values(model, X, frame)
+        else:
+            batch = _predict_batch(model, X, _class_positions(model, inputs.classes),
+                                   inputs.n_classes, frame)
         latency_started = time.perf_counter()
-        latencies = _time_single_rows(model, X, inputs.latency_rows, inputs.seed)
+        latencies = _time_single_rows(getattr(model, inputs.method), X, inputs.latency_rows,
+                                      inputs.seed)
         latency_seconds = time.perf_counter() - latency_started
     except _ModelProblem as problem:
         return Measurement.failed(str(problem))
     except SystemExit as exit_:  # a model that asks to end the process it runs in
         return Measurement.failed(f"the model raised SystemExit({exit_.code!r})")
     batch_seconds = float(batch.chunk_seconds.sum())
-    metrics = point_metrics(batch.proba, batch.errors, inputs.y_index, inputs.task)
+    metrics = (regression_point_metrics(batch.output, batch.errors, inputs.y)
+               if inputs.regression
+               else point_metrics(batch.output, batch.errors, inputs.y, inputs.task))
     metrics.update(
         latency_p50_ms=float(np.percentile(latencies, 50)),
         latency_p95_ms=float(np.percentile(latencies, 95)),
@@ -129,32 +152,33 @@ def measure_model(path: Path, inputs: MeasureInputs, expected_sha256: str | None
         load_memory_mb=load_peak / 1e6,
     )
     replicates = bootstrap_replicates(
-        batch.proba, batch.errors, inputs.y_index, inputs.task, latencies=latencies,
+        batch.output, batch.errors, inputs.y, inputs.task, latencies=latencies,
         chunk_seconds=batch.chunk_seconds, chunk_rows=batch.chunk_rows, exact=metrics,
         n_bootstrap=inputs.n_bootstrap, seed=inputs.seed)
     return Measurement(
         metrics=metrics, intervals=replicates.intervals(), replicate_names=replicates.names,
         # float32: what the cache keeps, so a fresh result ranks exactly like a cached one.
         replicates=replicates.values.astype(np.float32),
-        rows=RowPredictions(batch.proba, batch.errors),
+        rows=RowPredictions(batch.output, batch.errors),
         timing=Timing(load_s=load_seconds, batch_s=batch_seconds, latency_s=latency_seconds,
                       evaluation_s=time.perf_counter() - started),
     )
 
 
 def _load(payload: bytes, file_name: str, trusted_types: tuple[str, ...],
-          classes: list | None) -> tuple[Any, float, int]:
+          classes: list | None, method: str) -> tuple[Any, float, int]:
     """The model, its load time and the peak memory its loading allocates.
 
     A first, untimed load imports whatever the file needs, so the measured second load
     counts the model's own memory, not the libraries a process happened not to have yet.
     """
     try:
-        load_model_bytes(payload, file_name, file_name, trusted_types, classes)
+        load_model_bytes(payload, file_name, file_name, trusted_types, classes, needs=method)
         started = time.perf_counter()
         tracemalloc.start()
         try:
-            model = load_model_bytes(payload, file_name, file_name, trusted_types, classes)
+            model = load_model_bytes(payload, file_name, file_name, trusted_types, classes,
+                                     needs=method)
         finally:
             _, peak = tracemalloc.get_traced_memory()
             tracemalloc.stop()
@@ -210,29 +234,67 @@ def _one_line(value: object, limit: int = 300) -> str:
     return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
-def _predict_batch(model: Any, X: pd.DataFrame | np.ndarray, class_index: np.ndarray,
-                   n_classes: int, frame: pd.DataFrame) -> _Batch:
-    """Class probabilities of every row, predicted in a few equal chunks; a failing chunk is
-    retried row by row. ``frame`` is ``X`` as a frame (to name the columns a failure may
-    come from)."""
+def _refuse_classifier(model: Any) -> None:
+    """A classifier's ``predict`` gives labels, not quantities: measuring it in a regression
+    scope would rank nonsense."""
+    if hasattr(model, "classes_"):
+        raise _ModelProblem(f"holds a classifier ({type(model).__name__}, it has classes_); "
+                            "scope.json field 'task' says regression")
+
+
+def _call_in_chunks(call: Callable[[Any], Any], X: pd.DataFrame | np.ndarray,
+                    width: int | None, frame: pd.DataFrame
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``call`` (the model's predict_proba, or predict when ``width`` is None) on every row,
+    in a few equal chunks: (output, seconds per chunk, chunk bounds). A failing chunk is
+    retried row by row; a failing row is NaN. ``frame`` is ``X`` as a frame (to name the
+    columns a failure may come from)."""
     bounds = np.linspace(0, len(X), min(BATCH_CHUNKS, len(X)) + 1).astype(int)
-    raw = np.empty((len(X), len(class_index)))
+    raw = np.empty((len(X),) if width is None else (len(X), width))
     seconds = np.empty(len(bounds) - 1)
     for i, (start, stop) in enumerate(zip(bounds[:-1], bounds[1:], strict=True)):
         chunk = take_rows(X, slice(start, stop))
         started = time.perf_counter()
         try:
-            out = np.asarray(model.predict_proba(chunk), dtype=float)
+            out = _shaped(call, np.asarray(call(chunk), dtype=float), len(chunk), width)
             seconds[i] = time.perf_counter() - started
-            if out.shape != (len(chunk), len(class_index)):
-                raise _ModelProblem(f"predict_proba returned shape {out.shape}, expected "
-                                    f"{(len(chunk), len(class_index))}")
         except _ModelProblem:
             raise
         except Exception:  # find the rows that fail, one by one
-            out, seconds[i] = _predict_row_by_row(model, chunk, len(class_index),
-                                                  frame.iloc[start:stop])
+            out, seconds[i] = _predict_row_by_row(call, chunk, width, frame.iloc[start:stop])
         raw[start:stop] = out
+    return raw, seconds, bounds
+
+
+def _shaped(call: Callable[[Any], Any], out: np.ndarray, rows: int, width: int | None
+            ) -> np.ndarray:
+    """``out`` as (rows,) values or (rows, width) probabilities; any other shape is the
+    model's problem, named."""
+    expected = (rows,) if width is None else (rows, width)
+    if width is None and out.shape == (rows, 1):  # one output column: the values
+        out = out[:, 0]
+    if out.shape != expected:
+        raise _ModelProblem(f"{call.__name__} returned shape {out.shape}, expected {expected}")
+    return out
+
+
+def _predict_values(model: Any, X: pd.DataFrame | np.ndarray, frame: pd.DataFrame) -> _Batch:
+    """Every row's predicted value (regression). A row the model failed on (it raised, or
+    gave NaN or an infinite value) counts in ``error_rate`` and is scored as the model's
+    mean prediction: a guess with no skill, penalized, never dropped."""
+    values, seconds, bounds = _call_in_chunks(model.predict, X, None, frame)
+    errors = ~np.isfinite(values)
+    if errors.all():
+        raise _ModelProblem("predict returned no finite value on any holdout row (each row "
+                            "raised, or gave NaN or infinite values)")
+    values[errors] = values[~errors].mean()
+    return _Batch(values, errors, seconds, np.diff(bounds))
+
+
+def _predict_batch(model: Any, X: pd.DataFrame | np.ndarray, class_index: np.ndarray,
+                   n_classes: int, frame: pd.DataFrame) -> _Batch:
+    """Class probabilities of every row (see ``_call_in_chunks``)."""
+    raw, seconds, bounds = _call_in_chunks(model.predict_proba, X, len(class_index), frame)
     proba = np.zeros((len(X), n_classes))
     proba[:, class_index] = raw
     with np.errstate(over="ignore", invalid="ignore"):
@@ -251,15 +313,16 @@ def _predict_batch(model: Any, X: pd.DataFrame | np.ndarray, class_index: np.nda
     return _Batch(proba, errors, seconds, np.diff(bounds))
 
 
-def _predict_row_by_row(model: Any, X: pd.DataFrame | np.ndarray, width: int,
-                        frame: pd.DataFrame) -> tuple[np.ndarray, float]:
-    out = np.full((len(X), width), np.nan)
+def _predict_row_by_row(call: Callable[[Any], Any], X: pd.DataFrame | np.ndarray,
+                        width: int | None, frame: pd.DataFrame) -> tuple[np.ndarray, float]:
+    out = np.full((len(X),) if width is None else (len(X), width), np.nan)
     raised = np.zeros(len(X), dtype=bool)
     first_error: Exception | None = None
     started = time.perf_counter()
     for i in range(len(X)):
         try:
-            out[i] = np.asarray(model.predict_proba(take_rows(X, [i])), dtype=float)[0]
+            out[i] = _shaped(call, np.asarray(call(take_rows(X, [i])), dtype=float), 1,
+                             width)[0]
         except Exception as err:
             first_error = first_error or err
             raised[i] = True
@@ -270,7 +333,7 @@ def _predict_row_by_row(model: Any, X: pd.DataFrame | np.ndarray, width: int,
     with_missing = frame.isna().any(axis=1).to_numpy()
     if np.isnan(out).all() or with_missing[raised].all():
         where = "" if raised.all() else f" on the {int(raised.sum())} rows with missing values"
-        raise _ModelProblem(f"predict_proba fails{where}: {_one_line(first_error)}"
+        raise _ModelProblem(f"{call.__name__} fails{where}: {_one_line(first_error)}"
                             f"{_data_hint(frame)}")
     return out, time.perf_counter() - started
 
@@ -291,15 +354,16 @@ def _data_hint(frame: pd.DataFrame) -> str:
             "takes them")
 
 
-def _time_single_rows(model: Any, X: pd.DataFrame | np.ndarray, count: int, seed: int
-                      ) -> np.ndarray:
+def _time_single_rows(call: Callable[[Any], Any], X: pd.DataFrame | np.ndarray, count: int,
+                      seed: int) -> np.ndarray:
+    """``count`` single-row calls of ``call`` (the model's predict_proba or predict), in ms."""
     rows = np.random.default_rng(seed).permutation(len(X))[:count]
     singles = [take_rows(X, [i]) for i in rows]  # built before timing: only the model is timed
-    _quietly(model.predict_proba, singles[0])  # warm-up
+    _quietly(call, singles[0])  # warm-up
     timings = np.empty(len(singles))
     for i, single in enumerate(singles):
         started = time.perf_counter_ns()
-        _quietly(model.predict_proba, single)
+        _quietly(call, single)
         timings[i] = (time.perf_counter_ns() - started) / 1e6
     return timings
 

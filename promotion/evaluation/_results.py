@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..metrics import metric_score
+from ..metrics import chance_levels, metric_score, regression_chance_levels
 
 if TYPE_CHECKING:
     from ..scopes._discovery import Holdout
@@ -20,10 +20,26 @@ Progress = Callable[[int, int, str, bool], None]
 
 @dataclass(frozen=True)
 class RowPredictions:
-    """A model's per-row output on the holdout (for charts, ensembles and tests)."""
+    """A model's per-row output on the holdout (for charts, ensembles and tests): class
+    probabilities (rows, classes), each row summing to 1, or for a regression model the
+    predicted values (rows,)."""
 
-    proba: np.ndarray  # (rows, classes), rows sum to 1
-    errors: np.ndarray  # (rows,) True where predict_proba failed or was not finite
+    output: np.ndarray
+    errors: np.ndarray  # (rows,) True where the model failed on the row or was not finite
+
+    @property
+    def proba(self) -> np.ndarray:
+        """The class probabilities of a classifier."""
+        if self.output.ndim != 2:
+            raise TypeError("a regression model's output has no class probabilities")
+        return self.output
+
+    @property
+    def predicted(self) -> np.ndarray:
+        """The predicted values of a regression model."""
+        if self.output.ndim != 1:
+            raise TypeError("a classifier's output is class probabilities, not values")
+        return self.output
 
 
 @dataclass(frozen=True)
@@ -74,15 +90,32 @@ class Measurement:
 @dataclass(frozen=True)
 class HoldoutSummary:
     """What a scope's evaluation needs of its holdout rows; kept with each cached entry, so a
-    scope whose every model is cached is ranked without reading its holdout."""
+    scope whose every model is cached is ranked without reading its holdout.
+
+    A classification holdout is summed up by its class counts; a regression one (no classes,
+    one count) by its no-skill levels, which need every target value to compute.
+    """
 
     classes: tuple
     counts: tuple[int, ...]
+    regression_chance: tuple[tuple[str, float], ...] = ()
 
     @classmethod
     def of(cls, holdout: Holdout) -> HoldoutSummary:
+        chance = (tuple(regression_chance_levels(holdout.y).items())
+                  if holdout.is_regression else ())
         return cls(tuple(c.item() if isinstance(c, np.generic) else c for c in holdout.classes),
-                   tuple(int(n) for n in holdout.counts))
+                   tuple(int(n) for n in holdout.counts), chance)
+
+    @property
+    def n_rows(self) -> int:
+        return sum(self.counts)
+
+    def chance_levels(self) -> dict[str, float]:
+        """Each quality metric's value for a model with no skill (``metrics`` says how)."""
+        if self.regression_chance:
+            return dict(self.regression_chance)
+        return chance_levels(np.asarray(self.counts, dtype=np.int64))
 
 
 @dataclass(frozen=True)

@@ -13,10 +13,7 @@ from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 from ..errors import InvalidInputError
-from ..metrics import chance_levels
 from ..scopes._discovery import Holdout, ModelEntry, Scope, file_sha256
 from ..settings import setting
 from ._cache import (
@@ -125,10 +122,9 @@ def evaluate_scope(scope: Scope, store: Store, *, n_jobs: int = -1,
             done += 1
             if progress:
                 progress(done, total, job.entry.name, False)
-    counts = np.asarray(summary.counts, dtype=np.int64)
     return ScopeEvaluation(
         scope=scope.name, task=scope.task, classes=list(summary.classes),
-        n_rows=int(counts.sum()), holdout_sha256=holdout_sha, chance=chance_levels(counts),
+        n_rows=summary.n_rows, holdout_sha256=holdout_sha, chance=summary.chance_levels(),
         models=[results[entry.name] for entry in scope.models],
         evaluated=len(todo), seconds=time.perf_counter() - started,
     )

@@ -104,7 +104,7 @@ class ScopeConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", protected_namespaces=(), frozen=True)
 
-    task: Task = Field(description="`multiclass` or `binary`.")
+    task: Task = Field(description="`multiclass`, `binary` or `regression`.")
     target: str = Field(min_length=1, description="Name of the target column in the holdout.")
     holdout: str = Field(
         min_length=1, description="Holdout CSV, relative to the scope folder."
@@ -193,6 +193,15 @@ class ScopeConfig(BaseModel):
                              "'preprocessor.joblib'")
         if path.suffix not in PREPROCESSOR_SUFFIXES:
             raise ValueError("must be a .joblib or .skops file")
+        return value
+
+    @field_validator("classes", "positive_class", "decision_threshold", "error_costs")
+    @classmethod
+    def _only_for_classes(cls, value: Any, info: ValidationInfo) -> Any:
+        # Only values given in the file are validated: the defaults never trip this.
+        if info.data.get("task") == "regression" and value is not None:
+            raise ValueError("applies to classification scopes only; this scope's task is "
+                             "regression")
         return value
 
     @field_validator("weights")

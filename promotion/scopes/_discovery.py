@@ -23,7 +23,7 @@ from ..errors import (
     PromotionError,
     ScopeNotFoundError,
 )
-from ..vocabulary import GROUP_PHASE
+from ..vocabulary import GROUP_PHASE, is_regression
 from ._config import ModelMeta, ScopeConfig, read_json_model
 
 if TYPE_CHECKING:  # pandas loads where a frame is read or built; a cached board needs none
@@ -88,22 +88,33 @@ class ModelEntry:
 
 @dataclass(frozen=True)
 class Holdout:
-    """The validated evaluation rows of a scope."""
+    """The validated evaluation rows of a scope: for a classification task, ``y`` holds class
+    labels (each one of ``classes``); for regression, numbers (float64) and ``classes`` is
+    empty."""
 
     features: pd.DataFrame
     y: np.ndarray
     classes: list
     sha256: str
 
+    @property
+    def is_regression(self) -> bool:
+        return not self.classes
+
     @cached_property
     def y_index(self) -> np.ndarray:
-        """Each row's class as an index into ``classes``."""
+        """Each row's class as an index into ``classes`` (classification only)."""
+        if self.is_regression:
+            raise TypeError("a regression holdout has no classes")
         lookup = {label: i for i, label in enumerate(self.classes)}
         return np.fromiter((lookup[v] for v in self.y), dtype=np.int64, count=len(self.y))
 
     @cached_property
     def counts(self) -> np.ndarray:
-        """Rows of each class in the holdout, in class order."""
+        """Rows of each class in the holdout, in class order; for regression, one count (all
+        the rows)."""
+        if self.is_regression:
+            return np.array([len(self.y)], dtype=np.int64)
         return np.bincount(self.y_index, minlength=len(self.classes))
 
 
@@ -257,8 +268,32 @@ def read_holdout(path: Path, config: ScopeConfig, shown: str) -> Holdout:
         raise InvalidInputError(
             f"{shown}: column '{target}' has {int(y.isna().sum())} empty value(s)"
         )
+    digest = hashlib.sha256(raw).hexdigest()
+    if is_regression(config.task):
+        return Holdout(features, _numeric_target(y, config, shown), [], digest)
     classes = _classes(y, config, shown)
-    return Holdout(features, y.to_numpy(), classes, hashlib.sha256(raw).hexdigest())
+    return Holdout(features, y.to_numpy(), classes, digest)
+
+
+def _numeric_target(y: pd.Series, config: ScopeConfig, shown: str) -> np.ndarray:
+    """A regression target: finite numbers that vary (a metric against a constant has no
+    scale)."""
+    import pandas as pd
+
+    values = pd.to_numeric(y, errors="coerce")
+    bad = values.isna()
+    if bad.any():
+        raise InvalidInputError(
+            f"{shown}: column '{config.target}' holds {y[bad].iloc[0]!r}, not a number; "
+            "scope.json field 'task' says regression")
+    numbers = values.to_numpy(dtype=float)
+    if not np.isfinite(numbers).all():
+        raise InvalidInputError(f"{shown}: column '{config.target}' has "
+                                f"{int((~np.isfinite(numbers)).sum())} infinite value(s)")
+    if np.ptp(numbers) == 0:
+        raise InvalidInputError(f"{shown}: column '{config.target}' has one value only "
+                                f"({numbers[0]!r}); metrics need it to vary")
+    return numbers
 
 
 def _feature_frame(frame: pd.DataFrame, config: ScopeConfig, shown: str) -> pd.DataFrame:

@@ -90,7 +90,7 @@ def test_an_object_without_predict_proba_fails_that_model_only(models_root, tiny
 @pytest.mark.parametrize(
     ("scope_json", "message"),
     [
-        ({"task": "regression", "target": "label", "holdout": "holdout.csv"},
+        ({"task": "ranking", "target": "label", "holdout": "holdout.csv"},
          "tiny/scope.json: field 'task'"),
         ({"task": "multiclass", "holdout": "holdout.csv"}, "field 'target' is missing"),
         ({"task": "multiclass", "target": "label", "holdout": "holdout.csv", "colour": "red"},
