@@ -18,12 +18,13 @@ from pydantic import BaseModel, ConfigDict, Field, RootModel, field_validator, m
 
 from .vocabulary import Mode, Task, WeightsMethod
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 #: Versions this module still reads (version 1 cards predate deployment modes: ensemble;
 #: versions 1 and 2 predate ``decisions``: such a file counts as older than any that has them;
 #: versions 1 to 3 predate the preprocessor, positive class and decision threshold fields
-#: and compiled members: every member is served from its own file).
-READABLE_VERSIONS = (1, 2, 3, 4)
+#: and compiled members: every member is served from its own file; versions 1 to 4 predate
+#: regression scopes, and every card of them lists at least two classes).
+READABLE_VERSIONS = (1, 2, 3, 4, 5)
 WEIGHT_TOLERANCE = 1e-9
 
 #: Where exports live under the models root, and how their files are named.
@@ -135,7 +136,7 @@ class HoldoutInfo(_Strict):
 class ModelCard(_Strict):
     """One promoted model as the prediction engine and people read it."""
 
-    schema_version: Literal[1, 2, 3, 4] = SCHEMA_VERSION
+    schema_version: Literal[1, 2, 3, 4, 5] = SCHEMA_VERSION
     model_name: str = Field(min_length=1)
     model_type: str
     game: str = Field(description="The scope (the seed's name for it).")
@@ -152,6 +153,9 @@ class ModelCard(_Strict):
     weights_method: WeightsMethod
     top_5_accuracy: float | None = Field(description="Multiclass only; null otherwise.")
     roc_auc: float | None = Field(default=None, description="Binary only; null otherwise.")
+    rmse: float | None = Field(
+        default=None, description="Regression only (its interval under metrics); null "
+                                  "otherwise, and in files before version 5.")
     metrics: dict[str, MetricValue]
     strength: str
     known_bias: str
@@ -163,8 +167,9 @@ class ModelCard(_Strict):
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="sha256 of the model file.")
     feature_names: list[str] = Field(min_length=1)
     classes: list[int] | list[str] = Field(
-        min_length=2, description="The answer's columns, in the order of the models' "
-                                  "predict_proba columns (scikit-learn's sorted classes_).")
+        description="The answer's columns, in the order of the models' predict_proba columns "
+                    "(scikit-learn's sorted classes_); at least two. Empty for regression: "
+                    "the answer is one predicted value per row.")
     positive_class: int | str | None = Field(
         default=None, description="Binary only: the class the scope calls positive; null "
                                   "otherwise, and in files before version 4 (then the last "
@@ -210,8 +215,8 @@ class ModelCard(_Strict):
                                         description="sha256 of the compiled file.")
     compiled_max_delta: float | None = Field(
         default=None, ge=0,
-        description="Largest |difference| between the compiled and the native probabilities "
-                    "over every holdout row.")
+        description="Largest |difference| between the compiled and the native outputs "
+                    "(probabilities; predicted values for regression) over every holdout row.")
     compiled_note: str | None = Field(
         default=None,
         description="How the member was compiled, or why it stays native. Null in version "
@@ -232,6 +237,20 @@ class ModelCard(_Strict):
                 raise ValueError(f"repeats class {label!r}; each class is listed once")
             seen.add(label)
         return value
+
+    @model_validator(mode="after")
+    def _classes_fit_the_task(self) -> ModelCard:
+        if self.task == "regression":
+            if self.classes:
+                raise ValueError("a regression card lists no classes (field 'classes' must be "
+                                 "empty)")
+            for name in ("top_5_accuracy", "roc_auc", "positive_class", "decision_threshold"):
+                if getattr(self, name) is not None:
+                    raise ValueError(f"field '{name}' is for classification; null on a "
+                                     "regression card")
+        elif len(self.classes) < 2:
+            raise ValueError("field 'classes' lists at least two classes")
+        return self
 
     @model_validator(mode="after")
     def _preprocessor_with_its_hash(self) -> ModelCard:
@@ -342,7 +361,7 @@ class LeaderboardEntry(_Strict):
 class LeaderboardExport(_Strict):
     """A leaderboard file: every model of a scope, ranked, with what it was measured on."""
 
-    schema_version: Literal[1, 2, 3, 4] = SCHEMA_VERSION
+    schema_version: Literal[1, 2, 3, 4, 5] = SCHEMA_VERSION
     scope: str
     task: Task
     generated_at: datetime

@@ -21,7 +21,7 @@ from misbehaving import Centroid, write_misbehaving
 from xgboost import XGBClassifier
 
 from promotion import InvalidInputError
-from promotion.contract import READABLE_VERSIONS
+from promotion.contract import READABLE_VERSIONS, SCHEMA_VERSION
 from promotion.engine import PredictionEngine
 from promotion.usecases import build_leaderboard, change_stage, export_scope
 
@@ -112,8 +112,9 @@ def test_an_unchanged_member_is_compiled_once(models_root, compiled_export, stor
                 written[card.model_name]
 
 
-def test_cards_of_versions_3_and_4_are_read(models_root, compiled_scope, compiled_export):
-    assert {c.schema_version for c in compiled_export.cards} == {4}
+def test_cards_of_version_3_are_read_beside_the_current_one(models_root, compiled_scope,
+                                                          compiled_export):
+    assert {c.schema_version for c in compiled_export.cards} == {SCHEMA_VERSION}
     cards = json.loads(compiled_export.model_cards.read_text())
     for card in cards:  # a version 3 file: no compiled fields, every member native
         card["schema_version"] = 3
