@@ -281,6 +281,33 @@ def test_bad_imports_are_one_message_and_leave_no_folder(models_root, registry):
     assert not (models_root / "missing.db").exists()
 
 
+def test_a_regressor_imports_into_a_regression_scope_and_ranks(models_root, store, registry):
+    """The version the classification scope refuses is what a regression scope ranks: the
+    same features, the label as a number, its RMSE measured here."""
+    from sklearn.metrics import mean_squared_error
+
+    X, y = make_data("binary", 600)
+    folder = models_root / "growth"
+    folder.mkdir()
+    X.iloc[300:].assign(label=y[300:].astype(float)).to_csv(folder / "holdout.csv",
+                                                            index=False)
+    (folder / "scope.json").write_text(json.dumps(
+        {"task": "regression", "target": "label", "holdout": "holdout.csv",
+         "n_bootstrap": 50, "latency_rows": 10}))
+    source, run = registry.regressor
+    registry.client.create_registered_model("growth_linear")
+    registry.client.create_model_version("growth_linear", source, run_id=run)
+    [done] = import_mlflow_versions(models_root, "growth", registered_model="growth_linear",
+                                    tracking_uri=registry.uri)
+    assert done.action == "imported", done.reason
+    board, _ = build_leaderboard(models_root, "growth", store, n_jobs=1)
+    row = board.row("growth_linear_v1")
+    expected = LinearRegression().fit(X.iloc[:300], y[:300]).predict(X.iloc[300:])
+    assert row.ok
+    assert row.metrics["rmse"] == pytest.approx(
+        mean_squared_error(y[300:], expected) ** 0.5, rel=1e-9)
+
+
 def test_a_skops_version_with_an_untrusted_type_waits_for_the_scope_to_trust_it(
         models_root, store, registry):
     scope_dir = credit_scope(models_root)

@@ -28,7 +28,7 @@ from ...errors import InvalidInputError
 from ...scopes._config import MlflowOrigin, ModelMeta, read_json_model
 from ...scopes._discovery import META_FILE, Scope, load_scope
 from ...store._sql import public_url
-from ...vocabulary import GROUPS
+from ...vocabulary import GROUPS, is_regression
 from ._client import first_line, is_not_found, missing_dependency, mlflow_client
 from ._mirroring import STAGE_TAG
 
@@ -81,9 +81,9 @@ def import_mlflow_versions(models_dir: Path, scope_name: str, *,
     verified bytes are copied as ``model.skops``. Any other artifact is a pickle: refused unless
     ``trust_pickle``, then loaded with MLflow's own loader and written as ``model.joblib``,
     with ``meta.json`` field ``training.trusted_pickle`` set. The model must have
-    ``predict_proba``. Each folder is written under a temporary name renamed into place; a
-    version already imported unchanged is left alone. The registered model and tracking URI
-    default to the scope's ``mlflow`` setting.
+    ``predict_proba`` (``predict`` in a regression scope). Each folder is written under a
+    temporary name renamed into place; a version already imported unchanged is left alone.
+    The registered model and tracking URI default to the scope's ``mlflow`` setting.
     """
     scope = load_scope(models_dir, scope_name)
     settings = scope.config.mlflow
@@ -264,10 +264,13 @@ def _load_artifact(mlflow: ModuleType, client: Any, scope: Scope, tracking_uri: 
         except Exception as err:  # any loader failure is this version's problem, named
             raise InvalidInputError(f"{label}: cannot be loaded ({first_line(err)})") \
                 from None
-    if not callable(getattr(estimator, "predict_proba", None)):
+    method = _method(scope)
+    if not callable(getattr(estimator, method, None)):
+        what = "regressors" if method == "predict" else "classifiers"
         raise InvalidInputError(
-            f"{label}: a {type(estimator).__name__} has no predict_proba. Hint: only "
-            "scikit-learn-API classifiers can be ranked here")
+            f"{label}: a {type(estimator).__name__} has no {method}. Hint: only "
+            f"scikit-learn-API {what} can be ranked in scope '{scope.name}' "
+            f"({scope.task})")
     return _Artifact(estimator, JOBLIB_FILE, None, serialization)
 
 
@@ -281,8 +284,14 @@ def _load_skops_artifact(local: Path, conf: dict[str, Any], scope: Scope,
     shown = f"{label} ({named})"
     # The download folder is the root: a name with '..' or a symlink out is refused.
     payload = read_model_bytes(local / named, local, shown)
-    estimator = load_model_bytes(payload, SKOPS_FILE, shown, scope.config.trusted_types)
+    estimator = load_model_bytes(payload, SKOPS_FILE, shown, scope.config.trusted_types,
+                                 needs=_method(scope))
     return _Artifact(estimator, SKOPS_FILE, payload, SKOPS_FORMAT)
+
+
+def _method(scope: Scope) -> str:
+    """What a model of ``scope`` must answer with: class probabilities, or values."""
+    return "predict" if is_regression(scope.task) else "predict_proba"
 
 
 def _run_facts(client: Any, run_id: str | None) -> tuple[dict[str, str], dict[str, str]]:
