@@ -514,12 +514,18 @@ def _describe(scope: str, slot: _ModelSlot, data: _ScopeData) -> str:
     return text
 
 
-def _fit(estimator: BaseEstimator, data: _ScopeData) -> list[str]:
-    """Fit on the training frame; return the messages of any convergence warnings."""
+def _fit(estimator: BaseEstimator, data: _ScopeData, one_thread: str | None = "blas"
+         ) -> list[str]:
+    """Fit on the training frame; return the messages of any convergence warnings.
+
+    ``one_thread`` is the thread pool kept to one thread (threadpoolctl's ``user_api``; None
+    for all, OpenMP too).
+    """
     # One BLAS thread: the MLPs' small matrix products gain nothing from two, and two
     # OpenBLAS threads on a busy 2-core machine sometimes spin-wait for 10x longer fits.
-    # Tree models parallelize with joblib/OpenMP and are not affected.
-    with warnings.catch_warnings(record=True) as caught, threadpool_limits(1, user_api="blas"):
+    # Tree models parallelize with joblib/OpenMP and are not affected (unless one_thread
+    # is None).
+    with warnings.catch_warnings(record=True) as caught, threadpool_limits(1, user_api=one_thread):
         # Only convergence warnings are recorded (and reported); all others pass through.
         warnings.simplefilter("always", ConvergenceWarning)
         estimator.fit(data.train[data.features], data.train[data.target])
@@ -643,14 +649,19 @@ def _build_model(scope: str, slot: _ModelSlot, data: _ScopeData, scope_dir: Path
             "features": len(data.features),
         },
     }
-    final = scope_dir / slot.name
+    _publish_model(scope_dir / slot.name, estimator, meta)
+    return notes
+
+
+def _publish_model(final: Path, estimator: BaseEstimator, meta: dict[str, Any]) -> None:
+    """Write model.joblib and meta.json into a temp folder, then publish it as ``final``: a
+    build killed half-way never leaves a model folder without its metadata."""
     temp = _temp_sibling(final)
     _remove(temp)
     temp.mkdir()
     joblib.dump(estimator, temp / _MODEL_FILE)
     _write_json_atomic(temp / _META_FILE, meta)
     _publish_folder(temp, final)
-    return notes
 
 
 def _build_scope(models_dir: Path, scope: str, force: bool, progress: Callable[[str], None]) -> int:
@@ -715,12 +726,7 @@ def _build_loans(models_dir: Path, force: bool, progress: Callable[[str], None])
                 "description": model.description, "seed": 0,
                 "training": {"rows": len(train), "seconds": round(seconds, 2),
                              "features": len(features), "preprocessor": PREPROCESSOR_FILE}}
-        temp = _temp_sibling(scope_dir / model.name)
-        _remove(temp)
-        temp.mkdir()
-        joblib.dump(estimator, temp / _MODEL_FILE)
-        _write_json_atomic(temp / _META_FILE, meta)
-        _publish_folder(temp, scope_dir / model.name)
+        _publish_model(scope_dir / model.name, estimator, meta)
         progress(f"{LOANS_SCOPE} {model.name} trained in {seconds:.1f}s")
     for model in others:  # the same, kept in their own file formats (no pickle)
         started = time.perf_counter()
@@ -743,6 +749,12 @@ def _build_loans(models_dir: Path, force: bool, progress: Callable[[str], None])
     return len(todo) + len(others)
 
 
+#: The scopes with a builder of their own; the others are built by ``_build_scope``.
+_OWN_BUILDERS: dict[str, Callable[[Path, bool, Callable[[str], None]], int]] = {
+    LOANS_SCOPE: _build_loans,
+}
+
+
 def build_demo_zoo(
     models_dir: Path,
     *,
@@ -753,13 +765,13 @@ def build_demo_zoo(
     """Build the demo scopes under models_dir; return the scope folders built or found."""
     if isinstance(scopes, str):  # a lone scope name, not a sequence of characters
         scopes = (scopes,)
-    unknown = [scope for scope in scopes if scope not in (*_SCOPE_LOADERS, LOANS_SCOPE)]
+    unknown = [scope for scope in scopes if scope not in (*_SCOPE_LOADERS, *_OWN_BUILDERS)]
     if unknown:
         raise ValueError(f"unknown demo scope(s): {', '.join(unknown)}")
     models_dir = Path(models_dir)
     models_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    built = sum(_build_loans(models_dir, force, progress) if scope == LOANS_SCOPE
+    built = sum(_OWN_BUILDERS[scope](models_dir, force, progress) if scope in _OWN_BUILDERS
                 else _build_scope(models_dir, scope, force, progress) for scope in scopes)
     progress(
         f"demo zoo: {len(scopes)} scope(s) in {models_dir}, {built} model(s) built, "
