@@ -1,4 +1,5 @@
-"""Deterministic demo model zoo: four scopes of trained classifiers plus their holdout sets.
+"""Deterministic demo model zoo: four scopes of trained classifiers and one of regressors
+(``1H``, see ``_hourly``), plus their holdout sets.
 
 Layout written under ``<models_dir>/<scope>/``::
 
@@ -41,6 +42,7 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from threadpoolctl import threadpool_limits
 from xgboost import XGBClassifier
 
+from ._hourly import HOURLY_MODELS, HOURLY_SCOPE, hourly_estimator, hourly_frames
 from ._loans import (
     LOAN_MODELS,
     LOANS_SCOPE,
@@ -50,7 +52,10 @@ from ._loans import (
     loan_preprocessor,
 )
 
-DEMO_SCOPES: tuple[str, ...] = ("digits", "credit_default", "lotto_6_49", LOANS_SCOPE)
+# digits first: the app builds and ranks it before its first page. 1H next, so the first
+# scope to join it behind that page is a regression one.
+DEMO_SCOPES: tuple[str, ...] = (
+    "digits", HOURLY_SCOPE, "credit_default", "lotto_6_49", LOANS_SCOPE)
 
 # Integer-coded categorical columns of the credit_default scope (one-hot encoded for the
 # scaled models, native categoricals for hist gradient boosting, plain integers for trees).
@@ -514,12 +519,18 @@ def _describe(scope: str, slot: _ModelSlot, data: _ScopeData) -> str:
     return text
 
 
-def _fit(estimator: BaseEstimator, data: _ScopeData) -> list[str]:
-    """Fit on the training frame; return the messages of any convergence warnings."""
+def _fit(estimator: BaseEstimator, data: _ScopeData, one_thread: str | None = "blas"
+         ) -> list[str]:
+    """Fit on the training frame; return the messages of any convergence warnings.
+
+    ``one_thread`` is the thread pool kept to one thread (threadpoolctl's ``user_api``; None
+    for all, OpenMP too).
+    """
     # One BLAS thread: the MLPs' small matrix products gain nothing from two, and two
     # OpenBLAS threads on a busy 2-core machine sometimes spin-wait for 10x longer fits.
-    # Tree models parallelize with joblib/OpenMP and are not affected.
-    with warnings.catch_warnings(record=True) as caught, threadpool_limits(1, user_api="blas"):
+    # Tree models parallelize with joblib/OpenMP and are not affected (unless one_thread
+    # is None).
+    with warnings.catch_warnings(record=True) as caught, threadpool_limits(1, user_api=one_thread):
         # Only convergence warnings are recorded (and reported); all others pass through.
         warnings.simplefilter("always", ConvergenceWarning)
         estimator.fit(data.train[data.features], data.train[data.target])
@@ -643,14 +654,19 @@ def _build_model(scope: str, slot: _ModelSlot, data: _ScopeData, scope_dir: Path
             "features": len(data.features),
         },
     }
-    final = scope_dir / slot.name
+    _publish_model(scope_dir / slot.name, estimator, meta)
+    return notes
+
+
+def _publish_model(final: Path, estimator: BaseEstimator, meta: dict[str, Any]) -> None:
+    """Write model.joblib and meta.json into a temp folder, then publish it as ``final``: a
+    build killed half-way never leaves a model folder without its metadata."""
     temp = _temp_sibling(final)
     _remove(temp)
     temp.mkdir()
     joblib.dump(estimator, temp / _MODEL_FILE)
     _write_json_atomic(temp / _META_FILE, meta)
     _publish_folder(temp, final)
-    return notes
 
 
 def _build_scope(models_dir: Path, scope: str, force: bool, progress: Callable[[str], None]) -> int:
@@ -715,12 +731,7 @@ def _build_loans(models_dir: Path, force: bool, progress: Callable[[str], None])
                 "description": model.description, "seed": 0,
                 "training": {"rows": len(train), "seconds": round(seconds, 2),
                              "features": len(features), "preprocessor": PREPROCESSOR_FILE}}
-        temp = _temp_sibling(scope_dir / model.name)
-        _remove(temp)
-        temp.mkdir()
-        joblib.dump(estimator, temp / _MODEL_FILE)
-        _write_json_atomic(temp / _META_FILE, meta)
-        _publish_folder(temp, scope_dir / model.name)
+        _publish_model(scope_dir / model.name, estimator, meta)
         progress(f"{LOANS_SCOPE} {model.name} trained in {seconds:.1f}s")
     for model in others:  # the same, kept in their own file formats (no pickle)
         started = time.perf_counter()
@@ -743,6 +754,58 @@ def _build_loans(models_dir: Path, force: bool, progress: Callable[[str], None])
     return len(todo) + len(others)
 
 
+def _build_hourly(models_dir: Path, force: bool, progress: Callable[[str], None]) -> int:
+    """Build the 1H regression scope (see ``_hourly``): its holdout, scope.json and models;
+    what is complete is skipped unless ``force``."""
+    scope_dir = models_dir / HOURLY_SCOPE
+    scope_dir.mkdir(parents=True, exist_ok=True)
+    _remove_stale_temps(scope_dir)
+    todo = [m for m in HOURLY_MODELS if force or not _model_complete(scope_dir / m.name)]
+    if not todo and _scope_files_present(scope_dir):
+        progress(f"{HOURLY_SCOPE}: complete, skipped (use --force to rebuild)")
+        return 0
+    data = _ScopeData(*hourly_frames())  # the time index stays out of the holdout's columns
+    progress(
+        f"{HOURLY_SCOPE}: train {len(data.train)} x {len(data.features)}, "
+        f"holdout {len(data.holdout)} x {len(data.features)}, target {data.target!r}; "
+        f"building {len(todo)} of {len(HOURLY_MODELS)} models"
+    )
+    if force or not _scope_files_present(scope_dir):
+        _write_csv_atomic(scope_dir / _HOLDOUT_FILE, data.holdout)
+        _write_json_atomic(scope_dir / _SCOPE_FILE, data.info)
+    for index, model in enumerate(todo, start=1):
+        estimator = hourly_estimator(model, _N_JOBS)
+        started = time.perf_counter()
+        # Every fit takes under a second: two OpenMP threads on a busy 2-core machine would
+        # spend longer spin-waiting than they save, so all pools get one thread.
+        notes = _fit(estimator, data, one_thread=None)
+        seconds = time.perf_counter() - started
+        meta = {
+            "model_type": model.model_type,
+            "group": model.group,
+            "description": model.description,
+            "seed": model.seed,
+            "params": model.params,
+            "training": {
+                "rows": len(data.train),
+                "seconds": round(seconds, 2),
+                "features": len(data.features),
+            },
+        }
+        _publish_model(scope_dir / model.name, estimator, meta)
+        suffix = f" ({'; '.join(notes)})" if notes else ""
+        progress(f"{HOURLY_SCOPE} [{index}/{len(todo)}] {model.name} trained in "
+                 f"{seconds:.1f}s{suffix}")
+    return len(todo)
+
+
+#: The scopes with a builder of their own; the others are built by ``_build_scope``.
+_OWN_BUILDERS: dict[str, Callable[[Path, bool, Callable[[str], None]], int]] = {
+    HOURLY_SCOPE: _build_hourly,
+    LOANS_SCOPE: _build_loans,
+}
+
+
 def build_demo_zoo(
     models_dir: Path,
     *,
@@ -753,13 +816,13 @@ def build_demo_zoo(
     """Build the demo scopes under models_dir; return the scope folders built or found."""
     if isinstance(scopes, str):  # a lone scope name, not a sequence of characters
         scopes = (scopes,)
-    unknown = [scope for scope in scopes if scope not in (*_SCOPE_LOADERS, LOANS_SCOPE)]
+    unknown = [scope for scope in scopes if scope not in (*_SCOPE_LOADERS, *_OWN_BUILDERS)]
     if unknown:
         raise ValueError(f"unknown demo scope(s): {', '.join(unknown)}")
     models_dir = Path(models_dir)
     models_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    built = sum(_build_loans(models_dir, force, progress) if scope == LOANS_SCOPE
+    built = sum(_OWN_BUILDERS[scope](models_dir, force, progress) if scope in _OWN_BUILDERS
                 else _build_scope(models_dir, scope, force, progress) for scope in scopes)
     progress(
         f"demo zoo: {len(scopes)} scope(s) in {models_dir}, {built} model(s) built, "
