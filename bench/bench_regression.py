@@ -111,7 +111,8 @@ def measure(root: Path, name: str) -> dict:
     board = rank_models(evaluation)
     rank_s = time.perf_counter() - started
     leader = board.leader
-    means = [r for r in board.ranked if "dummy" in r.model_type.lower()]
+    means = [r for r in board.ranked
+             if "dummy" in r.model_type.lower() or r.model_name in ("mean", "mean_baseline")]
     store.close()
     return {
         "models": len(evaluation.models), "ranked": len(board.ranked),

@@ -37,7 +37,8 @@ def test_the_holdout_is_the_last_hours_strictly_after_every_training_row():
     hours = train.index.append(holdout.index)
     assert (np.diff(hours.to_numpy()) == np.timedelta64(1, "h")).all()  # no gap, no overlap
     assert info["task"] == "regression" and info["target"] == TARGET
-    assert set(info) == {"task", "target", "holdout", "description"}  # nothing binary-only
+    assert set(info) == {"task", "target", "holdout", "description", "gates"}  # no binary keys
+    assert info["gates"] == {"min_composite": 0.02}  # a weak signal scores low
     assert "simulated" in info["description"].lower()
     assert f"{HOLDOUT_HOURS:,} hours" in info["description"]
 

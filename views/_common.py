@@ -295,19 +295,21 @@ def _build_one(root: Path, shared: SqlStore, name: str,
 
 
 def _build_the_rest(root: Path, shared: SqlStore, state: DemoBuild) -> None:
-    """The thread behind the first page: every pending scope, one after the other."""
+    """The thread behind the first page: every pending scope, one after the other. A scope
+    that fails is named in the sidebar and the next one is built all the same."""
     total = len(state.pending)
     state.started = time.monotonic()
-    try:
-        for index, name in enumerate(list(state.pending)):
-            def report(done: float, text: str, index: int = index) -> None:
-                state.fraction = (index + done) / total
-                state.step = f"scope {index + 1} of {total}, {text}"
+    failed: list[str] = []
+    for index, name in enumerate(list(state.pending)):
+        def report(done: float, text: str, index: int = index) -> None:
+            state.fraction = (index + done) / total
+            state.step = f"scope {index + 1} of {total}, {text}"
+        try:
             _build_one(root, shared, name, report)
-            state.pending.remove(name)
-    except Exception as err:  # shown in the sidebar; the built scopes keep working
-        state.error = f"building the demo scopes stopped: {err}"
-        state.pending.clear()
+        except Exception as err:  # shown in the sidebar; the built scopes keep working
+            failed.append(f"{name}: {err}")
+            state.error = f"building demo scope(s) failed: {'; '.join(failed)}"
+        state.pending.remove(name)
 
 
 def current_scope() -> Scope | None:

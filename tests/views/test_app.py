@@ -192,7 +192,7 @@ def test_first_start_on_an_empty_root_builds_the_demo_zoo(first_start):
     at = first_start.app
     assert not at.exception
     assert {s.name for s in discover_scopes(first_start.root)} == {
-        "credit_default", "digits", "loan_applications", "lotto_6_49"}
+        "1H", "credit_default", "digits", "loan_applications", "lotto_6_49"}
     assert at.title[0].value == "📈 Leaderboard · digits"  # built and ranked first
     assert len(buttons(at, "promote:")) == 12
     assert at.session_state["demo_waiting"]  # the bar of the scopes built behind it was up
