@@ -9,6 +9,7 @@ MSE ± 1.96 · sd(e²)/√n, square-rooted (its lower end floored at 0). Lower i
 from __future__ import annotations
 
 import math
+from statistics import NormalDist
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
 
 #: The live metrics of a regression scope, each lower-is-better.
 REGRESSION_METRICS = ("rmse", "mae")
-_Z = 1.959964
+_Z = NormalDist().inv_cdf(0.975)
 
 
 def live_errors(predicted: np.ndarray, y: np.ndarray) -> dict[str, tuple[float, float, float]]:
@@ -35,14 +36,14 @@ def live_errors(predicted: np.ndarray, y: np.ndarray) -> dict[str, tuple[float, 
     if n == 0:
         return dict.fromkeys(REGRESSION_METRICS, (math.nan, math.nan, math.nan))
     miss = np.asarray(predicted, dtype=float) - np.asarray(y, dtype=float)
-    rmse = float(np.sqrt(mean_squared_error(y, predicted)))
+    mse = float(mean_squared_error(y, predicted))
+    rmse = math.sqrt(mse)
     mae = float(mean_absolute_error(y, predicted))
     if n < 2:  # one request: no spread to estimate
         return {"rmse": (rmse, math.nan, math.nan), "mae": (mae, math.nan, math.nan)}
     mse_half = _Z * float(np.std(miss ** 2, ddof=1)) / math.sqrt(n)
     mae_half = _Z * float(np.std(np.abs(miss), ddof=1)) / math.sqrt(n)
-    return {"rmse": (rmse, math.sqrt(max(rmse ** 2 - mse_half, 0.0)),
-                     math.sqrt(rmse ** 2 + mse_half)),
+    return {"rmse": (rmse, math.sqrt(max(mse - mse_half, 0.0)), math.sqrt(mse + mse_half)),
             "mae": (mae, max(mae - mae_half, 0.0), mae + mae_half)}
 
 
@@ -84,13 +85,13 @@ def regression_windows(live: LiveData, cards: list[ModelCard], freq: str = "D"
 def regression_comparison(live: LiveData, cards: list[ModelCard]) -> pd.DataFrame:
     """Every model of ``cards`` over the whole log on the same requests (those every model
     scored and that have an outcome): RMSE and MAE with their 95% intervals and the holdout's,
-    and ``vs_reference``: each value relative to the champion's (the first card's when there
-    is none), e.g. 0.06 for 6% higher: worse."""
+    and ``vs_reference``: each value relative to the ``reference`` model's (the champion, or
+    the first card when there is none), e.g. 0.06 for 6% higher: worse."""
     import pandas as pd
 
     models = [c.model_name for c in cards if c.model_name in live.probas]
     if live.empty or not models or not live.regression:
-        return pd.DataFrame(columns=[*REGRESSION_WINDOW_COLUMNS, "vs_reference"])
+        return pd.DataFrame(columns=[*REGRESSION_WINDOW_COLUMNS, "reference", "vs_reference"])
     rows = _paired(live, models, np.ones(len(live.y), dtype=bool))
     by_name = {c.model_name: c for c in cards}
     reference = next((c.model_name for c in cards if c.role == "champion"
@@ -101,6 +102,7 @@ def regression_comparison(live: LiveData, cards: list[ModelCard]) -> pd.DataFram
     base = frame["metric"].map(frame[frame["model"] == reference].set_index("metric")["value"])
     with np.errstate(divide="ignore", invalid="ignore"):
         frame["vs_reference"] = np.where(base > 0, frame["value"] / base - 1, np.nan)
+    frame.insert(len(frame.columns) - 1, "reference", reference)
     return frame
 
 

@@ -156,6 +156,9 @@ def recommend(live: LiveData, cards: list[ModelCard], task: str) -> Recommendati
     the outcomes of the requests served at that allocation since it was last changed."""
     if live.empty:
         return Recommendation("none", "no prediction logged yet")
+    if live.regression != is_regression(task):  # the scope's task changed since it was served
+        return Recommendation("none", f"the log's newest batches are of another task than the "
+                                      f"scope's ({task}); serve the newest export first")
     mode = cards[0].deployment_mode
     if mode == "ensemble":
         return Recommendation("none", "ensemble mode serves the weighted set; choose champion "
