@@ -23,6 +23,7 @@ from promotion.monitoring import (
     deployment_summary,
     recommend,
     regression_comparison,
+    served_errors,
     simulate,
     window_metrics,
 )
@@ -215,6 +216,12 @@ def regression_panel(scope: Scope, live: LiveData, cards: list[ModelCard]) -> No
                "the mean squared error's); holdout intervals: the paired bootstrap of the "
                "cards.")
     st.subheader("Shadow comparison: every model on the same requests")
+    answered, errors = served_errors(live)
+    if answered:
+        rmse, mae = errors["rmse"], errors["mae"]
+        st.text(f"Served answers ({answered:,} with outcomes): RMSE {rmse[0]:.4g} (95% "
+                f"{rmse[1]:.4g} to {rmse[2]:.4g}), MAE {mae[0]:.4g} (95% {mae[1]:.4g} to "
+                f"{mae[2]:.4g}); lower is better")
     comparison = regression_comparison(live, cards).drop(columns="window")
     st.dataframe(comparison, hide_index=True, width="stretch", column_config={
         "metric": st.column_config.TextColumn("Metric (lower is better)"),

@@ -8,6 +8,7 @@ from ._regression import (
     live_errors,
     regression_comparison,
     regression_windows,
+    served_errors,
 )
 from ._rules import (
     MIN_OUTCOMES,
@@ -31,5 +32,5 @@ __all__ = ["MIN_OUTCOMES", "PSI_FLAG", "REGRESSION_METRICS", "Crown", "Deploy",
            "SimulationReport", "Step", "apply_recommendation", "decide", "deployment_summary",
            "drift", "drift_table", "feature_stats", "live_errors", "live_metric", "load_live",
            "parse_drift", "read_feature_stats", "read_labels", "recommend", "record_outcomes",
-           "regression_comparison", "regression_windows", "simulate", "window_metrics",
-           "wilson"]
+           "regression_comparison", "regression_windows", "served_errors", "simulate",
+           "window_metrics", "wilson"]

@@ -47,6 +47,16 @@ def live_errors(predicted: np.ndarray, y: np.ndarray) -> dict[str, tuple[float, 
             "mae": (mae, max(mae - mae_half, 0.0), mae + mae_half)}
 
 
+def served_errors(live: LiveData) -> tuple[int, dict[str, tuple[float, float, float]]]:
+    """RMSE and MAE of the values actually served (the ensemble's weighted mean, or the
+    deciding model's) on every request with an outcome: how many, and each with its 95%
+    interval as ``live_errors`` gives it."""
+    if not live.regression or live.served_values is None:
+        return 0, live_errors(np.zeros(0), np.zeros(0))
+    rows = live.labelled & np.isfinite(live.served_values)
+    return int(rows.sum()), live_errors(live.served_values[rows], live.y[rows])
+
+
 def key_live(live: LiveData, model: str, rows: np.ndarray, task: str
              ) -> tuple[float, float, float]:
     """The task's key metric of ``model`` live on ``rows`` (a mask): top-5 accuracy or AUC

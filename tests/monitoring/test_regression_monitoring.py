@@ -33,6 +33,7 @@ from promotion.monitoring import (
     recommend,
     record_outcomes,
     regression_comparison,
+    served_errors,
     simulate,
     window_metrics,
 )
@@ -143,6 +144,14 @@ def test_live_rmse_and_mae_per_model_and_day_equal_scikit_learn_on_the_logged_ro
         held = next(c for c in cards if c.model_name == model).metrics[metric]
         assert (row["holdout"], row["holdout_low"], row["holdout_high"]) == (
             held.value, held.low, held.high)
+    # The served answers (the weighted mean) on every request with an outcome.
+    served = np.concatenate([b.served_values for b in batches])
+    answered, errors = served_errors(load_live(root, SCOPE))
+    assert answered == int(labelled.sum())
+    assert errors["rmse"][0] == pytest.approx(
+        math.sqrt(mean_squared_error(y[labelled], served[labelled])), rel=1e-12)
+    assert errors["mae"][0] == pytest.approx(
+        mean_absolute_error(y[labelled], served[labelled]), rel=1e-12)
     # The logged values are each member's own predict, at full precision.
     ridge = joblib.load(root / SCOPE / "ridge" / "model.joblib")
     np.testing.assert_array_equal(batches[0].probas[:, 0, 0],

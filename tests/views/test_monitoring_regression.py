@@ -42,7 +42,9 @@ def test_a_replayed_log_shows_live_rmse_and_mae_against_the_holdout(app_root):
     simulate(app_root, SCOPE, 1200, seed=5, days=4.0, drift=("bmi", 2.0))
     at = open_monitoring()
     assert not at.error, [e.value for e in at.error]
-    assert "1,200 requests logged, 1,200 with outcomes" in [t.value for t in at.text]
+    texts = [t.value for t in at.text]
+    assert "1,200 requests logged, 1,200 with outcomes" in texts
+    assert any(t.startswith("Served answers (1,200 with outcomes): RMSE ") for t in texts)
     headers = [h.value for h in at.subheader]
     assert "Live RMSE and MAE per day, on the same requests (lower is better)" in headers
     assert "Shadow comparison: every model on the same requests" in headers
