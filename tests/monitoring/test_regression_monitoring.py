@@ -300,3 +300,22 @@ def test_predict_outcomes_and_monitor_from_the_command_line(root, store, tmp_pat
     [batch] = read_batches(log_path(root, SCOPE))
     np.testing.assert_array_equal(batch.served_values, pd.read_csv(io.StringIO(
         out.read_text()))["prediction"].to_numpy())
+
+
+def test_a_log_of_another_task_than_the_scopes_gets_no_recommendation(models_root,
+                                                                       tiny_scope):
+    """A scope whose task changed since it was served: its classification log is no evidence
+    about regression models (and nothing fails reading it)."""
+    from factories import make_card, write_cards
+
+    cards = [make_card(models_root, "logreg", deployment_mode="champion", role="champion",
+                       is_champion=True)]
+    engine = PredictionEngine.load("tiny", models_root, cards_file=write_cards(models_root,
+                                                                               cards))
+    engine.serve(load_scope(models_root, "tiny").load_holdout().features.head(10))
+    engine.close()
+    live = load_live(models_root, "tiny")
+    assert not live.regression
+    advice = recommend(live, cards, "regression")
+    assert advice.action == "none" and "another task than the scope's" in advice.rule
+    assert window_metrics(live, "regression", cards).empty
