@@ -1,5 +1,6 @@
 """📡 Monitoring: live metrics against the health score, champion vs challengers on the same
-requests, the recommendation (one click to apply, with a reason) and drift."""
+requests, the recommendation (one click to apply, with a reason) and drift. A regression scope
+shows live RMSE and MAE (lower is better) against the holdout's."""
 
 from __future__ import annotations
 
@@ -21,11 +22,13 @@ from promotion.monitoring import (
     apply_recommendation,
     deployment_summary,
     recommend,
+    regression_comparison,
+    served_errors,
     simulate,
     window_metrics,
 )
 from promotion.scopes import Scope
-from promotion.vocabulary import key_metric
+from promotion.vocabulary import is_regression, key_metric
 from views._common import (
     chart_text,
     current_scope,
@@ -74,15 +77,18 @@ def recommendation_panel(scope: Scope, advice: Recommendation) -> None:
     st.text(f"Rule: {advice.rule}")
     if advice.figures is not None:
         f = advice.figures
+        # Regression compares RMSE, an error: the labels say which way is better.
+        live_label, baseline_label = (("live RMSE (lower is better)", "baseline RMSE")
+                                      if f.lower_is_better else ("live", "baseline live"))
         st.dataframe(pd.DataFrame([{
             "subject": advice.subject, "baseline": advice.baseline,
             "outcomes": f.outcomes, "needed": MIN_OUTCOMES,
             "days at allocation": round(f.days, 2), "min days": f.min_days,
-            "live": f.live, "baseline live": f.baseline_live, "error rate": f.error_rate,
+            live_label: f.live, baseline_label: f.baseline_live, "error rate": f.error_rate,
             "latency ms/row": f.latency_ms, "baseline latency ms/row": f.baseline_latency_ms,
         }]), hide_index=True, width="stretch", column_config={
-            "live": st.column_config.NumberColumn(format="%.4f"),
-            "baseline live": st.column_config.NumberColumn(format="%.4f"),
+            live_label: st.column_config.NumberColumn(format="%.4f"),
+            baseline_label: st.column_config.NumberColumn(format="%.4f"),
             "error rate": st.column_config.NumberColumn(format="percent"),
             "latency ms/row": st.column_config.NumberColumn(format="%.3f"),
             "baseline latency ms/row": st.column_config.NumberColumn(format="%.3f")})
@@ -169,6 +175,65 @@ def metrics_panel(scope: Scope, live: LiveData,
         "holdout_low": st.column_config.NumberColumn("Holdout lower bound", format="%.4f")})
 
 
+def regression_panel(scope: Scope, live: LiveData, cards: list[ModelCard]) -> None:
+    """Live RMSE and MAE per day against each model's holdout interval, then every model side
+    by side on the same requests (the shadow comparison)."""
+    st.subheader("Live RMSE and MAE per day, on the same requests (lower is better)")
+    table = window_metrics(live, scope.task, cards)
+    if table.empty:
+        st.info("No outcomes joined yet. Hint: replay holdout rows as traffic above (their "
+                "true values are joined), or join your own from the project folder: "
+                f".venv/bin/python -m promotion outcomes --scope {plain(scope.name)} "
+                "--file outcomes.csv (columns request_id,label; each label a number)")
+        return
+    by_name = {c.model_name: c for c in cards}
+    for metric, column in zip(("rmse", "mae"), st.columns(2), strict=True):
+        label = get_metric(metric).label
+        rows = table[table["metric"] == metric]
+        # Plotly reads HTML tags in legend names: the chart gets the names escaped for it.
+        figure = px.line(rows.assign(model=rows["model"].map(chart_text)), x="window",
+                         y="value", color="model", markers=True,
+                         error_y=rows["high"] - rows["value"],
+                         error_y_minus=rows["value"] - rows["low"],
+                         labels={"value": f"live {label} (lower is better)",
+                                 "window": "day (UTC)"})
+        for name in rows["model"].unique():
+            held = by_name[name].metrics.get(metric)
+            if held is not None and held.high is not None:
+                figure.add_hline(y=held.high, line_dash="dot", annotation_text=chart_text(
+                    f"{name} holdout upper bound"))
+        column.plotly_chart(figure, width="stretch", key=f"live_{metric}:{scope.name}")
+    number = st.column_config.NumberColumn
+    st.dataframe(table, hide_index=True, width="stretch", column_config={
+        "window": st.column_config.DatetimeColumn("Day (UTC)", format="YYYY-MM-DD"),
+        "metric": st.column_config.TextColumn("Metric (lower is better)"),
+        "value": number("Live", format="%.4g"), "low": number("95% low", format="%.4g"),
+        "high": number("95% high", format="%.4g"),
+        "holdout": number("Holdout", format="%.4g"),
+        "holdout_low": number("Holdout 95% low", format="%.4g"),
+        "holdout_high": number("Holdout 95% high", format="%.4g")})
+    st.caption("Intervals: 95% normal approximation of the mean per-request loss (RMSE from "
+               "the mean squared error's); holdout intervals: the paired bootstrap of the "
+               "cards.")
+    st.subheader("Shadow comparison: every model on the same requests")
+    answered, errors = served_errors(live)
+    if answered:
+        rmse, mae = errors["rmse"], errors["mae"]
+        st.text(f"Served answers ({answered:,} with outcomes): RMSE {rmse[0]:.4g} (95% "
+                f"{rmse[1]:.4g} to {rmse[2]:.4g}), MAE {mae[0]:.4g} (95% {mae[1]:.4g} to "
+                f"{mae[2]:.4g}); lower is better")
+    comparison = regression_comparison(live, cards).drop(columns="window")
+    st.dataframe(comparison, hide_index=True, width="stretch", column_config={
+        "metric": st.column_config.TextColumn("Metric (lower is better)"),
+        "value": number("Live", format="%.4g"), "low": number("95% low", format="%.4g"),
+        "high": number("95% high", format="%.4g"),
+        "holdout": number("Holdout", format="%.4g"),
+        "holdout_low": number("Holdout 95% low", format="%.4g"),
+        "holdout_high": number("Holdout 95% high", format="%.4g"),
+        "reference": st.column_config.TextColumn("Compared with"),
+        "vs_reference": number("Relative (+: worse)", format="percent")})
+
+
 def drift_panel(scope: Scope, live: LiveData) -> None:
     st.subheader("🌊 Drift: population stability index per feature")
     try:
@@ -210,9 +275,12 @@ def main() -> None:
         st.info("No prediction logged yet: replay holdout rows as traffic above, or serve "
                 "real requests with the engine.")
         return
-    st.text(f"{len(live.requests):,} requests logged, {(live.y >= 0).sum():,} with outcomes")
+    st.text(f"{len(live.requests):,} requests logged, {live.labelled.sum():,} with outcomes")
     recommendation_panel(scope, recommend(live, cards, scope.task))
-    metrics_panel(scope, live, cards)
+    if is_regression(scope.task):
+        regression_panel(scope, live, cards)
+    else:
+        metrics_panel(scope, live, cards)
     drift_panel(scope, live)
 
 

@@ -67,14 +67,18 @@ def _serve_in_batches(engine: PredictionEngine, requests: RequestsCsv, out: IO[s
     over the batches."""
     import pandas as pd
 
+    # A regression export's prediction is the served value; it has no probability columns.
     columns = ["request_id", "served_by", "prediction",
                *[f"proba_{c}" for c in engine.classes], "failed_models"]
     pd.DataFrame(columns=columns).to_csv(out, index=False)
     notes: dict[tuple[str, str], MemberNote] = {}
     for batch in requests.batches():
         served = engine.serve(batch.features, batch.request_ids)
-        answer = pd.DataFrame(served.proba, columns=columns[3:-1])
-        answer.insert(0, "prediction", engine.decide(served.proba))
+        if engine.regression:
+            answer = pd.DataFrame({"prediction": served.predicted})
+        else:
+            answer = pd.DataFrame(served.proba, columns=columns[3:-1])
+            answer.insert(0, "prediction", engine.decide(served.proba))
         answer.insert(0, "served_by", served.served_by)
         answer.insert(0, "request_id", served.request_ids)
         answer["failed_models"] = [";".join(names) for names in served.failed_models]
@@ -136,7 +140,7 @@ def cmd_monitor(args: argparse.Namespace) -> int:
     # The cards are all the advice needs: no model is loaded (nor unpickled) to read them.
     cards = read_cards(newest_cards_file(args.scope, args.models_dir))
     advice = recommend(live, cards, scope.task)
-    print(f"{args.scope}: {len(live.requests)} requests logged, {(live.y >= 0).sum()} outcomes")
+    print(f"{args.scope}: {len(live.requests)} requests logged, {live.labelled.sum()} outcomes")
     print(f"recommendation: {advice.action} ({advice.rule})"
           + (f"; apply: {advice.plan}" if advice.plan else ""))
     for row in drift(args.models_dir, args.scope, live).itertuples():

@@ -1,4 +1,5 @@
-"""Checking what one member's ``predict_proba`` returned for one batch.
+"""Checking what one member's ``predict_proba`` (or, for regression, ``predict``) returned
+for one batch.
 
 A row is valid when it is finite, has no negative value and sums to more than 0. A valid row
 whose sum is off 1 by more than ``SUM_TOLERANCE`` is divided by its sum, the same division
@@ -7,6 +8,9 @@ a row within the tolerance is left exactly as the model gave it. Every other row
 row of the member. A call that raised, or an output of the wrong shape or not made of
 numbers, fails every row. What the engine does with failed rows is its rule (see
 ``promotion.engine._engine``).
+
+A regression member answers one value per row (``check_values``): a value that is not finite
+fails its row; nothing is renormalized.
 """
 
 from __future__ import annotations
@@ -25,7 +29,9 @@ SUM_TOLERANCE = 1e-6
 class MemberOutput:
     """One member's checked probabilities for a batch."""
 
-    proba: np.ndarray  # (rows, classes) in the cards' class order; NaN on failed rows
+    #: (rows, classes) in the cards' class order, or for regression (rows, 1) predicted
+    #: values; NaN on failed rows
+    proba: np.ndarray
     failed: np.ndarray  # (rows,) bool
     reason: str | None  # why rows failed, None when none did
     renormalized: int = 0  # valid rows divided by their sum
@@ -99,6 +105,27 @@ def check_output(raw: Any, rows: int, positions: np.ndarray | None,
                         "predict_proba returned " + ", ".join(reasons) if reasons else None,
                         int(off.sum()),
                         (float(sums[off].min()), float(sums[off].max())) if off.any() else None)
+
+
+def check_values(raw: Any, rows: int) -> MemberOutput:
+    """A regression member's ``predict`` output checked row by row, as a (rows, 1) column: a
+    value that is not finite fails its row; output of the wrong shape or not made of numbers
+    fails every row."""
+    try:
+        values = np.asarray(raw, dtype=float)
+    except (TypeError, ValueError) as err:
+        return failed_output(rows, 1, "predict returned values that are not numbers "
+                                      f"({type(err).__name__}: {err})")
+    if values.shape not in ((rows,), (rows, 1)):  # (rows, 1): a model fitted on a 2-D target
+        return failed_output(rows, 1, f"predict returned shape {values.shape}, expected "
+                                      f"{(rows,)}")
+    column = values.reshape(rows, 1)
+    failed = ~np.isfinite(column[:, 0])
+    if not failed.any():
+        return MemberOutput(column, failed, None)
+    column = column.copy()
+    column[failed] = np.nan
+    return MemberOutput(column, failed, "predict returned NaN or infinite values")
 
 
 def _placed(values: np.ndarray, positions: np.ndarray, n_classes: int) -> np.ndarray:

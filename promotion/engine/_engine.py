@@ -19,6 +19,11 @@ raised or returned the wrong shape, is a *failed row* of that member. One rule, 
     ``canary`` mode) the whole batch fails with one error naming the models and what they
     returned; nothing of it is answered or logged.
 
+A regression export (cards of task ``regression``) is served the same way with one value per
+row instead of a row of probabilities: each member's ``predict`` is checked (a value that is
+not finite fails its row; see ``check_values``), the ensemble's answer is the weighted mean of
+the members' values, ``predict`` returns the served values and ``predict_proba`` is refused.
+
 Failed rows are logged (the log's ``failed`` flags; the model's probabilities are NaN there),
 ``Served.failed_models`` names, per request, the deciding models left out, and
 ``Served.notes`` says what was renormalized or failed. A batch of 0 rows is answered with 0
@@ -32,6 +37,7 @@ matches the card, hashing the very bytes it then loads.
     from promotion.engine import PredictionEngine
     engine = PredictionEngine.load("digits", models_dir="models")
     proba = engine.predict_proba(frame, request_ids=ids)
+    values = engine.predict(frame, request_ids=ids)   # a regression export
 """
 
 from __future__ import annotations
@@ -58,6 +64,7 @@ from ..contract import (
     feature_stats_path,
 )
 from ..errors import InvalidInputError
+from ..vocabulary import is_regression
 from ._align import (
     require_columns,
 )
@@ -65,12 +72,13 @@ from ._checks import (
     MemberNote,
     MemberOutput,
     check_output,
+    check_values,
     failed_output,
     renormalized_detail,
 )
 from ._inputs import BatchInputs
 from ._loading import scope_trusted_types
-from ._members import LoadedModel, load_member, load_preprocessor_of, output_names
+from ._members import LoadedModel, load_member, load_preprocessor_of, member_method, output_names
 from ._predlog import ENSEMBLE_CODE, LoggedBatch, PredictionLog, log_path
 from ._preprocess import transform_features
 
@@ -128,13 +136,34 @@ def read_cards(path: Path) -> list[ModelCard]:
 
 @dataclass(frozen=True)
 class Served:
-    """One served batch: the answer, and who gave it for each request."""
+    """One served batch: the answer, and who gave it for each request.
 
-    proba: np.ndarray  # (rows, classes)
+    ``output`` is the answer: class probabilities (rows, classes), or for a regression export
+    the predicted values (rows,). ``proba`` and ``predicted`` name it and refuse the other
+    task's, so a caller never reads values as probabilities.
+    """
+
+    output: np.ndarray
     request_ids: list[str]
     served_by: list[str]  # a model name, or "ensemble"
     failed_models: list[tuple[str, ...]]  # per request, the deciding models that failed on it
     notes: list[MemberNote]  # what members did that the caller should hear of
+    regression: bool = False
+
+    @property
+    def proba(self) -> np.ndarray:
+        """The served class probabilities (rows, classes)."""
+        if self.regression:
+            raise TypeError("a regression answer holds predicted values, not class "
+                            "probabilities: use .predicted")
+        return self.output
+
+    @property
+    def predicted(self) -> np.ndarray:
+        """The served values of a regression export (rows,)."""
+        if not self.regression:
+            raise TypeError("a classification answer holds class probabilities: use .proba")
+        return self.output
 
 
 class PredictionEngine:
@@ -150,6 +179,7 @@ class PredictionEngine:
         self.scope = first.scope
         self.feature_names = list(first.feature_names)
         self.classes = list(first.classes)
+        self.regression = is_regression(first.task)
         self.mode = first.deployment_mode
         self.text_features = _text_features(source)
         by_role = {m.card.role: m for m in self.members}
@@ -201,44 +231,54 @@ class PredictionEngine:
         ids = _request_ids(request_ids, rows)
         at = _times(times, rows)
         if rows == 0:  # nothing to ask the models (several refuse 0 rows), nothing to log
-            return Served(np.zeros((0, len(self.classes))), ids, [], [], [])
+            return Served(self._shaped(np.zeros((0, self._width))), ids, [], [], [],
+                          self.regression)
         outputs, latency = self._score_all(self._model_input(X))
-        proba, served, left_out = self._answer(outputs, ids)
+        answer, served, left_out = self._answer(outputs, ids)
         failed = np.stack([out.failed for out in outputs], axis=1)
         if self.log is not None:  # committed before the answer leaves: nothing answered unlogged
-            self._log(X, at, ids, [out.proba for out in outputs], latency, served, failed)
+            self._log(X, at, ids, [out.proba for out in outputs], latency, served, failed,
+                      answer)
         names = [m.card.model_name for m in self.members]
         failed_models: list[tuple[str, ...]] = [()] * rows
         for row in np.flatnonzero(left_out.any(axis=1)).tolist():  # usually none
             failed_models[row] = tuple(names[k] for k in np.flatnonzero(left_out[row]))
-        return Served(proba, ids,
+        return Served(self._shaped(answer), ids,
                       [ENSEMBLE if code == ENSEMBLE_CODE else names[code]
                        for code in served.tolist()],
-                      failed_models, self._notes(outputs, rows))
+                      failed_models, self._notes(outputs, rows), self.regression)
 
     def predict_breakdown(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
-        """Each member's checked class probabilities (columns in ``classes`` order),
-        unweighted; NaN on the rows it failed."""
+        """Each member's checked output, unweighted: class probabilities (columns in
+        ``classes`` order), or for regression predicted values (rows,); NaN on the rows it
+        failed."""
         X = BatchInputs(self._features(frame), self.feature_names)
         if X.rows == 0:
-            return {m.card.model_name: np.zeros((0, len(self.classes))) for m in self.members}
+            return {m.card.model_name: self._shaped(np.zeros((0, self._width)))
+                    for m in self.members}
         given = self._model_input(X)
-        return {m.card.model_name: self._member_output(m, given).proba for m in self.members}
+        return {m.card.model_name: self._shaped(self._member_output(m, given).proba)
+                for m in self.members}
 
     def predict_proba(self, frame: pd.DataFrame, request_ids: Sequence[str] | None = None
                       ) -> np.ndarray:
         """The served probabilities (rows, classes): in ensemble mode the sum of each
-        member's probabilities times its weight; see ``serve``."""
+        member's probabilities times its weight; see ``serve``. Refused on a regression
+        export."""
+        self._refuse_regression("predict_proba")
         return self.serve(frame, request_ids).proba
 
     def predict(self, frame: pd.DataFrame, request_ids: Sequence[str] | None = None
                 ) -> np.ndarray:
-        """Each row's class: on a binary scope the positive class where its probability
-        reaches the decision threshold, else the most probable class."""
-        return self.decide(self.predict_proba(frame, request_ids))
+        """Each row's answer. Regression: the served value (in ensemble mode the weighted
+        mean of the members' values). Classification: on a binary scope the positive class
+        where its probability reaches the decision threshold, else the most probable class."""
+        served = self.serve(frame, request_ids)
+        return served.predicted if self.regression else self.decide(served.proba)
 
     def decide(self, proba: np.ndarray) -> np.ndarray:
         """The classes ``predict`` gives for served probabilities ``proba``."""
+        self._refuse_regression("decide")
         labels = np.asarray(self.classes, dtype=object)
         if len(self.classes) != 2 or self.members[0].card.task != "binary":
             return labels[proba.argmax(axis=1)]
@@ -262,19 +302,40 @@ class PredictionEngine:
         if self.log is not None:
             self.log.close()
 
+    @property
+    def _width(self) -> int:
+        """Columns of a member's checked output: one per class, or one predicted value."""
+        return 1 if self.regression else len(self.classes)
+
+    def _shaped(self, output: np.ndarray) -> np.ndarray:
+        """An answer as callers get it: regression values as (rows,), probabilities as they
+        are."""
+        return output[:, 0] if self.regression else output
+
+    def _refuse_regression(self, method: str) -> None:
+        if self.regression:
+            raise InvalidInputError(
+                f"{self.source}: scope '{self.scope}' is a regression export: use predict "
+                f"({method} is for class probabilities, and its models predict values)")
+
     def _log(self, X: BatchInputs, at: np.ndarray, ids: list[str], probas: list[np.ndarray],
-             latency: dict[str, float], served: np.ndarray, failed: np.ndarray) -> None:
+             latency: dict[str, float], served: np.ndarray, failed: np.ndarray,
+             answer: np.ndarray) -> None:
         """Write one served batch to the prediction log: all the work logging adds is here."""
         assert self.log is not None
         rows = X.rows
+        # Probabilities are logged as float32; predicted values at full precision, with the
+        # served value of each request (see promotion.engine._predlog).
+        dtype = np.float64 if self.regression else np.float32
         self.log.append(LoggedBatch(
             at=at, export=self.source.name, mode=self.mode, canary=self.canary,
             canary_share=self.canary_share if self.canary else None,
             models=[m.card.model_name for m in self.members], classes=self.classes,
             features=self.feature_names, latency_ms=latency, request_ids=ids, served=served,
-            probas=np.stack(probas, axis=1, dtype=np.float32) if probas else np.zeros(
-                (rows, 0, 0), dtype=np.float32),
-            inputs=X.logged(), failed=failed))
+            probas=np.stack(probas, axis=1, dtype=dtype) if probas else np.zeros(
+                (rows, 0, 0), dtype=dtype),
+            inputs=X.logged(), failed=failed,
+            served_values=answer[:, 0] if self.regression else None))
 
     def _decides(self, member: LoadedModel) -> bool:
         """Whether the member's output can be (part of) an answer."""
@@ -313,7 +374,7 @@ class PredictionEngine:
         if unanswered.any():
             self._no_healthy_model(outputs, unanswered, {*primary[unanswered],
                                                          *other[unanswered]})
-        answer = np.empty((rows, len(self.classes)))
+        answer = np.empty((rows, self._width))
         for k in np.unique(served):
             answer[served == k] = outputs[k].proba[served == k]
         left_out = np.zeros_like(failed)
@@ -401,13 +462,16 @@ class PredictionEngine:
         return BatchInputs(out, [str(c) for c in out.columns])
 
     def _member_output(self, member: LoadedModel, X: BatchInputs) -> MemberOutput:
-        """The member's probabilities for the batch, checked (see
+        """The member's probabilities (regression: values) for the batch, checked (see
         ``promotion.engine._checks``)."""
+        method = member_method(member.card.task)
         try:
-            raw = member.model.predict_proba(X.of(member))
+            raw = getattr(member.model, method)(X.of(member))
         except Exception as err:  # a model's own failure: its rows fail, the rule decides
-            return failed_output(X.rows, len(self.classes),
-                                 f"predict_proba raised {type(err).__name__}: {_first_line(err)}")
+            return failed_output(X.rows, self._width,
+                                 f"{method} raised {type(err).__name__}: {_first_line(err)}")
+        if self.regression:
+            return check_values(raw, X.rows)
         return check_output(raw, X.rows, member.positions, len(self.classes))
 
 

@@ -11,6 +11,7 @@ import numpy as np
 
 from ..contract import ModelCard
 from ..errors import InvalidInputError
+from ..vocabulary import is_regression
 from ._align import ClassMismatch, class_positions, model_columns
 from ._loading import load_model_file, meta_classes
 from ._onnx import OnnxModel
@@ -24,9 +25,17 @@ class LoadedModel:
     card: ModelCard
     model: Any
     columns: list[str] | None  # None when the model takes the cards' feature order as is
-    positions: np.ndarray | None  # None when predict_proba already follows the card's classes
+    #: None when predict_proba already follows the card's classes (and for regression: the
+    #: answer is one value per row)
+    positions: np.ndarray | None
     #: Takes one float32 array (an ONNX model): the batch's array, built once for all of them.
     takes_array: bool = False
+
+
+def member_method(task: str) -> str:
+    """The method the engine calls on a member of ``task``: ``predict`` for regression (one
+    value per row), else ``predict_proba``."""
+    return "predict" if is_regression(task) else "predict_proba"
 
 
 def load_preprocessor_of(card: ModelCard, models_dir: Path, source: Path,
@@ -56,13 +65,18 @@ def load_member(card: ModelCard, models_dir: Path, source: Path,
     path, sha256 = ((card.compiled_path, card.compiled_sha256) if card.compiled_path
                     else (card.model_path, card.sha256))
     where = f"{source}: card '{card.model_name}' field '{field}'"
+    regression = is_regression(card.task)
     # Root, symlink and sha256 checks come before a byte is loaded (see promotion.engine._loading).
     file = models_dir.parent / path
     model = load_model_file(file, models_dir, f"{where}: {path}",
                             expected_sha256=sha256, what="card's", trusted_types=trusted_types,
-                            classes=None if card.compiled_path else meta_classes(file)).model
+                            classes=None if card.compiled_path else meta_classes(file),
+                            needs=member_method(card.task)).model
     try:
         columns = None if available is None else model_columns(model, available)
+        if regression:  # one value per row: no class columns to place
+            return LoadedModel(card, model, None if columns in (None, available) else columns,
+                               None, isinstance(model, OnnxModel) and model.takes_array)
         positions = class_positions(model, list(card.classes))
     except KeyError as err:
         lacks = "the card" if card.preprocessor_path is None else "the preprocessor's output"

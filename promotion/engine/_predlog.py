@@ -10,6 +10,12 @@ Tables: ``batch`` (one row per served batch: time, export, mode, models, per-mod
 and per request, packed as arrays: the request ids, times, the served model, which models
 failed, every model's probabilities and the input features as float32) and ``outcome`` (true
 labels by request id, written by ``promotion`` when they arrive; see ``record_outcomes``).
+
+A batch of a regression export logs an empty ``classes`` list (a classification export always
+has at least two classes, so old logs read as before). Its ``probas`` blob holds float64, per
+request each model's predicted value and then the value served: (rows, models + 1). Its
+outcomes are numbers, kept as text like every label (``repr`` of the float: it reads back
+exactly).
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ import re
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import closing, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from glob import escape as glob_escape
 from pathlib import Path
 
@@ -146,6 +152,15 @@ class LoggedBatch:
     probas: np.ndarray  # (rows, models, classes)
     inputs: np.ndarray  # (rows, features)
     failed: np.ndarray  # (rows, models) bool
+    #: Regression only: the value served to each request (rows,); ``probas`` then holds each
+    #: model's predicted value (rows, models, 1).
+    served_values: np.ndarray | None = None
+
+
+def is_regression_batch(classes: Sequence[object]) -> bool:
+    """Whether a logged batch is of a regression export: it lists no classes (a
+    classification export lists at least two)."""
+    return len(classes) == 0
 
 
 class PredictionLog:
@@ -172,7 +187,7 @@ class PredictionLog:
                  len(batch.request_ids), json.dumps(batch.latency_ms),
                  "\n".join(batch.request_ids), _blob(batch.at, np.float64),
                  _blob(batch.served, np.int16), _blob(batch.failed, np.bool_),
-                 _blob(batch.probas, np.float32), _blob(batch.inputs, np.float32)))
+                 _outputs_blob(batch), _blob(batch.inputs, np.float32)))
 
     def close(self) -> None:
         if self._conn is not None:
@@ -187,6 +202,18 @@ class PredictionLog:
 
 def _blob(values: np.ndarray, dtype: type) -> bytes:
     return np.ascontiguousarray(values, dtype=dtype).tobytes()
+
+
+def _outputs_blob(batch: LoggedBatch) -> bytes:
+    """The models' outputs: probabilities as float32; for regression each model's value and
+    the served one, float64 (rows, models + 1)."""
+    if not is_regression_batch(batch.classes):
+        return _blob(batch.probas, np.float32)
+    rows = len(batch.request_ids)
+    served = (batch.served_values if batch.served_values is not None
+              else np.full(rows, np.nan))
+    values = batch.probas.reshape(rows, len(batch.models))
+    return _blob(np.column_stack([values, served]), np.float64)
 
 
 def _plain(value: object) -> object:
@@ -218,8 +245,14 @@ class BatchRecord:
     at: np.ndarray  # (rows,) unix seconds
     served: np.ndarray  # (rows,) int16: index into models, or ENSEMBLE_CODE
     failed: np.ndarray  # (rows, models)
-    probas: np.ndarray  # (rows, models, classes) float32
+    probas: np.ndarray  # (rows, models, classes) float32; regression (rows, models, 1) float64
     inputs: np.ndarray  # (rows, features) float32
+    #: Regression: the value served to each request (rows,) float64; empty otherwise.
+    served_values: np.ndarray = field(default_factory=lambda: np.zeros(0))
+
+    @property
+    def regression(self) -> bool:
+        return is_regression_batch(self.classes)
 
     def served_by(self) -> list[str]:
         """The model that answered each request (``ensemble`` for the weighted set)."""
@@ -314,14 +347,21 @@ def _decode(row: sqlite3.Row, parts: Sequence[str]) -> BatchRecord:
             return np.zeros((0,) * len(shape), dtype=dtype)
         return np.frombuffer(row[name], dtype=dtype).reshape(shape)
 
+    if is_regression_batch(classes):  # each model's value, then the served one (float64)
+        outputs = part("probas", np.float64, (n, len(models) + 1))
+        asked = "probas" in parts
+        probas = outputs[:, :len(models), None] if asked else np.zeros((0, 0, 0))
+        served_values = outputs[:, len(models)] if asked else np.zeros(0)
+    else:
+        probas = part("probas", np.float32, (n, len(models), len(classes)))
+        served_values = np.zeros(0)
     return BatchRecord(
         row["id"], row["export"], row["mode"], row["canary"], row["canary_share"], models,
         classes, features, json.loads(row["latency_ms"]), n,
         row["request_ids"].split("\n") if n and "request_ids" in parts else [],
         part("times", np.float64, (n,)), part("served", np.int16, (n,)),
-        part("failed", np.bool_, (n, len(models))),
-        part("probas", np.float32, (n, len(models), len(classes))),
-        part("inputs", np.float32, (n, len(features))))
+        part("failed", np.bool_, (n, len(models))), probas,
+        part("inputs", np.float32, (n, len(features))), served_values)
 
 
 @functools.lru_cache(maxsize=256)

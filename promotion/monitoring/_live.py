@@ -1,5 +1,8 @@
 """The prediction log as arrays, and live metrics with their intervals per model and window.
 
+Classification: the key metric (top-5 accuracy with a Wilson interval, AUC with Hanley and
+McNeil's). Regression's RMSE and MAE are in ``_regression``.
+
 The log is read batch by batch (``iter_batches``), never whole: per request, only what the
 metrics and rules use is kept, in compact types (probabilities as float32, the per-batch facts
 as categories, request ids as Arrow strings). The inputs, which only drift needs, are not kept
@@ -21,6 +24,7 @@ from ..engine._predlog import (
     ENSEMBLE_CODE,
     BatchRecord,
     LogSummary,
+    is_regression_batch,
     iter_batches,
     labels_of,
     log_path,
@@ -29,7 +33,7 @@ from ..engine._predlog import (
     summarize,
 )
 from ..evaluation._bootstrap import TOP_K
-from ..vocabulary import key_metric
+from ..vocabulary import is_regression, key_metric
 
 if TYPE_CHECKING:  # pandas and scikit-learn load when the log is read, not with the package
     import pandas as pd
@@ -45,22 +49,40 @@ _SLICE = 65536
 @dataclass(frozen=True)
 class LiveData:
     """The logged requests of a scope, with every model's probabilities and the labels, as
-    one snapshot of the log (``last_batch``): batches logged later are not part of it."""
+    one snapshot of the log (``last_batch``): batches logged later are not part of it.
+
+    A regression log (its newest batch lists no classes) holds each model's predicted value
+    as a (rows, 1) float64 column of ``probas``, the numeric outcome in ``y`` (NaN when none
+    yet) and the value served to each request in ``served_values``.
+    """
 
     requests: pd.DataFrame  # REQUEST_COLUMNS; the per-batch facts as categories
     probas: dict[str, np.ndarray]  # model -> (rows, classes) float32, NaN where not scored
     failed: dict[str, np.ndarray]  # model -> (rows,) bool
     latency: dict[str, np.ndarray]  # model -> (rows,) ms per row of its batch, NaN if absent
-    y: np.ndarray  # class index per row, -1 when no outcome yet
+    y: np.ndarray  # class index per row, -1 when no outcome yet (regression: value or NaN)
     classes: list[str]
     features: list[str]
     log: Path | None = None  # the log file read
     last_batch: int | None = None  # the newest batch of the snapshot
     order: np.ndarray | None = None  # log position of each row; None: time order is log order
+    regression: bool = False
+    served_values: np.ndarray | None = None  # regression: (rows,) float64, NaN if absent
 
     @property
     def empty(self) -> bool:
         return self.requests.empty
+
+    @property
+    def labelled(self) -> np.ndarray:
+        """Which requests have an outcome joined."""
+        return np.isfinite(self.y) if self.regression else self.y >= 0
+
+    def predicted(self, model: str) -> np.ndarray:
+        """A regression model's logged value per request (rows,), NaN where not scored."""
+        if not self.regression:
+            raise TypeError("a classification log holds class probabilities: use .probas")
+        return self.probas[model][:, 0]
 
     def input_batches(self, export: str | None = None) -> Iterator[np.ndarray]:
         """The logged inputs (rows, features) float32, batch by batch in log order (of the
@@ -110,6 +132,14 @@ def _nothing_logged() -> LiveData:
                     y=np.zeros(0, int), classes=[], features=[])
 
 
+def _label_value(label: str) -> float:
+    """A regression outcome as stored (its float's text); NaN if another task's label."""
+    try:
+        return float(label)
+    except ValueError:
+        return math.nan
+
+
 class _Columns:
     """The arrays of a ``LiveData``, sized from the log's summary and filled batch by batch."""
 
@@ -118,11 +148,16 @@ class _Columns:
         self.summary = summary
         self.filled = 0
         self.at = np.empty(n, dtype=np.float64)
-        self.y = np.full(n, -1, dtype=np.int64)
+        self.regression = is_regression_batch(summary.classes)
+        self.y = (np.full(n, np.nan) if self.regression
+                  else np.full(n, -1, dtype=np.int64))
         self.class_index = {c: i for i, c in enumerate(summary.classes)}
         self.served = np.empty(n, dtype=np.int16)  # index into models + ["ensemble"]
-        self.probas = {m: np.full((n, len(summary.classes)), np.nan, dtype=np.float32)
-                       for m in models}
+        # Regression: each model's predicted value, one float64 column.
+        width, dtype = (1, np.float64) if self.regression else (len(summary.classes),
+                                                                np.float32)
+        self.probas = {m: np.full((n, width), np.nan, dtype=dtype) for m in models}
+        self.served_values = np.full(n, np.nan) if self.regression else None
         self.failed = {m: np.zeros(n, dtype=bool) for m in models}
         self.latency = {m: np.full(n, np.nan) for m in models}
         self.request_ids: list = []  # one Arrow array per batch
@@ -144,14 +179,17 @@ class _Columns:
             self.fact_codes[fact][k] = values.setdefault(getattr(batch, fact), len(values))
         self.request_ids.append(pa.array(batch.request_ids, type=pa.string()))
         self.at[start:stop] = batch.at
-        for position, label in labels:  # an unknown label is no outcome: -1
-            self.y[start + position] = self.class_index.get(label, -1)
+        for position, label in labels:  # an unknown label is no outcome: -1 (NaN)
+            self.y[start + position] = (_label_value(label) if self.regression
+                                        else self.class_index.get(label, -1))
         codes = batch.served.astype(np.int32)
         codes[codes == ENSEMBLE_CODE] = len(batch.models)  # the lookup's last entry
         lookup = np.array([self.model_code[m] for m in batch.models]
                           + [len(self.model_code)], dtype=np.int16)
         self.served[start:stop] = lookup[codes]
         same_classes = batch.classes == self.summary.classes
+        if same_classes and self.served_values is not None:
+            self.served_values[start:stop] = batch.served_values
         for j, model in enumerate(batch.models):
             if same_classes:  # an export with other classes is left out
                 self.probas[model][start:stop] = batch.probas[:, j]
@@ -172,6 +210,7 @@ class _Columns:
             **{fact: _categories(np.repeat(self.fact_codes[fact], self.sizes),
                                  list(self.fact_values[fact])) for fact in _FACTS}})
         probas, failed, latency, y = self.probas, self.failed, self.latency, self.y
+        served_values = self.served_values
         order = None
         if not np.all(self.at[1:] >= self.at[:-1]):  # replays may be out of order
             order = np.argsort(self.at, kind="stable")
@@ -180,8 +219,10 @@ class _Columns:
                 for model in arrays:  # one array at a time: the old one is freed at once
                     arrays[model] = arrays[model][order]
             y = y[order]
+            served_values = None if served_values is None else served_values[order]
         return LiveData(frame, probas, failed, latency, y, self.summary.classes,
-                        self.summary.features, path, self.summary.last_id, order)
+                        self.summary.features, path, self.summary.last_id, order,
+                        self.regression, served_values)
 
 
 def _categories(codes: np.ndarray, values: list) -> pd.Categorical:
@@ -243,7 +284,7 @@ def _hanley_mcneil(auc: float, positives: int, negatives: int, z: float = 1.9599
 
 def _paired(live: LiveData, models: list[str], rows: np.ndarray) -> np.ndarray:
     """The labeled rows among ``rows`` where every one of ``models`` has a prediction."""
-    keep = rows & (live.y >= 0)
+    keep = rows & live.labelled
     for model in models:
         keep &= np.isfinite(live.probas[model]).all(axis=1)
     return keep
@@ -252,9 +293,14 @@ def _paired(live: LiveData, models: list[str], rows: np.ndarray) -> np.ndarray:
 def window_metrics(live: LiveData, task: str, cards: list[ModelCard], freq: str = "D"
                    ) -> pd.DataFrame:
     """Per model and time window: outcomes, live metric with its 95% interval, health score,
-    on the requests every model scored (the same requests side by side)."""
+    on the requests every model scored (the same requests side by side). Regression: see
+    ``regression_windows``."""
     import pandas as pd
 
+    if is_regression(task):
+        from ._regression import regression_windows  # it builds on this module
+
+        return regression_windows(live, cards, freq)
     models = [c.model_name for c in cards if c.model_name in live.probas]
     if live.empty or not models:
         return pd.DataFrame(columns=["model", "window", "outcomes", "value", "low", "high",
@@ -275,3 +321,4 @@ def window_metrics(live: LiveData, task: str, cards: list[ModelCard], freq: str 
                             "holdout_low": card.metrics[key].low if key in card.metrics
                             else None})
     return pd.DataFrame.from_records(records)
+

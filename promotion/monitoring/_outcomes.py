@@ -1,14 +1,27 @@
-"""Outcomes: true labels joined to the logged requests, whenever they arrive."""
+"""Outcomes: true labels joined to the logged requests, whenever they arrive.
+
+A request of a regression export takes a number as its label (the true value), kept as the
+text of its float so it reads back exactly; a label that is not a finite number is refused
+with the file, row and column named, and nothing of the file is joined.
+"""
 
 from __future__ import annotations
 
+import math
 import time
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..engine._predlog import iter_batches, log_path, log_paths, reading, writing_outcomes
+from ..engine._predlog import (
+    is_regression_batch,
+    iter_batches,
+    log_path,
+    log_paths,
+    reading,
+    writing_outcomes,
+)
 from ..errors import InvalidInputError
 
 if TYPE_CHECKING:  # pandas loads where a labels file is read
@@ -64,34 +77,44 @@ def record_outcomes(models_dir: Path, scope: str, labels: pd.DataFrame, *,
     never logged is reported as unmatched and not kept; one logged more than once is reported
     as ambiguous and not kept. The first label of a request wins: a repeat with the same label
     is reported as a duplicate, one with another label as a conflict; neither changes what is
-    stored.
+    stored. A request of a regression export takes a number (see the module doc).
     """
     path = log_path(models_dir, scope)
     wanted = set(labels["request_id"].astype(str).str.strip())
     classes: set[str] = set()
     logged: Counter[str] = Counter()  # of the labelled ids only: the log is streamed
+    numeric: set[str] = set()  # of those, the requests of a regression export
     seen = False
     if log_paths(models_dir, scope):  # the replicas' requests too; outcomes stay in ``path``
         with reading(path) as conn:
             for batch in iter_batches(conn, ("request_ids",)):
                 seen = True
                 classes.update(batch.classes)
-                logged.update(i for i in batch.request_ids if i in wanted)
+                found = [i for i in batch.request_ids if i in wanted]
+                logged.update(found)
+                if is_regression_batch(batch.classes):
+                    numeric.update(found)
     if not seen:
         raise InvalidInputError(f"{path}: no prediction logged for scope '{scope}' yet. "
                                 "Hint: serve predictions first (python -m promotion predict or "
                                 "simulate)")
+    ids = labels["request_id"].astype(str).str.strip().tolist()
+    texts = labels["label"].astype(str).str.strip().tolist()
+    # Every number read before anything is written (a bad one joins nothing), each as the
+    # text of its float: "1.50" and "1.5" are the same label.
+    if numeric:
+        texts = [_number(text, at, request_id, source) if request_id in numeric else text
+                 for at, (request_id, text) in enumerate(zip(ids, texts, strict=True))]
     report = OutcomeReport(written=0)
     with writing_outcomes(path) as outcomes:
         stored = outcomes.labels()
         rows = []
-        for request_id, label in zip(labels["request_id"].astype(str).str.strip(),
-                                     labels["label"].astype(str).str.strip(), strict=True):
+        for request_id, label in zip(ids, texts, strict=True):
             if request_id not in logged:
                 report.unmatched.append(request_id)
             elif logged[request_id] > 1:
                 report.ambiguous.append(request_id)
-            elif label not in classes:
+            elif label not in classes and request_id not in numeric:
                 report.unknown_labels.append(request_id)
             elif request_id in stored:
                 (report.duplicates if stored[request_id] == label
@@ -101,3 +124,18 @@ def record_outcomes(models_dir: Path, scope: str, labels: pd.DataFrame, *,
                 rows.append((request_id, label, time.time(), source))
         outcomes.add(rows)
     return replace(report, written=len(rows))
+
+
+def _number(text: str, at: int, request_id: str, source: str) -> str:
+    """A regression label as stored: the text of its float (which reads back exactly)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
+        raise InvalidInputError(
+            f"{source}: row {at + 1} (request_id '{request_id}'), column 'label': {text!r} is "
+            "not a finite number; the request was served by a regression export, whose "
+            "outcomes are the true values. Hint: write the number, e.g. 151.0")
+    return repr(value)
+

@@ -5,11 +5,14 @@ Decision rules (the seeds' champion/challenger workflow), in this order:
 1. **wait** while the subject has fewer than 1,000 outcomes, or fewer than the minimum days at
    this allocation (shadow 3, canary ≤10% 3, 25% 5, 50% 7, 100% 7);
 2. **roll back** when its live accuracy (top-5 accuracy, or AUC for binary) is more than 5%
-   below the baseline's on the same requests, its error rate exceeds 1%, or its latency is
+   below the baseline's on the same requests (for regression: its live RMSE more than 5%
+   above the baseline's, lower being better), its error rate exceeds 1%, or its latency is
    more than double the baseline's;
 3. otherwise **increase** the allocation (shadow → canary 10% → 25% → 50% → 100% → champion).
 
-Exactly 1,000 outcomes, exactly 5% below, exactly 1% and exactly 2× do not trigger.
+Exactly 1,000 outcomes, exactly 5% below (above), exactly 1% and exactly 2× do not trigger.
+A champion without challengers is held to its holdout interval's conservative end: the lower
+bound of its key metric, or for regression the upper bound of its RMSE.
 """
 
 from __future__ import annotations
@@ -33,8 +36,9 @@ from ..lifecycle._stages import previous_champion
 from ..lifecycle._transitions import demote, make_champion, rollback
 from ..scopes._discovery import Scope, load_scope
 from ..store._abstract import Store
-from ..vocabulary import Mode, key_metric
-from ._live import LiveData, _paired, live_metric, load_live
+from ..vocabulary import Mode, is_regression, key_metric
+from ._live import LiveData, _paired, load_live
+from ._regression import key_live
 
 MIN_OUTCOMES = 1000
 MAX_DROP = 0.05
@@ -95,6 +99,8 @@ class RuleFigures:
     error_rate: float
     latency_ms: float
     baseline_latency_ms: float
+    #: Regression: ``live`` and ``baseline_live`` are RMSE, an error (lower is better).
+    lower_is_better: bool = False
 
 
 def decide(figures: RuleFigures) -> tuple[Action, str]:
@@ -105,8 +111,13 @@ def decide(figures: RuleFigures) -> tuple[Action, str]:
     if f.days < f.min_days - _EPS:
         return "wait", f"{f.days:.1f} days at this allocation < {f.min_days:g} needed"
     if math.isfinite(f.live) and math.isfinite(f.baseline_live) and f.baseline_live > 0:
-        drop = 1 - f.live / f.baseline_live
-        if drop > MAX_DROP + _EPS:
+        if f.lower_is_better:
+            worse = f.live / f.baseline_live - 1
+            if worse > MAX_DROP + _EPS:
+                return "rollback", (f"live RMSE {f.live:.4g} is {worse:.1%} above (worse "
+                                    f"than) the baseline's {f.baseline_live:.4g} "
+                                    f"(> {MAX_DROP:.0%})")
+        elif (drop := 1 - f.live / f.baseline_live) > MAX_DROP + _EPS:
             return "rollback", (f"live {f.live:.4f} is {drop:.1%} below the baseline's "
                                 f"{f.baseline_live:.4f} (> {MAX_DROP:.0%})")
     if f.error_rate > MAX_ERROR_RATE + _EPS:
@@ -145,6 +156,9 @@ def recommend(live: LiveData, cards: list[ModelCard], task: str) -> Recommendati
     the outcomes of the requests served at that allocation since it was last changed."""
     if live.empty:
         return Recommendation("none", "no prediction logged yet")
+    if live.regression != is_regression(task):  # the scope's task changed since it was served
+        return Recommendation("none", f"the log's newest batches are of another task than the "
+                                      f"scope's ({task}); serve the newest export first")
     mode = cards[0].deployment_mode
     if mode == "ensemble":
         return Recommendation("none", "ensemble mode serves the weighted set; choose champion "
@@ -165,7 +179,7 @@ def recommend(live: LiveData, cards: list[ModelCard], task: str) -> Recommendati
         challengers = [n for n, r in roles.items() if r == "challenger" and n in live.probas]
         if not challengers:
             return _champion_alone(live, cards, task, champion, period)
-        subject = max(challengers, key=lambda n: _metric_on(live, n, champion, period, task))
+        subject = max(challengers, key=lambda n: _score_on(live, n, champion, period, task))
     if subject not in live.probas:
         return Recommendation("wait", f"{subject} has no logged prediction yet", subject,
                               champion, mode, share)
@@ -175,11 +189,14 @@ def recommend(live: LiveData, cards: list[ModelCard], task: str) -> Recommendati
     return Recommendation(action, rule, subject, champion, mode, share, figures, plan, step)
 
 
-def _metric_on(live: LiveData, model: str, champion: str, period: np.ndarray, task: str
-               ) -> float:
+def _score_on(live: LiveData, model: str, champion: str, period: np.ndarray, task: str
+              ) -> float:
+    """Higher is better: the live key metric, or minus the live RMSE for regression."""
     rows = _paired(live, [model, champion], period)
-    value = live_metric(live.probas[model][rows], live.y[rows], task)[0]
-    return value if math.isfinite(value) else -math.inf
+    value = key_live(live, model, rows, task)[0]
+    if not math.isfinite(value):
+        return -math.inf
+    return -value if is_regression(task) else value
 
 
 def _allocation_period(live: LiveData, mode: str, canary: str | None, share: float
@@ -210,38 +227,41 @@ def _figures(live: LiveData, subject: str, baseline: str, period: np.ndarray, ta
     days = (at.max() - at.min()).total_seconds() / 86400 if period.any() else 0.0
     return RuleFigures(
         outcomes=int(rows.sum()), days=days, min_days=min_days(share),
-        live=live_metric(live.probas[subject][rows], live.y[rows], task)[0],
-        baseline_live=live_metric(live.probas[baseline][rows], live.y[rows], task)[0],
+        live=key_live(live, subject, rows, task)[0],
+        baseline_live=key_live(live, baseline, rows, task)[0],
         error_rate=float(live.failed[subject][period].mean()) if period.any() else 0.0,
         latency_ms=float(np.nanmean(live.latency[subject][period])),
-        baseline_latency_ms=float(np.nanmean(live.latency[baseline][period])))
+        baseline_latency_ms=float(np.nanmean(live.latency[baseline][period])),
+        lower_is_better=is_regression(task))
 
 
 def _champion_alone(live: LiveData, cards: list[ModelCard], task: str, champion: str,
                     period: np.ndarray) -> Recommendation:
-    """Without challengers the champion is held to its holdout metric's lower bound."""
+    """Without challengers the champion is held to its holdout interval's conservative end:
+    the key metric's lower bound, or for regression the RMSE's upper bound."""
     card = next(c for c in cards if c.model_name == champion)
     key = key_metric(task)
-    holdout_low = card.metrics[key].low if key in card.metrics else None
+    lower_is_better = is_regression(task)
+    held = card.metrics.get(key)
+    bound = None if held is None else held.high if lower_is_better else held.low
+    baseline = "holdout upper bound" if lower_is_better else "holdout lower bound"
     rows = _paired(live, [champion], period)
     at = live.requests["at"][period]
     figures = RuleFigures(
         outcomes=int(rows.sum()), days=(at.max() - at.min()).total_seconds() / 86400,
         min_days=min_days(0.0),
-        live=live_metric(live.probas[champion][rows], live.y[rows], task)[0],
-        baseline_live=holdout_low if holdout_low is not None else math.nan,
+        live=key_live(live, champion, rows, task)[0],
+        baseline_live=bound if bound is not None else math.nan,
         error_rate=float(live.failed[champion][period].mean()),
         latency_ms=float(np.nanmean(live.latency[champion][period])),
-        baseline_latency_ms=math.nan)
+        baseline_latency_ms=math.nan, lower_is_better=lower_is_better)
     action, rule = decide(figures)
     if action == "increase":
         return Recommendation("keep", "the champion holds its holdout level; no challenger "
-                              "to test", champion, "holdout lower bound", "champion", 0.0,
-                              figures)
+                              "to test", champion, baseline, "champion", 0.0, figures)
     if action != "rollback":
-        return Recommendation(action, rule, champion, "holdout lower bound", "champion", 0.0,
-                              figures)
-    return Recommendation(action, rule, champion, "holdout lower bound", "champion", 0.0,
+        return Recommendation(action, rule, champion, baseline, "champion", 0.0, figures)
+    return Recommendation(action, rule, champion, baseline, "champion", 0.0,
                           figures, "roll back to the previous champion", RollBack())
 
 

@@ -1,5 +1,9 @@
 """The HTTP face of the engine: ``POST /predict``, ``GET /health``, ``GET /export``.
 
+``POST /predict`` answers ``{"classes", "probabilities", "served_by", "request_ids",
+"export"}``; for a regression export ``"predictions"`` (one value per row) replaces
+``"probabilities"`` and ``"classes"`` is empty.
+
 Answers come from ``PredictionEngine.serve`` (modes, shadow scoring, the prediction log), on
 the engine of the scope's newest export (``FollowedEngine``). Requests are answered one at a
 time on the server's event loop: the engine, its members and the log's connection are used
@@ -55,9 +59,11 @@ def create_app(followed: FollowedEngine) -> FastAPI:
     async def predict(body: PredictRequest) -> dict[str, Any]:
         engine = followed.current  # taken once: the whole request is answered by this set
         served = engine.serve(request_input(body.rows, engine), body.request_ids)
-        return {"classes": engine.classes, "probabilities": served.proba.tolist(),
-                "served_by": served.served_by, "request_ids": served.request_ids,
-                "export": engine.source.name}
+        # A regression export answers one value per row ("predictions"), and no classes.
+        answer = ({"predictions": served.predicted.tolist()} if engine.regression
+                  else {"probabilities": served.proba.tolist()})
+        return {"classes": engine.classes, **answer, "served_by": served.served_by,
+                "request_ids": served.request_ids, "export": engine.source.name}
 
     @app.get("/health")
     async def health() -> dict[str, Any]:

@@ -207,3 +207,33 @@ def test_no_request_fails_while_exports_are_swapped(models_root, served_scope, s
         asker.join()
     assert answers and set(answers) == {200}
     assert exports <= written and len(exports) > 1  # the swaps happened under load
+
+
+def test_a_regression_export_answers_predictions_over_http(models_root, regression_scope,
+                                                           store):
+    from served_regression import regression_export
+
+    cards_path = regression_export(models_root, store, {"ridge": 0.6, "tree_d4": 0.4})
+    frame = pd.read_csv(regression_scope / "holdout.csv").drop(columns="progression").head(9)
+    process, url = start_server(models_root, "diabetes")
+    try:
+        with httpx.Client(base_url=url) as client:
+            answer = client.post("/predict", json={
+                "rows": frame.to_dict(orient="records"),
+                "request_ids": [f"r{i}" for i in range(9)]})
+            cards = client.get("/export").json()
+            bad = client.post("/predict", json={"rows": [{"age": 1.0}]})
+    finally:
+        stop(process)
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert set(body) == {"classes", "predictions", "served_by", "request_ids", "export"}
+    assert body["classes"] == [] and body["export"] == cards_path.name
+    assert body["served_by"] == ["ensemble"] * 9 and body["request_ids"][0] == "r0"
+    expected = sum(joblib.load(regression_scope / c["model_name"] / "model.joblib")
+                   .predict(frame) * c["ensemble_weight"] for c in cards)
+    np.testing.assert_allclose(body["predictions"], expected, rtol=1e-12)
+    assert [c["task"] for c in cards] == ["regression"] * 2 and cards[0]["classes"] == []
+    assert bad.status_code == 400
+    assert bad.json()["error"] == ("field 'rows.0': feature 'sex' is missing; each row needs "
+                                   "the cards' 10 features")
