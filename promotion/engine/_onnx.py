@@ -1,11 +1,12 @@
 """ONNX models run with onnxruntime, with the face the rest of the project expects.
 
 One wrapper serves both uses: a scope member stored as ``model.onnx``, and a member the
-export compiled to ONNX. A classifier loads as ``OnnxModel``, which exposes ``classes_``,
-``feature_names_in_`` (when the file says which columns it takes), ``n_features_in_`` and
-``predict_proba``, so evaluation, the engine and the checks treat it like any fitted classifier;
-a regressor (asked for ``predict``) loads as ``OnnxRegressor``, whose ``predict`` gives one
-value per row and which has no ``predict_proba``. Loading either parses a protobuf graph of
+export compiled to ONNX. Every ONNX model is an ``OnnxModel``, which exposes
+``feature_names_in_`` (when the file says which columns it takes) and ``n_features_in_``. A
+classifier loads as ``OnnxClassifier``, with ``classes_`` and ``predict_proba``, so evaluation,
+the engine and the checks treat it like any fitted classifier; a regressor (asked for
+``predict``) loads as ``OnnxRegressor``, whose ``predict`` gives one value per row and which has
+no ``predict_proba``. Loading either parses a protobuf graph of
 built-in operators: nothing is unpickled and no code from the file runs.
 
 A file takes either one float tensor of every feature, in order (the compiled members' and
@@ -45,8 +46,9 @@ class OnnxModelError(InvalidInputError):
     """An ONNX file that cannot serve as the model asked for; the message says why."""
 
 
-class _OnnxSession:
-    """An onnxruntime session fed from a frame or an array, one thread per call."""
+class OnnxModel:
+    """An ONNX model: an onnxruntime session fed from a frame or an array, one thread per
+    call."""
 
     def __init__(self, session: Any, feature_names: list[str] | None) -> None:
         self._session = session
@@ -81,7 +83,7 @@ class _OnnxSession:
         raise TypeError("an ONNX model is loaded from its file, not pickled")
 
 
-class OnnxModel(_OnnxSession):
+class OnnxClassifier(OnnxModel):
     """An ONNX classifier: ``predict_proba`` on a frame or an array."""
 
     def __init__(self, session: Any, classes: list, feature_names: list[str] | None) -> None:
@@ -97,7 +99,7 @@ class OnnxModel(_OnnxSession):
         return out
 
 
-class OnnxRegressor(_OnnxSession):
+class OnnxRegressor(OnnxModel):
     """An ONNX regressor: ``predict`` gives one value per row; it has no class
     probabilities."""
 
@@ -123,8 +125,8 @@ class OnnxRegressor(_OnnxSession):
 
 
 def load_onnx(payload: bytes, shown: str, *, needs: str = "predict_proba"
-              ) -> OnnxModel | OnnxRegressor:
-    """An ``OnnxModel`` (``needs`` ``predict_proba``) or an ``OnnxRegressor`` (``needs``
+              ) -> OnnxClassifier | OnnxRegressor:
+    """An ``OnnxClassifier`` (``needs`` ``predict_proba``) or an ``OnnxRegressor`` (``needs``
     ``predict``) from verified bytes; a file that is not of that kind raises
     ``OnnxModelError`` naming ``shown``."""
     try:
@@ -160,7 +162,7 @@ def load_onnx(payload: bytes, shown: str, *, needs: str = "predict_proba"
                 "holds no class labels. Hint: add metadata_props key "
                 f"'{CLASSES_KEY}' (a JSON list of the labels in the order of the probability "
                 "columns)")
-        return OnnxModel(session, classes, features)
+        return OnnxClassifier(session, classes, features)
     except OnnxModelError as err:
         raise OnnxModelError(f"{shown}: {err}") from None
 

@@ -190,7 +190,7 @@ def _compile_loop(conn: Any) -> None:
 def _compile_one(job: _Job, features: pd.DataFrame) -> _Result:
     from ..engine._align import model_columns
     from ..engine._loading import load_model_file
-    from ..engine._onnx import OnnxModel, OnnxRegressor, compile_model, load_onnx
+    from ..engine._onnx import OnnxModel, compile_model, load_onnx
     from ..engine._preprocess import fitted_input
 
     method = "predict" if job.regression else "predict_proba"
@@ -198,7 +198,7 @@ def _compile_one(job: _Job, features: pd.DataFrame) -> _Result:
         native = load_model_file(job.path, job.models_dir, job.path.name,
                                  expected_sha256=job.sha256, trusted_types=job.trusted_types,
                                  needs=method).model
-        if isinstance(native, OnnxModel | OnnxRegressor):
+        if isinstance(native, OnnxModel):
             return _Result(None, None, "served from its own ONNX file")
         columns = model_columns(native, list(features.columns))
         X = features[columns]

@@ -24,7 +24,7 @@ from xgboost import XGBRegressor
 
 from promotion import InvalidInputError
 from promotion.engine import load_model_file
-from promotion.engine._onnx import OnnxRegressor
+from promotion.engine._onnx import OnnxModel, OnnxRegressor
 from promotion.export._compile import MAX_DELTA
 from promotion.usecases import change_stage, export_scope
 
@@ -118,7 +118,8 @@ def test_a_compiled_regressor_loads_for_predict_only(models_root, compiled_scope
     path = models_root.parent / card["compiled_path"]
     model = load_model_file(path, models_root, "xgb", expected_sha256=card["compiled_sha256"],
                             needs="predict").model
-    assert isinstance(model, OnnxRegressor)
+    assert isinstance(model, OnnxRegressor) and isinstance(model, OnnxModel)
+    assert model.takes_array  # one float32 array: the engine builds it once per batch
     X = _features(compiled_scope)
     native = joblib.load(models_root.parent / card["model_path"]).predict(X)
     assert np.abs(model.predict(X) - native).max() == pytest.approx(card["compiled_max_delta"])
