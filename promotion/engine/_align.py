@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import InvalidInputError
-from ._native import NativeClassifier, lightgbm_columns
+from ._native import NativeBooster, lightgbm_columns
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -67,7 +67,7 @@ def model_columns(model: Any, available: list[str]) -> list[str]:
     if expected is None:
         return list(available)
     expected = [str(c) for c in expected]
-    if isinstance(model, NativeClassifier) and model.library == "lightgbm":
+    if isinstance(model, NativeBooster) and model.library == "lightgbm":
         expected = lightgbm_columns(expected, available)
     missing = [c for c in expected if c not in set(available)]
     if missing:

@@ -99,11 +99,14 @@ def read_model_bytes(path: Path, models_dir: Path, shown: str,
 def load_model_bytes(payload: bytes, file_name: str, shown: str,
                      trusted_types: tuple[str, ...] | list[str] = (),
                      classes: list | None = None, *, needs: str = "predict_proba") -> Any:
-    """Build the model from verified bytes; it must have the method ``needs`` (a model
-    ``predict_proba``, a preprocessor ``transform``).
+    """Build the model from verified bytes; it must have the method ``needs`` (a classifier
+    ``predict_proba``, a regressor ``predict``, a preprocessor ``transform``).
 
-    ``classes`` (meta.json's) names the output columns of a LightGBM or XGBoost booster.
+    ``classes`` (meta.json's) names the output columns of a LightGBM or XGBoost booster. ONNX
+    and native booster files are built as the kind ``needs`` asks for (a regressor for
+    ``predict``), and a file of the other kind is refused, saying which it is.
     """
+    kind = "predict" if needs == "predict" else "predict_proba"
     suffix = Path(file_name).suffix
     if classes is not None and suffix not in LABELLED_BY_META:
         raise ModelLoadError(shown, "keeps its own class labels (classes_): meta.json field "
@@ -113,12 +116,12 @@ def load_model_bytes(payload: bytes, file_name: str, shown: str,
         from ._onnx import OnnxModelError, load_onnx
 
         try:
-            return load_onnx(payload, shown)
+            return load_onnx(payload, shown, needs=kind)
         except OnnxModelError as err:
             raise ModelLoadError(shown, str(err).removeprefix(f"{shown}: ")) from None
     if suffix in NATIVE_LOADERS:
         try:
-            return NATIVE_LOADERS[suffix](payload, classes)
+            return NATIVE_LOADERS[suffix](payload, classes, kind)
         except NativeFormatError as err:
             raise ModelLoadError(shown, str(err)) from None
         except Exception as err:  # the library's own parser failing is a clear message too

@@ -1,10 +1,13 @@
 """Native booster files (LightGBM ``model.txt``, XGBoost ``model.ubj``/``model.json``, CatBoost
 ``model.cbm``), each built by its own library's parser from verified bytes, never unpickled.
 
-LightGBM and XGBoost boosters predict for class indexes 0..K-1 and keep no labels: meta.json's
-``classes`` names each output column, else the labels are those indexes. CatBoost files keep
-their own labels. The libraries are imported only when such a file is loaded; LightGBM and
-CatBoost are optional (requirements-formats.txt).
+A file is loaded for what its scope needs: ``predict_proba`` (a classifier) or ``predict`` (a
+regressor). The booster's own objective says which it is, and a file of the other kind is
+refused with its objective named. LightGBM and XGBoost classifiers predict for class indexes
+0..K-1 and keep no labels: meta.json's ``classes`` names each output column, else the labels
+are those indexes. CatBoost files keep their own labels. A regressor answers one value per row
+(the library's own ``predict``) and has no class probabilities. The libraries are imported
+only when such a file is loaded; LightGBM and CatBoost are optional (requirements-formats.txt).
 
 Boosters predict on one thread: the evaluation measures one model per core, and a single row
 (what a served request mostly is) is answered fastest so; threads started per call cost more
@@ -25,7 +28,7 @@ if TYPE_CHECKING:
 
 
 class NativeFormatError(ValueError):
-    """A native file that cannot serve as a classifier; the message is the reason."""
+    """A native file that cannot serve as the model asked for; the message is the reason."""
 
 
 #: For each optional library: the name users know it by, and how to install it.
@@ -49,24 +52,56 @@ def _library(module: str) -> Any:
                                 ) from None
 
 
-class NativeClassifier:
-    """A booster behind the face the project measures and serves: ``predict_proba``,
-    ``classes_``, ``n_features_in_`` and, when the booster names its features,
-    ``feature_names_in_`` (the holdout's spelling of them)."""
+class NativeBooster:
+    """What every loaded booster shows: ``n_features_in_``, ``library`` and, when the booster
+    names its features, ``feature_names_in_`` (the holdout's spelling of them)."""
 
-    def __init__(self, proba: Callable[[Any], np.ndarray], classes: Sequence[Any],
-                 n_features: int, feature_names: list[str] | None, library: str) -> None:
-        self._proba = proba
-        self.classes_ = np.asarray(list(classes), dtype=object)
+    def __init__(self, n_features: int, feature_names: list[str] | None, library: str) -> None:
         self.n_features_in_ = n_features
         self.feature_names_in_ = feature_names
         self.library = library
+
+
+class NativeClassifier(NativeBooster):
+    """A classifier booster behind the face the project measures and serves:
+    ``predict_proba`` and ``classes_``."""
+
+    def __init__(self, proba: Callable[[Any], np.ndarray], classes: Sequence[Any],
+                 n_features: int, feature_names: list[str] | None, library: str) -> None:
+        super().__init__(n_features, feature_names, library)
+        self._proba = proba
+        self.classes_ = np.asarray(list(classes), dtype=object)
 
     def predict_proba(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
         return self._proba(X)
 
     def __repr__(self) -> str:
         return f"NativeClassifier({self.library}, classes={self.classes_.tolist()})"
+
+
+class NativeRegressor(NativeBooster):
+    """A regression booster: ``predict`` gives one value per row (the library's own
+    prediction, on the target's scale). It has no ``classes_`` and no ``predict_proba``:
+    asking for class probabilities is an error that says so."""
+
+    def __init__(self, values: Callable[[Any], np.ndarray], n_features: int,
+                 feature_names: list[str] | None, library: str, objective: str) -> None:
+        super().__init__(n_features, feature_names, library)
+        self._values = values
+        self.objective = objective
+
+    def predict(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
+        return np.asarray(self._values(X), dtype=float).reshape(-1)
+
+    @property
+    def predict_proba(self) -> Any:
+        # A property raising AttributeError: hasattr() is False, so loaders asking for
+        # predict_proba refuse it, and a direct call gets this message instead of a bare one.
+        raise AttributeError(f"a {self.library} regressor (objective {self.objective}) "
+                             "predicts values, not class probabilities: call predict")
+
+    def __repr__(self) -> str:
+        return f"NativeRegressor({self.library}, objective={self.objective})"
 
 
 def _two_columns(p1: np.ndarray) -> np.ndarray:
@@ -100,7 +135,41 @@ def _named(names: Sequence[str] | None, defaults: Callable[[int, str], bool]
 
 # --- LightGBM --------------------------------------------------------------------------------
 
-def load_lightgbm(payload: bytes, classes: Sequence[Any] | None) -> NativeClassifier:
+#: Each library's objectives by kind, as its files name them.
+_LIGHTGBM_OBJECTIVES = {
+    "predict_proba": ("binary", "cross_entropy", "multiclass", "multiclassova"),
+    "predict": ("regression", "regression_l1", "huber", "fair", "poisson", "quantile", "mape",
+                "gamma", "tweedie")}
+_XGBOOST_OBJECTIVES = {
+    "predict_proba": ("binary:logistic", "binary:logitraw", "multi:softprob", "multi:softmax"),
+    "predict": ("reg:squarederror", "reg:squaredlogerror", "reg:pseudohubererror",
+                "reg:absoluteerror", "reg:logistic", "reg:gamma", "reg:tweedie",
+                "count:poisson")}
+_CATBOOST_LOSSES = {
+    "predict_proba": ("Logloss", "CrossEntropy", "MultiClass", "MultiClassOneVsAll"),
+    "predict": ("RMSE", "MAE", "Quantile", "Expectile", "Huber", "Lq", "MAPE", "Poisson",
+                "Tweedie", "LogLinQuantile")}
+_KIND = {"predict_proba": "a classifier's", "predict": "a regressor's"}
+_WHAT = {"predict_proba": "a classifier (predict_proba, no predict for values)",
+         "predict": "a regressor (predict, no predict_proba)"}
+
+
+def _check_objective(library: str, objective: str, known: dict[str, tuple[str, ...]],
+                     needs: str, classes: Sequence[Any] | None = None) -> None:
+    """Refuse a booster whose objective is not of the kind ``needs`` asks for, naming it, and
+    labels in meta.json for a regressor (it has no classes to name)."""
+    if objective not in known[needs]:
+        other = "predict" if needs == "predict_proba" else "predict_proba"
+        what = f": it is {_WHAT[other]}" if objective in known[other] else ""
+        raise NativeFormatError(f"has {library} objective '{objective or 'none'}', not "
+                                f"{_KIND[needs]} ({', '.join(known[needs])}){what}")
+    if needs == "predict" and classes is not None:
+        raise NativeFormatError(f"is a regressor ({library} objective '{objective}'), so "
+                                "meta.json field 'classes' does not apply. Hint: remove it")
+
+
+def load_lightgbm(payload: bytes, classes: Sequence[Any] | None,
+                  needs: str = "predict_proba") -> NativeBooster:
     try:
         text = payload.decode("utf-8")
     except UnicodeDecodeError:
@@ -108,15 +177,16 @@ def load_lightgbm(payload: bytes, classes: Sequence[Any] | None) -> NativeClassi
     header = dict(line.split("=", 1) for line in text.split("\nTree=", 1)[0].splitlines()
                   if "=" in line)
     objective = header.get("objective", "").split(" ")[0]
-    if objective not in ("binary", "cross_entropy", "multiclass", "multiclassova"):
-        shown = objective or "none"
-        raise NativeFormatError(f"has LightGBM objective '{shown}', not a classifier's "
-                                "(binary, cross_entropy, multiclass, multiclassova)")
+    _check_objective("LightGBM", objective, _LIGHTGBM_OBJECTIVES, needs, classes)
     lgb = _library("lightgbm")
     try:
         booster = lgb.Booster(model_str=text)
     except Exception as err:
         raise NativeFormatError(f"is not a LightGBM model: {str(err)[:200]}") from None
+    names = _named(booster.feature_name(), lambda i, n: n == f"Column_{i}")
+    if needs == "predict":
+        return NativeRegressor(lambda X: booster.predict(X, num_threads=1),
+                               booster.num_feature(), names, "lightgbm", objective)
     n_classes = int(header.get("num_class", "1"))
     binary = objective in ("binary", "cross_entropy")
     labels = _labels(classes, 2 if binary else n_classes)
@@ -127,7 +197,6 @@ def load_lightgbm(payload: bytes, classes: Sequence[Any] | None) -> NativeClassi
             return _two_columns(out)
         return out / out.sum(axis=1, keepdims=True) if objective == "multiclassova" else out
 
-    names = _named(booster.feature_name(), lambda i, n: n == f"Column_{i}")
     return NativeClassifier(proba, labels, booster.num_feature(), names, "lightgbm")
 
 
@@ -139,7 +208,8 @@ def lightgbm_columns(expected: list[str], available: Sequence[str]) -> list[str]
 
 # --- XGBoost ---------------------------------------------------------------------------------
 
-def load_xgboost(payload: bytes, classes: Sequence[Any] | None) -> NativeClassifier:
+def load_xgboost(payload: bytes, classes: Sequence[Any] | None,
+                 needs: str = "predict_proba") -> NativeBooster:
     xgb = _library("xgboost")
     booster = xgb.Booster()
     try:
@@ -148,17 +218,17 @@ def load_xgboost(payload: bytes, classes: Sequence[Any] | None) -> NativeClassif
     except Exception as err:
         raise NativeFormatError(f"is not an XGBoost model: {str(err)[:200]}") from None
     objective = learner["objective"]["name"]
-    if objective not in ("binary:logistic", "binary:logitraw", "multi:softprob",
-                         "multi:softmax"):
-        raise NativeFormatError(f"has XGBoost objective '{objective}', not a classifier's "
-                                "(binary:logistic, binary:logitraw, multi:softprob, "
-                                "multi:softmax)")
+    _check_objective("XGBoost", objective, _XGBOOST_OBJECTIVES, needs, classes)
+    booster.set_param({"nthread": 1})
+    names = _named(booster.feature_names, lambda i, n: n == f"f{i}")
+    if needs == "predict":
+        return NativeRegressor(
+            lambda X: booster.inplace_predict(_plain_numbers(X), predict_type="value"),
+            booster.num_features(), names, "xgboost", objective)
     binary = objective.startswith("binary:")
     n_classes = 2 if binary else int(learner["learner_model_param"]["num_class"])
     labels = _labels(classes, n_classes)
     margin_only = objective in ("binary:logitraw", "multi:softmax")
-
-    booster.set_param({"nthread": 1})
 
     def proba(X: Any) -> np.ndarray:
         out = np.asarray(booster.inplace_predict(
@@ -167,7 +237,6 @@ def load_xgboost(payload: bytes, classes: Sequence[Any] | None) -> NativeClassif
             return _two_columns(1.0 / (1.0 + np.exp(-out)) if margin_only else out)
         return _softmax(out) if margin_only else out
 
-    names = _named(booster.feature_names, lambda i, n: n == f"f{i}")
     return NativeClassifier(proba, labels, booster.num_features(), names, "xgboost")
 
 
@@ -184,16 +253,32 @@ def _plain_numbers(X: Any) -> Any:
 
 # --- CatBoost --------------------------------------------------------------------------------
 
-def load_catboost(payload: bytes, classes: Sequence[Any] | None) -> Any:
+def load_catboost(payload: bytes, classes: Sequence[Any] | None,
+                  needs: str = "predict_proba") -> Any:
+    """A CatBoost classifier as the library's own object (it keeps its labels), or a
+    regressor behind ``NativeRegressor`` (CatBoost's regressor lists an empty ``classes_``,
+    which would make it look like a classifier)."""
     cb = _library("catboost")
-    model = cb.CatBoostClassifier()
+    probe = cb.CatBoost()
     try:
-        model.load_model(blob=payload)
+        probe.load_model(blob=payload)
+        loss = str(probe.get_all_params().get("loss_function", "")).split(":")[0]
     except Exception as err:
         raise NativeFormatError(f"is not a CatBoost model: {str(err)[:200]}") from None
+    _check_objective("CatBoost", loss, _CATBOOST_LOSSES, needs)
+    if needs == "predict":
+        model = cb.CatBoostRegressor()
+        model.load_model(blob=payload)
+        names = [str(n) for n in (model.feature_names_ or [])]
+        placeholder = names == [str(i) for i in range(len(names))]
+        return NativeRegressor(model.predict, len(names), None if placeholder else names,
+                               "catboost", loss)
+    model = cb.CatBoostClassifier()
+    model.load_model(blob=payload)
     return model
 
 
-#: Which library parses each native file, by its suffix.
-NATIVE_LOADERS: dict[str, Callable[[bytes, Sequence[Any] | None], Any]] = {
+#: Which library parses each native file, by its suffix: (bytes, meta.json classes, the method
+#: the model must have) -> the model.
+NATIVE_LOADERS: dict[str, Callable[[bytes, Sequence[Any] | None, str], Any]] = {
     ".txt": load_lightgbm, ".ubj": load_xgboost, ".json": load_xgboost, ".cbm": load_catboost}

@@ -32,13 +32,20 @@ from ..evaluation._cache import load_row_predictions
 from ..evaluation._measure import model_features
 from ..evaluation._results import ModelEvaluation, RowPredictions, ScopeEvaluation
 from ..lifecycle._deployment import deployment_of
+from ..metrics import get_metric
 from ..monitoring._drift import feature_stats
 from ..scopes._discovery import Holdout, Scope, model_version, shown_path
 from ..scoring._composite import Leaderboard, LeaderboardRow
 from ..scoring._gates import skilled_models
 from ..store._abstract import Store
 from ..store._entities import DeploymentRecord, StageRecord
-from ..vocabulary import DEFAULT_WEIGHTS_METHOD, PROMOTED_STAGES, WeightsMethod, key_metric
+from ..vocabulary import (
+    DEFAULT_WEIGHTS_METHOD,
+    PROMOTED_STAGES,
+    WeightsMethod,
+    is_regression,
+    key_metric,
+)
 from ._compile import compile_members
 from ._ensemble import DEFAULT_ENSEMBLE_SIZE, EnsembleReport, compare_methods, ensemble_weights
 from ._slices import describe_findings, recommended_use, slice_tests
@@ -71,8 +78,16 @@ class PromotedSet:
     holdout: Holdout
     rows: list[LeaderboardRow]
     records: dict[str, StageRecord]
-    probas: list[np.ndarray]
+    #: Each member's holdout output, in ``rows`` order: class probabilities (rows, classes),
+    #: or for a regression scope predicted values (rows,).
+    outputs: list[np.ndarray]
     decisions: DecisionMark | None = None  # read before the records: what they reflect
+
+    @property
+    def targets(self) -> np.ndarray:
+        """What the outputs are scored against: each holdout row's class index, or for a
+        regression scope its target value."""
+        return self.holdout.y if self.holdout.is_regression else self.holdout.y_index
 
 
 def decision_mark(store: Store, scope: str) -> DecisionMark:
@@ -117,14 +132,14 @@ def promoted_set(scope: Scope, store: Store, evaluation: ScopeEvaluation, board:
         rows.append(row)
     rows.sort(key=lambda r: r.rank or 0)
     holdout = holdout or scope.load_holdout()
-    probas = []
+    outputs = []
     for row in rows:
         predicted = load_row_predictions(store, by_name[row.model_name])
         if predicted is None:
             raise InvalidInputError(f"no stored predictions for '{row.model_name}'. Hint: "
                                     "evaluate the scope again")
-        probas.append(predicted.proba)
-    return PromotedSet(scope, board, evaluation, holdout, rows, records, probas, decisions)
+        outputs.append(predicted.output)
+    return PromotedSet(scope, board, evaluation, holdout, rows, records, outputs, decisions)
 
 
 def _check_unchanged(scope: Scope, evaluated: ModelEvaluation, record: StageRecord) -> None:
@@ -146,16 +161,17 @@ def derived_texts(scope: Scope, store: Store, evaluation: ScopeEvaluation, model
     """Strength, known bias and recommended use from the holdout evidence."""
     evaluated = next(m for m in evaluation.models if m.model_name == model_name)
     skilled = model_name in skilled_models(board, evaluation, scope.config.gates.alpha)
-    return _derived(scope.task, holdout, load_row_predictions(store, evaluated), model_name,
+    return _derived(scope, holdout, load_row_predictions(store, evaluated), model_name,
                     _ranked_frame(board), weight, skilled)
 
 
-def _derived(task: str, holdout: Holdout, rows: RowPredictions | None, model_name: str,
+def _derived(scope: Scope, holdout: Holdout, rows: RowPredictions | None, model_name: str,
              ranked: pd.DataFrame, weight: float | None, skilled: bool) -> dict[str, str]:
-    tested = [] if rows is None else slice_tests(rows, holdout, task)
+    task, target = scope.task, scope.config.target
+    tested = [] if rows is None else slice_tests(rows, holdout, task, target=target)
     return {
-        "strength": describe_findings(tested, task, better=True),
-        "known_bias": describe_findings(tested, task, better=False),
+        "strength": describe_findings(tested, task, better=True, target=target),
+        "known_bias": describe_findings(tested, task, better=False, target=target),
         "recommended_use": recommended_use(model_name, ranked, weight, skilled=skilled),
     }
 
@@ -173,7 +189,7 @@ def build_cards(promoted: PromotedSet, store: Store,
     scope, board = promoted.scope, promoted.board
     names = [r.model_name for r in promoted.rows]
     weights = ensemble_weights(method, names, [r.composite_score or 0.0 for r in promoted.rows],
-                               promoted.probas, promoted.holdout.y_index,
+                               promoted.outputs, promoted.targets,
                                seed=scope.config.bootstrap_seed, size=size)
     now = now or datetime.now(UTC)
     holdout_info = _holdout_info(scope, promoted.evaluation)
@@ -182,10 +198,10 @@ def build_cards(promoted: PromotedSet, store: Store,
     written = store.annotations(scope.name)
     serving = _serving(promoted, deployment_of(store, scope))
     try:
-        cards = [_card(promoted, row, proba, weights[row.model_name], method, ranked, written,
+        cards = [_card(promoted, row, output, weights[row.model_name], method, ranked, written,
                        holdout_info, now, row.model_name in skilled).model_copy(
                            update={**serving[row.model_name], "decisions": promoted.decisions})
-                 for row, proba in zip(promoted.rows, promoted.probas, strict=True)]
+                 for row, output in zip(promoted.rows, promoted.outputs, strict=True)]
         ModelCards(cards)  # the same checks the engine makes on reading
     except ValidationError as err:
         first = err.errors(include_url=False)[0]
@@ -195,12 +211,12 @@ def build_cards(promoted: PromotedSet, store: Store,
     return cards
 
 
-def _card(promoted: PromotedSet, row: LeaderboardRow, proba: np.ndarray, weight: float,
+def _card(promoted: PromotedSet, row: LeaderboardRow, output: np.ndarray, weight: float,
           method: str, ranked: pd.DataFrame, written: dict[str, dict[str, str]],
           holdout_info: HoldoutInfo, now: datetime, skilled: bool) -> ModelCard:
     scope, holdout = promoted.scope, promoted.holdout
     no_errors = np.zeros(len(holdout.y), dtype=bool)
-    derived = _derived(scope.task, holdout, RowPredictions(proba, no_errors), row.model_name,
+    derived = _derived(scope, holdout, RowPredictions(output, no_errors), row.model_name,
                        ranked, weight, skilled)
     mine = written.get(row.model_name, {})
     texts = {field: mine.get(field) or derived[field] for field in TEXT_FIELDS}
@@ -212,7 +228,7 @@ def _card(promoted: PromotedSet, row: LeaderboardRow, proba: np.ndarray, weight:
         composite_score=row.composite_score, composite_interval=row.composite_interval,
         health_score=row.health_score, ensemble_weight=weight, weights_method=method,
         top_5_accuracy=row.metrics.get("top_5_accuracy"), roc_auc=row.metrics.get("roc_auc"),
-        metrics=row.metric_values(), **texts,
+        rmse=row.metrics.get("rmse"), metrics=row.metric_values(), **texts,
         model_path=shown_path(scope.model(row.model_name).model_path, scope.models_dir),
         sha256=row.sha256, feature_names=list(holdout.features.columns),
         classes=served_classes(holdout.classes), **_binary_fields(scope, holdout),
@@ -274,8 +290,8 @@ def compare_ensembles(promoted: PromotedSet, *, size: int = DEFAULT_ENSEMBLE_SIZ
                       ) -> tuple[list[EnsembleReport], dict[str, dict[str, float]]]:
     """Each weighting method's ensemble against each single model, on the reporting half."""
     return compare_methods([r.model_name for r in promoted.rows],
-                           [r.composite_score or 0.0 for r in promoted.rows], promoted.probas,
-                           promoted.holdout.y_index, promoted.scope.task,
+                           [r.composite_score or 0.0 for r in promoted.rows], promoted.outputs,
+                           promoted.targets, promoted.scope.task,
                            seed=promoted.scope.config.bootstrap_seed, size=size)
 
 
@@ -348,12 +364,15 @@ def _holdout_info(scope: Scope, evaluation: ScopeEvaluation) -> HoldoutInfo:
 
 def ensemble_table(reports: list[EnsembleReport], singles: dict[str, dict[str, float]],
                    task: str) -> pd.DataFrame:
-    """Rows: each method's ensemble and the best single promoted model; metric columns."""
+    """Rows: each method's ensemble and the best single promoted model (by the task's key
+    metric, in its direction); metric columns (RMSE, MAE and R² for regression)."""
     import pandas as pd
 
     key = key_metric(task)
-    best = max(singles, key=lambda n: singles[n][key])
+    sign = get_metric(key).sign
+    best = max(singles, key=lambda n: sign * singles[n][key])
     records = [{"ensemble": f"{r.method} weights", **r.metrics} for r in reports]
     records.append({"ensemble": f"best single model ({best})", **singles[best]})
-    columns = ["ensemble", key, "accuracy", "log_loss", "balanced_accuracy"]
+    columns = (["ensemble", "rmse", "mae", "r2"] if is_regression(task)
+               else ["ensemble", key, "accuracy", "log_loss", "balanced_accuracy"])
     return pd.DataFrame.from_records(records)[columns]

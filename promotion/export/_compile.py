@@ -1,12 +1,14 @@
 """Compiling the promoted members to ONNX at export, verified on the whole holdout.
 
 Each member a converter handles (skl2onnx; onnxmltools for XGBoost and LightGBM) is converted,
-run with onnxruntime on every holdout row and compared with its own ``predict_proba``: when
-the largest difference is at most ``MAX_DELTA`` the file is kept and its card names it, so the
-engine serves it without unpickling anything; otherwise the member stays native and its card
-says why. Native models are loaded in a worker process, never in the exporting one (as in
-evaluation), and each result is kept under the native file's and the holdout's sha256: an
-unchanged member is compiled once, however many exports follow.
+run with onnxruntime on every holdout row and compared with its own ``predict_proba`` (a
+regressor's ``predict``): when the largest difference is at most ``MAX_DELTA`` of the output's
+scale (1 for probabilities; for predicted values the largest |native prediction| on the
+holdout) the file is kept and its card names it, so the engine serves it without unpickling
+anything; otherwise the member stays native and its card says why. Native models are loaded in
+a worker process, never in the exporting one (as in evaluation), and each result is kept under
+the native file's and the holdout's sha256: an unchanged member is compiled once, however many
+exports follow.
 """
 
 from __future__ import annotations
@@ -26,11 +28,17 @@ import numpy as np
 from .._jsonio import dumps, write_atomic
 from ..contract import EXPORT_AREA, ModelCard
 from ..evaluation._isolation import _start_without_main
+from ..vocabulary import is_regression
 
 if TYPE_CHECKING:
     import pandas as pd
 
-#: Largest |difference| from the native probabilities a compiled member may show.
+#: Largest |difference| from the native output a compiled member may show, as a share of the
+#: output's scale: probabilities' (1), or the largest |native prediction| of a regressor on the
+#: holdout. Compiled graphs compute in float32, which keeps about 7 significant digits (a
+#: relative rounding of 6e-8 per operation): sums over trees, layers or features stay within
+#: about 1e-6 of the scale, and a converter that gets a split or a coefficient wrong is far
+#: beyond 1e-5.
 MAX_DELTA = 1e-5
 COMPILED = "compiled"
 
@@ -42,6 +50,7 @@ class _Job:
     sha256: str
     models_dir: Path
     trusted_types: tuple[str, ...]
+    regression: bool = False  # compared on predict (values), not predict_proba
 
 
 @dataclass(frozen=True)
@@ -61,7 +70,8 @@ def compile_members(cards: list[ModelCard], models_dir: Path, features: pd.DataF
              for c in cards}
     known = {c.model_name: _cached(folder, stems[c.model_name]) for c in cards}
     jobs = [_Job(c.model_name, models_dir.parent / c.model_path, c.sha256, models_dir,
-                 trusted_types) for c in cards if known[c.model_name] is None]
+                 trusted_types, is_regression(c.task))
+            for c in cards if known[c.model_name] is None]
     if jobs:
         for job, result in zip(jobs, _COMPILER.run(jobs, features, timeout_s), strict=True):
             known[job.model_name] = _keep(folder, stems[job.model_name], result)
@@ -181,31 +191,49 @@ def _compile_one(job: _Job, features: pd.DataFrame) -> _Result:
     from ..engine._align import model_columns
     from ..engine._loading import load_model_file
     from ..engine._onnx import OnnxModel, compile_model, load_onnx
+    from ..engine._preprocess import fitted_input
 
+    method = "predict" if job.regression else "predict_proba"
     try:
         native = load_model_file(job.path, job.models_dir, job.path.name,
-                                 expected_sha256=job.sha256, trusted_types=job.trusted_types
-                                 ).model
+                                 expected_sha256=job.sha256, trusted_types=job.trusted_types,
+                                 needs=method).model
         if isinstance(native, OnnxModel):
             return _Result(None, None, "served from its own ONNX file")
         columns = model_columns(native, list(features.columns))
         X = features[columns]
-        expected = np.asarray(native.predict_proba(X), dtype=float)
+        expected = np.asarray(getattr(native, method)(fitted_input(native, X)), dtype=float)
+        classes = None if job.regression else list(np.asarray(native.classes_).tolist())
         started = time.perf_counter()
-        payload = compile_model(native, columns, list(np.asarray(native.classes_).tolist()))
+        payload = compile_model(native, columns, classes)
         seconds = time.perf_counter() - started
-        got = np.asarray(load_onnx(payload, job.model_name).predict_proba(
-            X.to_numpy(dtype=np.float32)), dtype=float)
+        compiled = load_onnx(payload, job.model_name, needs=method)
+        got = np.asarray(getattr(compiled, method)(X.to_numpy(dtype=np.float32)), dtype=float)
     except Exception as err:  # the member's or the converter's failure: it stays native
         text = " ".join(str(err).split())[:300]
         return _Result(None, None, f"stays native: {text}")
+    if job.regression and expected.shape == (len(X), 1):
+        expected = expected[:, 0]
     if got.shape != expected.shape:
         return _Result(None, None, f"stays native: the compiled model returned shape "
                                    f"{got.shape}, the native {expected.shape}")
+    return _verdict(payload, got, expected, seconds, job.regression)
+
+
+def _verdict(payload: bytes, got: np.ndarray, expected: np.ndarray, seconds: float,
+             regression: bool) -> _Result:
+    """Keep the compiled file when it matches the native output within ``MAX_DELTA`` of the
+    output's scale; the result's note says by how much, and against what limit."""
     delta = float(np.max(np.abs(got - expected)))
-    if not np.isfinite(delta) or delta > MAX_DELTA:
-        return _Result(None, delta, f"stays native: the compiled probabilities differ from "
-                                    f"the native ones by up to {delta:.2g} on the holdout "
-                                    f"(more than {MAX_DELTA:g})")
+    scale = float(np.max(np.abs(expected))) if regression else 1.0
+    limit = MAX_DELTA * scale
+    what = "predicted values" if regression else "probabilities"
+    bound = (f"{limit:.2g}: {MAX_DELTA:g} × the largest |prediction|, {scale:.4g}"
+             if regression else f"{MAX_DELTA:g}")
+    if not np.isfinite(delta) or delta > limit:
+        return _Result(None, delta, f"stays native: the compiled {what} differ from the native "
+                                    f"ones by up to {delta:.2g} on the holdout (more than "
+                                    f"{bound})")
     return _Result(payload, delta, f"compiled to ONNX in {seconds:.1f} s; max |Δ| {delta:.1e} "
-                                   f"over {len(X)} holdout rows")
+                                f"over {len(expected)} holdout rows" + (
+                                    f" (limit {bound})" if regression else ""))

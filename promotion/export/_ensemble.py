@@ -3,7 +3,9 @@
 ``score`` is the seed's rule (composite / sum of composites), ``equal`` gives each model the
 same share, and ``greedy`` is Caruana et al.'s ensemble selection with replacement, fitted on
 one half of the holdout rows; every method is reported on the other half, so no figure is
-optimistic.
+optimistic. The ensemble's answer is the weighted mean of the members' outputs: class
+probabilities (rows, classes), or for a regression scope predicted values (rows,); greedy
+selection minimizes log loss on the former and squared error on the latter.
 """
 
 from __future__ import annotations
@@ -15,8 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import InvalidInputError
-from ..evaluation._bootstrap import point_metrics
-from ..vocabulary import WEIGHTS_METHODS
+from ..evaluation._bootstrap import point_metrics, regression_point_metrics
+from ..vocabulary import WEIGHTS_METHODS, is_regression
 
 DEFAULT_ENSEMBLE_SIZE = 25
 
@@ -45,18 +47,27 @@ def holdout_halves(n_rows: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return np.sort(order[: n_rows // 2]), np.sort(order[n_rows // 2:])
 
 
-def greedy_selection(probas: Sequence[np.ndarray], y: np.ndarray, size: int,
-                     labels: np.ndarray) -> np.ndarray:
-    """Caruana ensemble selection with replacement, minimizing log loss; returns weights."""
-    from sklearn.metrics import log_loss  # here: importing scikit-learn takes over a second
+def greedy_selection(outputs: Sequence[np.ndarray], y: np.ndarray, size: int,
+                     labels: np.ndarray | None = None) -> np.ndarray:
+    """Caruana ensemble selection with replacement; returns weights. Class probabilities
+    (rows, classes) are blended to minimize log loss over ``labels``; predicted values
+    (rows,) to minimize the squared error against the targets ``y``."""
+    if outputs[0].ndim == 1:
+        def loss(blend: np.ndarray) -> float:
+            return float(np.mean((blend - y) ** 2))
+    else:
+        from sklearn.metrics import log_loss  # here: importing scikit-learn takes over a second
 
-    counts = np.zeros(len(probas))
-    total = np.zeros_like(probas[0])
+        def loss(blend: np.ndarray) -> float:
+            return float(log_loss(y, y_proba=blend, labels=labels))
+
+    counts = np.zeros(len(outputs))
+    total = np.zeros_like(outputs[0], dtype=float)
     for step in range(1, size + 1):
-        losses = [log_loss(y, y_proba=(total + p) / step, labels=labels) for p in probas]
+        losses = [loss((total + p) / step) for p in outputs]
         best = int(np.argmin(losses))  # ties go to the earlier (better-ranked) model
         counts[best] += 1
-        total += probas[best]
+        total += outputs[best]
     return counts / size
 
 
@@ -70,9 +81,11 @@ class EnsembleReport:
 
 
 def ensemble_weights(method: str, names: Sequence[str], composites: Sequence[float],
-                     probas: Sequence[np.ndarray] | None = None, y: np.ndarray | None = None,
+                     outputs: Sequence[np.ndarray] | None = None, y: np.ndarray | None = None,
                      *, seed: int = 0, size: int = DEFAULT_ENSEMBLE_SIZE) -> dict[str, float]:
-    """Weights of the promoted models by ``method`` (see module doc), summing to 1."""
+    """Weights of the promoted models by ``method`` (see module doc), summing to 1.
+    ``outputs`` are the models' holdout outputs (class probabilities, or predicted values)
+    and ``y`` the holdout's class indexes (or targets): greedy weights need them."""
     if method not in WEIGHTS_METHODS:
         raise InvalidInputError(
             f"unknown weights method '{method}'. Hint: methods are {', '.join(WEIGHTS_METHODS)}")
@@ -81,32 +94,42 @@ def ensemble_weights(method: str, names: Sequence[str], composites: Sequence[flo
     elif method == "equal":
         weights = normalize([1.0] * len(names))
     else:
-        if probas is None or y is None:
+        if outputs is None or y is None:
             raise InvalidInputError("greedy weights need the models' holdout predictions")
         fit, _ = holdout_halves(len(y), seed)
-        labels = np.arange(probas[0].shape[1])
-        weights = normalize(greedy_selection([p[fit] for p in probas], y[fit], size, labels))
+        labels = None if outputs[0].ndim == 1 else np.arange(outputs[0].shape[1])
+        weights = normalize(greedy_selection([p[fit] for p in outputs], y[fit], size, labels))
     return dict(zip(names, weights.tolist(), strict=True))
 
 
+def blend(weights: Sequence[float], outputs: Sequence[np.ndarray]) -> np.ndarray:
+    """The ensemble's answer: the weighted mean of the members' outputs."""
+    return sum((w * p for w, p in zip(weights, outputs, strict=True)),
+               np.zeros_like(outputs[0], dtype=float))
+
+
 def compare_methods(names: Sequence[str], composites: Sequence[float],
-                    probas: Sequence[np.ndarray], y: np.ndarray, task: str, *, seed: int = 0,
+                    outputs: Sequence[np.ndarray], y: np.ndarray, task: str, *, seed: int = 0,
                     size: int = DEFAULT_ENSEMBLE_SIZE) -> tuple[list[EnsembleReport],
                                                                 dict[str, dict[str, float]]]:
     """Every method's weights and ensemble metrics on the reporting half, and each single
-    model's metrics on the same rows."""
+    model's metrics on the same rows (RMSE, MAE and R² for regression)."""
     _, report = holdout_halves(len(y), seed)
     errors = np.zeros(len(report), dtype=bool)
+
+    def measured(output: np.ndarray) -> dict[str, float]:
+        if is_regression(task):
+            return regression_point_metrics(output, errors, y[report])
+        return point_metrics(output, errors, y[report], task)
+
     reports = []
     for method in WEIGHTS_METHODS:
         try:
-            weights = ensemble_weights(method, names, composites, probas, y, seed=seed,
+            weights = ensemble_weights(method, names, composites, outputs, y, seed=seed,
                                        size=size)
         except InvalidInputError:
             continue  # e.g. score weights when every composite is 0
-        blend = sum(w * p[report] for w, p in zip(weights.values(), probas, strict=True))
-        reports.append(EnsembleReport(method, weights,
-                                      point_metrics(blend, errors, y[report], task)))
-    singles = {name: point_metrics(p[report], errors, y[report], task)
-               for name, p in zip(names, probas, strict=True)}
+        mixed = blend(list(weights.values()), [p[report] for p in outputs])
+        reports.append(EnsembleReport(method, weights, measured(mixed)))
+    singles = {name: measured(p[report]) for name, p in zip(names, outputs, strict=True)}
     return reports, singles
