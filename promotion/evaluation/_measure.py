@@ -236,10 +236,26 @@ def _one_line(value: object, limit: int = 300) -> str:
 
 def _refuse_classifier(model: Any) -> None:
     """A classifier's ``predict`` gives labels, not quantities: measuring it in a regression
-    scope would rank nonsense."""
-    if hasattr(model, "classes_"):
-        raise _ModelProblem(f"holds a classifier ({type(model).__name__}, it has classes_); "
-                            "scope.json field 'task' says regression")
+    scope would rank nonsense. A model is taken at its word when it declares its kind
+    (scikit-learn's estimator tags; CatBoost's regressor declares itself one yet has
+    ``classes_``); otherwise ``classes_`` marks a classifier."""
+    kind = _declared_kind(model)
+    if kind == "regressor":
+        return
+    if kind == "classifier" or hasattr(model, "classes_"):
+        raise _ModelProblem(f"holds a classifier ({type(model).__name__}); scope.json field "
+                            "'task' says regression")
+
+
+def _declared_kind(model: Any) -> str | None:
+    """``classifier``, ``regressor`` or None, as the model's estimator tags say."""
+    try:
+        from sklearn.utils import get_tags
+
+        return get_tags(model).estimator_type
+    except Exception:  # not a scikit-learn estimator: it may still say so the old way
+        kind = getattr(model, "_estimator_type", None)
+        return kind if isinstance(kind, str) else None
 
 
 def _call_in_chunks(call: Callable[[Any], Any], X: pd.DataFrame | np.ndarray,

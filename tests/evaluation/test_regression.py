@@ -189,3 +189,18 @@ def test_a_regression_scope_is_listed_not_broken(models_root, store):
     board, _ = build_leaderboard(models_root, "diabetes", store, n_jobs=1)
     assert board.task == "regression"
     assert [row.model_name for row in board.ranked] == ["ridge", "mean"]
+
+
+def test_a_regressor_with_classes_is_taken_at_its_word(regression_scope, models_root, store):
+    """CatBoost's regressor has a ``classes_`` attribute, and declares itself a regressor."""
+    catboost = pytest.importorskip("catboost")
+    X, y = _holdout(regression_scope)
+    model = catboost.CatBoostRegressor(iterations=30, depth=3, verbose=0, random_seed=0,
+                                       thread_count=1).fit(X, y)
+    assert hasattr(model, "classes_")
+    write_model(regression_scope, "catboost", model, model_type="catboost", group="tree")
+    board, _ = build_leaderboard(models_root, "diabetes", store, n_jobs=1)
+    row = board.row("catboost")
+    assert row.ok, row.reason
+    assert row.metrics["rmse"] == pytest.approx(
+        np.sqrt(mean_squared_error(y, model.predict(X))), rel=1e-12)
