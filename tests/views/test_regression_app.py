@@ -214,3 +214,27 @@ def test_lifecycle_crowns_a_regressor_through_the_gates(app_root):
     lifecycle_move(at, "knn", "champion", "lower RMSE, significantly")
     stages = open_store(app_root).stages("diabetes")
     assert (stages["knn"].stage, stages["ridge"].stage) == ("champion", "archived")
+
+
+def test_rows_a_model_failed_on_are_drawn_apart_and_left_out_of_the_residuals(app_root):
+    from factories import write_model
+    from misbehaving import FailsOnSomeRows
+
+    inner = joblib.load(app_root / "diabetes" / "ridge" / "model.joblib")
+    write_model(app_root / "diabetes", "flaky", FailsOnSomeRows(inner, "bmi", 0.05),
+                model_type="ridge", group="variant")
+    at = open_app("views/explorer.py")
+    at.selectbox(key="explore_model:diabetes").set_value("flaky")
+    at.run()
+    assert not at.exception and not at.error
+    X, _ = holdout_rows(app_root)
+    failing = int((X["bmi"] > 0.05).sum())
+    assert 0 < failing < len(X)
+    scatter = next(f for t, f in charts(at).items() if t.startswith("Predicted against"))
+    grey = next(d for d in scatter["data"] if d["name"] == "failed: its mean")
+    assert len(numbers(grey["x"])) == failing
+    assert any(c.value.startswith(f"{len(X):,} holdout rows; {failing:,} the model failed on")
+               for c in at.caption)
+    every = next(d.value for d in at.dataframe if "feature" in d.value.columns)
+    sex = every[every["feature"] == "sex"]
+    assert sex["rows"].sum() == len(X) - failing
