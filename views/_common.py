@@ -51,7 +51,7 @@ from promotion.scopes import (
 from promotion.scoring import Leaderboard, rank_models
 from promotion.store import SqlStore, on_lock_wait, open_store
 from promotion.usecases import edit_card_text, effective_weights
-from promotion.vocabulary import GROUPS
+from promotion.vocabulary import GROUPS, is_regression
 
 if TYPE_CHECKING:  # pandas loads with the pages that draw frames
     import pandas as pd
@@ -516,7 +516,11 @@ def _slice_findings(root: str, scope_name: str, signature: str,
                     model_name: str) -> list[SliceFinding]:
     scope = _load_scope(root, scope_name, signature)
     rows = load_row_predictions(store(), model_evaluation(scope, model_name))
-    return [] if rows is None else export.slice_findings(rows, holdout(scope), scope.task)
+    if rows is None:
+        return []
+    # A regression scope's slices of predicted values are named after its target.
+    named = {"target": scope.config.target} if is_regression(scope.task) else {}
+    return export.slice_findings(rows, holdout(scope), scope.task, **named)
 
 
 def slice_findings(scope: Scope, model_name: str) -> list[SliceFinding]:

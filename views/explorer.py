@@ -10,7 +10,7 @@ import streamlit as st
 
 from promotion import PromotionError
 from promotion.evaluation import RowPredictions, load_row_predictions
-from promotion.export import INSUFFICIENT, TEXT_FIELDS
+from promotion.export import INSUFFICIENT, TEXT_FIELDS, SliceFinding
 from promotion.metrics import get_metric_names
 from promotion.scopes import Holdout, Scope
 from promotion.scoring import (
@@ -49,8 +49,10 @@ UNAVAILABLE = (PromotionError, TypeError, ValueError)
 #: The most holdout rows drawn in the predicted-against-actual chart (a seeded sample beyond).
 MAX_POINTS = 20_000
 OVER, UNDER = "#C62828", "#1565C0"
-#: How each task's slice loss is named (``vocabulary.TaskRules.slice_loss``).
+#: How each task's slice loss is named (``vocabulary.TaskRules.slice_loss``), and the
+#: measures of a regression model's slices.
 SLICE_LOSS_LABELS = {"error": "Error rate", "log_loss": "Log loss", "residual": "Residual"}
+MEASURE_LABELS = {"residual": "Mean residual", "absolute_error": "Mean absolute error"}
 
 
 def choose_model(board: Leaderboard) -> LeaderboardRow | None:
@@ -303,17 +305,24 @@ def slice_table(scope: Scope, row: LeaderboardRow) -> None:
         st.caption("No slice passes the bars: the model is about as good everywhere the "
                    "holdout can tell.")
         return
-    loss = SLICE_LOSS_LABELS.get(task_rules(scope.task).slice_loss, "Loss")
+    names = {**MEASURE_LABELS, "loss": SLICE_LOSS_LABELS.get(
+        task_rules(scope.task).slice_loss, "Loss")}
     st.dataframe(pd.DataFrame([{
-        "slice": f.description, "rows": f.rows, "loss": f.slice_loss, "low": f.low,
-        "high": f.high, "overall": f.overall_loss, "p": f.p_value} for f in findings]),
+        "slice": f.description, "measure": names.get(measure(f), measure(f)), "rows": f.rows,
+        "value": f.slice_loss, "interval": f"[{f.low:.4g}, {f.high:.4g}]",
+        "overall": f.overall_loss, "p": f.p_value} for f in findings]),
         hide_index=True, width="stretch", column_config={
-            "slice": st.column_config.TextColumn("Slice", width="large"), "rows": "Rows",
-            "loss": st.column_config.NumberColumn(f"{loss} in the slice", format="%.4g"),
-            "low": st.column_config.NumberColumn("95% low", format="%.4g"),
-            "high": st.column_config.NumberColumn("95% high", format="%.4g"),
-            "overall": st.column_config.NumberColumn(f"{loss} overall", format="%.4g"),
+            "slice": "Slice", "measure": "Measure", "rows": "Rows",
+            "value": st.column_config.NumberColumn("In the slice", format="%.4g"),
+            "interval": "95% interval",
+            "overall": st.column_config.NumberColumn("Overall", format="%.4g"),
             "p": st.column_config.NumberColumn("p (Holm)", format="%.2g")})
+
+
+def measure(finding: SliceFinding) -> str:
+    """What a finding measures: the task's loss, or for regression its mean residual (a bias)
+    or mean absolute error (a strength or weakness)."""
+    return str(getattr(finding, "measure", "loss"))
 
 
 def main() -> None:

@@ -150,8 +150,9 @@ def test_the_explorer_shows_the_slice_analysis_or_says_why_not(app_root, scope):
     rows = load_row_predictions(store, next(m for m in state.evaluation.models
                                             if m.model_name == model))
     holdout = load_scope(app_root, scope).load_holdout()
+    named = {"target": "progression"} if scope == "diabetes" else {}
     try:
-        findings = export.slice_findings(rows, holdout, state.scope.task)
+        findings = export.slice_findings(rows, holdout, state.scope.task, **named)
     except TypeError as err:
         assert any(f"The slice analysis is not available for this model: {err}"
                    == i.value.replace("\\", "") for i in at.info)
@@ -159,6 +160,7 @@ def test_the_explorer_shows_the_slice_analysis_or_says_why_not(app_root, scope):
     tables = [d.value for d in at.dataframe if "slice" in d.value.columns]
     if findings:
         assert tables[0]["slice"].tolist() == [f.description for f in findings]
+        assert tables[0]["value"].tolist() == pytest.approx([f.slice_loss for f in findings])
     else:
         assert not tables
         assert any(c.value.startswith("No slice passes the bars") for c in at.caption)
