@@ -24,10 +24,16 @@ from promotion import ModelNotFoundError, PromotionError, export, settings
 from promotion.auth import may, role_of, team_mode
 from promotion.contract import ModelCard, cards_files
 from promotion.engine import log_fingerprint
-from promotion.evaluation import ModelEvaluation, ScopeEvaluation, evaluate_scope
+from promotion.evaluation import (
+    ModelEvaluation,
+    ScopeEvaluation,
+    evaluate_scope,
+    load_row_predictions,
+)
 from promotion.export import (
     TEXT_FIELDS,
     PromotedSet,
+    SliceFinding,
     build_cards,
     compare_ensembles,
     promoted_set,
@@ -45,7 +51,7 @@ from promotion.scopes import (
 from promotion.scoring import Leaderboard, rank_models
 from promotion.store import SqlStore, on_lock_wait, open_store
 from promotion.usecases import edit_card_text, effective_weights
-from promotion.vocabulary import GROUPS
+from promotion.vocabulary import GROUPS, is_regression
 
 if TYPE_CHECKING:  # pandas loads with the pages that draw frames
     import pandas as pd
@@ -505,6 +511,25 @@ def derived_texts(scope: Scope, board: Leaderboard, model_name: str
     """Evidence-derived strength, known bias and recommended use (slice analysis, cached)."""
     return _derived_texts(str(scope.models_dir), scope.name, folder_signature(scope.folder),
                           _weights_key(board), model_name)
+
+
+@st.cache_resource(show_spinner="Testing the model's slices…", max_entries=256)
+def _slice_findings(root: str, scope_name: str, signature: str,
+                    model_name: str) -> list[SliceFinding]:
+    scope = _load_scope(root, scope_name, signature)
+    rows = load_row_predictions(store(), model_evaluation(scope, model_name))
+    if rows is None:
+        return []
+    # A regression scope's slices of predicted values are named after its target.
+    named = {"target": scope.config.target} if is_regression(scope.task) else {}
+    return export.slice_findings(rows, holdout(scope), scope.task, **named)
+
+
+def slice_findings(scope: Scope, model_name: str) -> list[SliceFinding]:
+    """The slices of the holdout where the model is significantly better or worse than its
+    own average (``promotion.export.slice_findings``), strongest first; cached."""
+    return _slice_findings(str(scope.models_dir), scope.name, folder_signature(scope.folder),
+                           model_name)
 
 
 def scope_and_board() -> tuple[Scope, Leaderboard] | None:

@@ -9,6 +9,7 @@ import streamlit as st
 
 from promotion.metrics import get_metric, get_metric_names
 from promotion.scoring import Leaderboard, group_summary, metric_score_table, pareto_front
+from promotion.vocabulary import key_metric
 from views._common import (
     GROUP_LABELS,
     chart_text,
@@ -31,7 +32,7 @@ def chart_frame(board: Leaderboard) -> pd.DataFrame:
 def groups_side_by_side(board: Leaderboard) -> None:
     frame = chart_frame(board)
     colours = group_colour_map(group_order(frame["group"]))
-    left, right = st.columns([3, 2])
+    left, right = st.columns(2)
     figure = px.box(frame, x="group", y="composite_score", color="group", points="all",
                     hover_name="model_name", color_discrete_map=colours,
                     category_orders={"group": list(colours)},
@@ -43,10 +44,40 @@ def groups_side_by_side(board: Leaderboard) -> None:
     summary["group"] = [GROUP_LABELS.get(g, g) for g in summary["group"]]
     right.markdown("**Averages by group**")
     right.dataframe(summary, hide_index=True, width="stretch", column_config={
-        "group": "Group", "models": "Models",
-        "average": st.column_config.NumberColumn("Average", format="%.4f"),
-        "best": st.column_config.NumberColumn("Best", format="%.4f"),
-        "median": st.column_config.NumberColumn("Median", format="%.4f"),
+        "group": "Group",
+        "models": st.column_config.NumberColumn("Models", width="small"),
+        "average": st.column_config.NumberColumn("Average", format="%.4f", width="small"),
+        "best": st.column_config.NumberColumn("Best", format="%.4f", width="small"),
+        "median": st.column_config.NumberColumn("Median", format="%.4f", width="small"),
+    })
+
+
+def key_metric_by_group(board: Leaderboard) -> None:
+    """The task's key metric (top-5 accuracy, AUC, RMSE) by group, best group first in the
+    metric's own direction."""
+    key = key_metric(board.task)
+    metric = get_metric(key)
+    way = "higher" if metric.greater_is_better else "lower"
+    frame = chart_frame(board)
+    colours = group_colour_map(group_order(frame["group"]))
+    left, right = st.columns(2)
+    figure = px.box(frame, x="group", y=key, color="group", points="all",
+                    hover_name="model_name", color_discrete_map=colours,
+                    category_orders={"group": list(colours)},
+                    labels={key: metric.label, "group": "Group"},
+                    title=f"{metric.label} by group ({way} is better)")
+    figure.update_layout(height=420, showlegend=False)
+    left.plotly_chart(figure, width="stretch")
+    summary = group_summary(board, key)
+    summary["group"] = [GROUP_LABELS.get(g, g) for g in summary["group"]]
+    right.markdown(f"**{metric.label} by group**, best first")
+    shown = "%.4f" if metric.greater_is_better else "%.4g"  # an error in the target's units
+    right.dataframe(summary, hide_index=True, width="stretch", column_config={
+        "group": "Group",
+        "models": st.column_config.NumberColumn("Models", width="small"),
+        "average": st.column_config.NumberColumn("Average", format=shown, width="small"),
+        "best": st.column_config.NumberColumn("Best", format=shown, width="small"),
+        "median": st.column_config.NumberColumn("Median", format=shown, width="small"),
     })
 
 
@@ -108,6 +139,7 @@ def main() -> None:
         st.info("No model of this scope could be evaluated, so there is nothing to compare.")
         return
     groups_side_by_side(board)
+    key_metric_by_group(board)
     score_against_latency(board)
     st.subheader("Model against model")
     metric_by_metric(board)

@@ -151,6 +151,8 @@ def table(scope: Scope, board: Leaderboard,
           rows: list[LeaderboardRow], stages: dict[str, StageRecord]
           ) -> None:
     key, key_label = task_rules(board.task).key_metric, task_rules(board.task).key_label
+    if not get_metric(key).greater_is_better:  # RMSE: the arrow says which way is better
+        key_label = f"{key_label} ↓"
     labels = ["Rank", "Model", "Phase", "Composite", "95% interval", key_label, "p95 ms",
               "Stage", "Decision"]
     for column, label in zip(st.columns(COLUMNS, gap="xsmall"), labels, strict=True):
@@ -171,8 +173,7 @@ def table(scope: Scope, board: Leaderboard,
         cells[3].progress(min(max(score, 0.0), 1.0), text=f"{score:.4f}")
         low, high = row.composite_interval or (0.0, 0.0)
         cells[4].text(f"[{low:.3f}, {high:.3f}]")
-        value = row.metrics.get(key, float("nan"))
-        cells[5].text(f"{value:.1%}" if key == "top_5_accuracy" else f"{value:.4f}")
+        cells[5].text(key_value_text(key, row.metrics.get(key, float("nan"))))
         latency = row.metrics.get("latency_p95_ms", float("nan"))
         cells[6].text(f"{latency:.2f}" if latency < 10 else f"{latency:.1f}")
         record = stages.get(row.model_name)
@@ -191,6 +192,18 @@ def table(scope: Scope, board: Leaderboard,
             disabled=not ready, help=None if ready else why_disabled())
         confirm_demotion(scope, row.model_name)
         row_message(scope, row.model_name)
+
+
+def key_value_text(key: str, value: float) -> str:
+    """The key metric as the table shows it: top-5 accuracy as a percentage, AUC to four
+    decimals, an error in the target's units (RMSE) to four significant digits whatever its
+    scale (0.004213, 57.54, 53,211)."""
+    if key == "top_5_accuracy":
+        return f"{value:.1%}"
+    if get_metric(key).greater_is_better or not math.isfinite(value) or value == 0:
+        return f"{value:.4f}"
+    decimals = max(0, 3 - math.floor(math.log10(abs(value))))
+    return f"{value:,.{decimals}f}"
 
 
 def why_disabled() -> str:
@@ -297,7 +310,7 @@ def review_card(scope: Scope, card: ModelCard, weight: str) -> None:
         facts[1].metric("Health score", f"{card.health_score:.4f}")
         key = key_metric(card.task)
         value = getattr(card, key)
-        facts[2].metric(get_metric(key).label, f"{value:.4f}" if value is not None
+        facts[2].metric(get_metric(key).label, key_value_text(key, value) if value is not None
                         else "–")
         facts[3].metric("Phase", plain(card.phase))
         card_text_editor(scope.name, card.model_name,

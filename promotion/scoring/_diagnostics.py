@@ -1,4 +1,5 @@
-"""Tables behind the charts that help judge models: confusion, ROC, Pareto front, groups."""
+"""Tables behind the charts that help judge models: confusion, ROC, Pareto front, groups;
+for regression, predicted against actual and the residuals by feature bin."""
 
 from __future__ import annotations
 
@@ -112,17 +113,19 @@ def pareto_front(scores: Sequence[float], costs: Sequence[float]) -> np.ndarray:
     return on_front
 
 
-def group_summary(board: Leaderboard) -> pd.DataFrame:
-    """Per group: how many models rank, their average, best and median composite."""
+def group_summary(board: Leaderboard, metric: str = "composite_score") -> pd.DataFrame:
+    """Per group: how many models rank, their average, best and median ``metric`` (the
+    composite, or a metric's value, whose direction says which is best), best groups first."""
     import pandas as pd
 
     frame = board.to_frame()
     frame = frame[frame["status"] == "ok"]
-    if frame.empty:
+    if frame.empty or metric not in frame:
         return pd.DataFrame(columns=["group", "models", "average", "best", "median"])
-    table = frame.groupby("group")["composite_score"].agg(
-        models="size", average="mean", best="max", median="median")
-    return table.sort_values("average", ascending=False).reset_index()
+    higher = metric == "composite_score" or get_metric(metric).greater_is_better
+    table = frame.groupby("group")[metric].agg(
+        models="size", average="mean", best="max" if higher else "min", median="median")
+    return table.sort_values("average", ascending=not higher).reset_index()
 
 
 def metric_score_table(board: Leaderboard, model_names: Sequence[str],
@@ -142,3 +145,77 @@ def metric_score_table(board: Leaderboard, model_names: Sequence[str],
                             "value": value, "low": low,
                             "high": high, "score": score})
     return pd.DataFrame.from_records(records)
+
+
+def predicted_against_actual(rows: RowPredictions, holdout: Holdout) -> pd.DataFrame:
+    """Each holdout row's actual and predicted value and its residual (predicted − actual) of
+    a regression model; ``failed`` marks the rows it failed on, scored as its own mean."""
+    import pandas as pd
+
+    predicted = rows.predicted
+    return pd.DataFrame({"actual": holdout.y, "predicted": predicted,
+                         "residual": predicted - holdout.y, "failed": rows.errors.astype(bool)})
+
+
+#: Numeric features with more distinct values are cut into this many quantile bins (the
+#: quartiles of the slice analysis); fewer, and each value is a bin.
+RESIDUAL_BINS = 4
+FEW_VALUES = 12
+
+
+def feature_bins(series: pd.Series) -> list[tuple[str, np.ndarray]]:
+    """A feature's bins in their natural order, as (label, row mask): quantile bins
+    ``[low, high)`` (the last one closed) of a numeric feature, each value of a feature with
+    few values, each of a category's most frequent values (the rest together), and the rows
+    where it is missing."""
+    import pandas as pd
+
+    missing = series.isna().to_numpy()
+    found: list[tuple[str, np.ndarray]] = []
+    if not pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series):
+        labels = series.astype(str).to_numpy(dtype=object)
+        counts = pd.Series(labels[~missing]).value_counts()
+        common = sorted(counts.index[:FEW_VALUES].tolist())  # the most frequent, by name
+        found = [(f"= {value}", ~missing & (labels == value)) for value in common]
+        rest = ~missing & ~np.isin(labels, common)
+        if rest.any():
+            found.append((f"other ({len(counts) - len(common)} values)", rest))
+    else:
+        values = series.to_numpy(dtype=float)
+        distinct = np.unique(values[~missing])
+        if len(distinct) <= FEW_VALUES:
+            found = [(f"= {value:g}", values == value) for value in distinct]
+        else:
+            edges = np.unique(np.quantile(values[~missing],
+                                          np.linspace(0, 1, RESIDUAL_BINS + 1)))
+            bins = np.clip(np.searchsorted(edges, values, side="right") - 1, 0, len(edges) - 2)
+            last = len(edges) - 2
+            found = [(f"[{edges[b]:.4g}, {edges[b + 1]:.4g}{']' if b == last else ')'}",
+                      ~missing & (bins == b)) for b in range(len(edges) - 1)]
+    return found + ([("missing", missing)] if missing.any() else [])
+
+
+def residuals_by_feature(rows: RowPredictions, holdout: Holdout) -> pd.DataFrame:
+    """Where a regression model is biased: for each bin of each feature (``feature_bins``),
+    its rows, the mean residual (predicted − actual; above 0 it over-predicts there) and that
+    mean's 95% t interval. Rows the model failed on are left out: their value is a stand-in,
+    not the model's. The slice analysis tests these biases (Holm-corrected); this table shows
+    them all, tested or not."""
+    import pandas as pd
+    from scipy import stats  # here: SciPy's import is slow and a table is drawn on demand
+
+    kept = ~rows.errors.astype(bool)
+    residual = rows.predicted - holdout.y
+    records = []
+    for column in holdout.features.columns:
+        for order, (label, mask) in enumerate(feature_bins(holdout.features[column])):
+            chosen = residual[mask & kept]
+            n = len(chosen)
+            mean = float(chosen.mean()) if n else float("nan")
+            margin = (float(stats.t.ppf(0.975, n - 1) * chosen.std(ddof=1) / np.sqrt(n))
+                      if n > 1 else float("nan"))
+            records.append({"feature": str(column), "bin": label, "order": order, "rows": n,
+                            "mean_residual": mean, "low": mean - margin,
+                            "high": mean + margin})
+    columns = ["feature", "bin", "order", "rows", "mean_residual", "low", "high"]
+    return pd.DataFrame.from_records(records, columns=columns)
