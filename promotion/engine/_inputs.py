@@ -20,8 +20,8 @@ class FrameColumns:
 
     An Index never changes, and ``Index.is_`` knows it through its views (every frame sliced
     from one frame shares its columns so), so a frame whose columns were checked before costs
-    one comparison; another Index is compared as one array (``Index.equals``; listing an Index
-    of text costs about 1 µs a name)."""
+    one comparison (about 0.5 µs); another Index is compared with the names as one array
+    (``Index.equals``: about 5 µs for 64 names, 15-25 µs right after the members' calls)."""
 
     def __init__(self, feature_names: list[str]) -> None:
         self.feature_names = feature_names
