@@ -65,9 +65,6 @@ from ..contract import (
 )
 from ..errors import InvalidInputError
 from ..vocabulary import is_regression
-from ._align import (
-    require_columns,
-)
 from ._checks import (
     MemberNote,
     MemberOutput,
@@ -76,7 +73,7 @@ from ._checks import (
     failed_output,
     renormalized_detail,
 )
-from ._inputs import BatchInputs
+from ._inputs import BatchInputs, FrameColumns
 from ._loading import scope_trusted_types
 from ._members import LoadedModel, load_member, load_preprocessor_of, member_method, output_names
 from ._predlog import ENSEMBLE_CODE, LoggedBatch, PredictionLog, log_path
@@ -187,8 +184,7 @@ class PredictionEngine:
         canary = by_role.get("canary")
         self.canary = canary.card.model_name if canary else None
         self.canary_share = canary.card.traffic_share if canary else 0.0
-        self._checked_columns: Any = None  # the last frame columns found in the cards' order
-        self._feature_index: Any = None  # those names as an Index, made at the first frame
+        self._columns = FrameColumns(self.feature_names)  # where a frame keeps the features
 
     @classmethod
     def load(cls, scope: str, models_dir: Path | str = "models", *,
@@ -226,7 +222,7 @@ class PredictionEngine:
         A member's failed rows follow the rule of the module docstring; when no healthy model
         is left to answer a row this raises ``InvalidInputError`` and logs nothing.
         """
-        X = BatchInputs(self._features(frame), self.feature_names)
+        X = self._features(frame)
         rows = X.rows
         ids = _request_ids(request_ids, rows)
         at = _times(times, rows)
@@ -252,7 +248,7 @@ class PredictionEngine:
         """Each member's checked output, unweighted: class probabilities (columns in
         ``classes`` order), or for regression predicted values (rows,); NaN on the rows it
         failed."""
-        X = BatchInputs(self._features(frame), self.feature_names)
+        X = self._features(frame)
         if X.rows == 0:
             return {m.card.model_name: self._shaped(np.zeros((0, self._width)))
                     for m in self.members}
@@ -434,24 +430,14 @@ class PredictionEngine:
         return "answered by the canary" if member.card.role == "champion" else \
             "answered by the champion"
 
-    def _features(self, frame: pd.DataFrame | np.ndarray) -> pd.DataFrame | np.ndarray:
+    def _features(self, frame: pd.DataFrame | np.ndarray) -> BatchInputs:
         if isinstance(frame, np.ndarray):
             if frame.ndim != 2 or frame.shape[1] != len(self.feature_names):
                 raise InvalidInputError(
                     f"an input array of shape {frame.shape}; the cards need (rows, "
                     f"{len(self.feature_names)}) in their feature order (field feature_names)")
-            return frame
-        if frame.columns is self._checked_columns:  # an Index never changes: checked before
-            return frame
-        # Index.equals compares whole arrays at once (listing an Index of text, as pandas
-        # keeps column names, costs about 1 µs a name: most of a one-row request's time).
-        if self._feature_index is None:
-            self._feature_index = _index(self.feature_names)
-        if frame.columns.equals(self._feature_index):  # already right: no copy
-            self._checked_columns = frame.columns
-            return frame
-        require_columns(frame.columns, self.feature_names)
-        return frame[self.feature_names]
+            return BatchInputs(frame, self.feature_names)
+        return self._columns.batch(frame)
 
     def _model_input(self, X: BatchInputs) -> BatchInputs:
         """What the members take: the raw features, or the preprocessor's output on them
@@ -473,13 +459,6 @@ class PredictionEngine:
         if self.regression:
             return check_values(raw, X.rows)
         return check_output(raw, X.rows, member.positions, len(self.classes))
-
-
-def _index(names: list[str]) -> Any:
-    """The cards' feature names as a pandas Index, to compare a frame's columns with."""
-    import pandas as pd
-
-    return pd.Index(names)
 
 
 def _first_line(err: Exception) -> str:

@@ -97,6 +97,19 @@ def test_the_log_keeps_the_raw_features(shared):
     assert len(np.unique(sizes[~np.isnan(sizes)])) == X["size"].iloc[:50].nunique()
 
 
+def test_text_and_gaps_in_another_order_with_extra_columns_answer_the_same(shared):
+    X = pd.read_csv(shared / "shared" / "holdout.csv").drop(columns="diagnosis")
+    assert X["size"].dtype.kind not in "biuf" and X.isna().any().any()
+    engine = PredictionEngine.load("shared", shared, log=False)
+    arranged = X.assign(note="x", row=np.arange(len(X)))[["note", *X.columns[::-1], "row"]]
+    np.testing.assert_array_equal(engine.predict_proba(arranged), engine.predict_proba(X))
+    for i in range(5):
+        np.testing.assert_array_equal(engine.predict_proba(arranged.iloc[[i]]),
+                                      engine.predict_proba(X.iloc[[i]]))
+    with pytest.raises(InvalidInputError, match="missing feature column 'size'"):
+        engine.predict_proba(arranged.drop(columns="size"))
+
+
 def _predict(root: Path, rows: Path) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k != "PROMOTION_DB_URL"}
     # the tests too: the preprocessor's class (CountingTransformer) is defined here

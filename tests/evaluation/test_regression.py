@@ -196,7 +196,7 @@ def test_a_regressor_with_classes_is_taken_at_its_word(regression_scope, models_
     catboost = pytest.importorskip("catboost")
     X, y = _holdout(regression_scope)
     model = catboost.CatBoostRegressor(iterations=30, depth=3, verbose=0, random_seed=0,
-                                       thread_count=1).fit(X, y)
+                                       thread_count=1, allow_writing_files=False).fit(X, y)
     assert hasattr(model, "classes_")
     write_model(regression_scope, "catboost", model, model_type="catboost", group="tree")
     board, _ = build_leaderboard(models_root, "diabetes", store, n_jobs=1)
