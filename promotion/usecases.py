@@ -102,7 +102,7 @@ def keep_serving_decisions(models_dir: Path, scope_name: str, store: Store,
 def stale_export(models_dir: Path, scope_name: str, store: Store) -> str | None:
     """How the served export (the newest cards file) differs from the decisions in force, in
     words; None when it serves what was decided, or when nothing was exported yet."""
-    from .engine._engine import read_cards  # only pydantic and the cards: light
+    from .engine._cards import read_cards  # only pydantic and the cards: light
 
     found = cards_files(Path(models_dir), scope_name)
     if not found:
@@ -150,7 +150,7 @@ def export_scope(models_dir: Path, scope_name: str, store: Store,
 def latest_weights_method(models_dir: Path, scope_name: str) -> WeightsMethod:
     """The weighting method of the newest export (the default when there is none or it is
     bad)."""
-    from .engine._engine import read_cards  # only pydantic and the cards: light
+    from .engine._cards import read_cards  # only pydantic and the cards: light
 
     found = cards_files(Path(models_dir), scope_name)
     if not found:

@@ -132,7 +132,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def cmd_monitor(args: argparse.Namespace) -> int:
-    from ..engine._engine import newest_cards_file, read_cards
+    from ..engine._cards import newest_cards_file, read_cards
     from ..monitoring import drift, load_live, recommend
 
     scope = load_scope(args.models_dir, args.scope)

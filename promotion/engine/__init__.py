@@ -4,14 +4,9 @@ It reads only the export, the model files and the scope's prediction log: it nev
 store, the app or the training side, so ``import promotion.engine`` stays light.
 """
 
+from ._cards import newest_cards_file, read_cards
 from ._checks import SUM_TOLERANCE, MemberNote
-from ._engine import (
-           PredictionEngine,
-           Served,
-           canary_bucket,
-           newest_cards_file,
-           read_cards,
-)
+from ._engine import PredictionEngine, Served, canary_bucket
 from ._loading import (
            MODEL_FILES,
            SHIPPED_TRUSTED_TYPES,

@@ -53,18 +53,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from pydantic import ValidationError
 
 from ..contract import (
-    EXPORT_AREA,
-    MODEL_CARDS,
     ModelCard,
-    ModelCards,
-    cards_files,
     feature_stats_path,
 )
 from ..errors import InvalidInputError
 from ..vocabulary import is_regression
+from ._cards import newest_cards_file, read_cards
 from ._checks import (
     MemberNote,
     MemberOutput,
@@ -82,8 +78,7 @@ from ._preprocess import transform_features
 if TYPE_CHECKING:  # the caller brings its frame, so pandas is loaded by then
     import pandas as pd
 
-__all__ = ["LoadedModel", "PredictionEngine", "Served", "canary_bucket", "newest_cards_file",
-           "read_cards"]
+__all__ = ["LoadedModel", "PredictionEngine", "Served", "canary_bucket"]
 
 ENSEMBLE = "ensemble"
 
@@ -95,40 +90,6 @@ def canary_bucket(request_id: str) -> float:
     """
     digest = hashlib.blake2b(request_id.encode("utf-8"), digest_size=8).digest()
     return int.from_bytes(digest, "big") / 2.0 ** 64
-
-
-def newest_cards_file(scope: str, models_dir: Path | str) -> Path:
-    """The model-cards file of ``scope``'s newest decisions (see ``contract.export_order``):
-    not the newest file name, which an export finishing late or a far-future name would
-    win."""
-    found = cards_files(Path(models_dir), scope)
-    if not found:
-        folder = Path(models_dir) / EXPORT_AREA / MODEL_CARDS
-        raise InvalidInputError(f"no model cards exported for scope '{scope}' in {folder}. "
-                                f"Hint: python -m promotion export --scope {scope}")
-    return found[-1]
-
-
-def read_cards(path: Path) -> list[ModelCard]:
-    """Read and validate a model-cards file; bad content raises one clear message."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InvalidInputError(f"{path}: file is missing") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise InvalidInputError(f"{path}: cannot be read ({err})") from None
-    except json.JSONDecodeError as err:
-        raise InvalidInputError(f"{path}: not valid JSON (line {err.lineno}, column "
-                                f"{err.colno}: {err.msg})") from None
-    try:
-        return ModelCards.model_validate(data).root
-    except ValidationError as err:
-        first = err.errors(include_url=False)[0]
-        loc = list(first["loc"])
-        message = str(first["msg"]).removeprefix("Value error, ")
-        if len(loc) > 1:
-            message = f"card {loc[0]} field '{'.'.join(map(str, loc[1:]))}': {message}"
-        raise InvalidInputError(f"{path}: {message}") from None
 
 
 @dataclass(frozen=True)

@@ -348,7 +348,7 @@ def _refuse_if_not_current(models_dir: Path, scope_name: str, store: Store,
 def current_recommendation(models_dir: Path, scope_name: str, store: Store
                            ) -> Recommendation:
     """The recommendation now: the newest export's allocation and the log as it is."""
-    from ..engine._engine import newest_cards_file, read_cards
+    from ..engine._cards import newest_cards_file, read_cards
 
     scope = load_scope(models_dir, scope_name)
     cards = read_cards(newest_cards_file(scope_name, models_dir))

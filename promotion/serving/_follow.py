@@ -14,7 +14,8 @@ import threading
 from pathlib import Path
 
 from ..contract import EXPORT_AREA, MODEL_CARDS
-from ..engine._engine import PredictionEngine, newest_cards_file
+from ..engine._cards import newest_cards_file
+from ..engine._engine import PredictionEngine
 from ..engine._predlog import PredictionLog
 from ..errors import PromotionError
 

@@ -20,8 +20,7 @@ from jsonschema import Draft202012Validator
 from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
 
 from promotion.contract import SCHEMA_VERSION, ModelCards
-from promotion.engine import PredictionEngine
-from promotion.engine._engine import read_cards
+from promotion.engine import PredictionEngine, read_cards
 from promotion.export import compare_ensembles, ensemble_table, promoted_set
 from promotion.export._ensemble import greedy_selection, holdout_halves
 from promotion.metrics import get_metric_names
